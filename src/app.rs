@@ -1,0 +1,244 @@
+//! The only wiring: binds sockets, registers streams, spawns every task
+//! under one tracker, and stops them in order when `shutdown` fires.
+//!
+//! Shutdown order: ingest stops first (sources see the token), then the
+//! trackers and the API; the whole drain is bounded by [`SHUTDOWN_GRACE`].
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::api::{self, ApiState};
+use crate::clock::SharedClock;
+use crate::cloud::aws::AwsCloud;
+use crate::cloud::tracker::{self, CloudView, SharedView};
+use crate::config::Config;
+use crate::ingest::access_log::{self, Follower};
+use crate::ingest::statsd::{self, StatsdRouter};
+use crate::ingest::status_page::{self, StatusPoller};
+use crate::ingest::{lock, CounterSnapshot, SharedStore, Sink, SourceCounters};
+use crate::series::{SeriesStore, StoreConfig, StreamKind};
+
+/// How long tasks get to finish after the stop signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+/// How often traffic and ingest-drop summaries are logged.
+const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// Addresses actually bound (ports may have been 0 in the config).
+#[derive(Debug, Clone, Default)]
+pub struct Bound {
+    pub statsd: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
+}
+
+fn store_config(config: &Config) -> StoreConfig {
+    StoreConfig {
+        seconds_kept: config.series.per_second.as_secs().max(60) as usize,
+        minutes_kept: (config.series.per_minute.as_secs() / 60).max(60) as usize,
+        grace_s: config.ingest.grace.as_secs_f64().ceil() as i64,
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled.
+pub async fn run(config: Config, clock: SharedClock, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let tasks = TaskTracker::new();
+    let started_at = clock.now();
+    let store: SharedStore = Arc::new(Mutex::new(SeriesStore::new(store_config(&config))));
+    let view: SharedView = Arc::new(RwLock::new(CloudView::default()));
+    let mut counters: Vec<Arc<SourceCounters>> = Vec::new();
+    let mut bound = Bound::default();
+
+    // Streams first, so ids are fixed before any source starts.
+    let routes: Vec<_> = {
+        let mut s = lock(&store);
+        for name in config.request_streams() {
+            let kind = if config.ingest.status_pages.iter().any(|p| p.stream == name) {
+                StreamKind::Poll
+            } else {
+                StreamKind::Push
+            };
+            s.register(&name, kind);
+        }
+        config
+            .statsd_routes()
+            .into_iter()
+            .map(|(sel, stream)| (sel, s.register(&stream, StreamKind::Push)))
+            .collect()
+    };
+
+    if let Some(cfg) = &config.ingest.statsd {
+        let socket = bind_udp(cfg.listen).with_context(|| format!("bind StatsD socket {}", cfg.listen))?;
+        let addr = socket.local_addr()?;
+        bound.statsd = Some(addr);
+        tracing::info!(statsd = %addr, "StatsD listening.");
+        let c = SourceCounters::new("statsd");
+        counters.push(c.clone());
+        let sink = Sink {
+            store: store.clone(),
+            clock: clock.clone(),
+            counters: c,
+        };
+        let router = Arc::new(StatsdRouter::new(routes));
+        tasks.spawn(
+            statsd::run(socket, cfg.max_packet_bytes, router, sink, shutdown.clone())
+                .instrument(tracing::info_span!("statsd")),
+        );
+    }
+
+    for cfg in &config.ingest.access_logs {
+        let c = SourceCounters::new(format!("access_log:{}", cfg.stream));
+        counters.push(c.clone());
+        let sink = Sink {
+            store: store.clone(),
+            clock: clock.clone(),
+            counters: c,
+        };
+        let stream = lock(&store).id(&cfg.stream).expect("registered above");
+        let follower = Follower::new(&cfg.path, cfg.start_at.clone(), cfg.max_line_bytes);
+        tasks.spawn(
+            access_log::run(follower, cfg.format.clone(), stream, cfg.poll_interval, sink, shutdown.clone())
+                .instrument(tracing::info_span!("access_log", stream = %cfg.stream)),
+        );
+    }
+
+    for cfg in &config.ingest.status_pages {
+        let c = SourceCounters::new(format!("status_page:{}", cfg.stream));
+        counters.push(c.clone());
+        let sink = Sink {
+            store: store.clone(),
+            clock: clock.clone(),
+            counters: c,
+        };
+        let poller = StatusPoller {
+            url: cfg.url.clone(),
+            kind: cfg.kind,
+            stream: lock(&store).id(&cfg.stream).expect("registered above"),
+            interval: cfg.interval,
+            timeout: cfg.timeout,
+        };
+        tasks.spawn(status_page::run(poller, sink, shutdown.clone()).instrument(tracing::info_span!("status_page", stream = %cfg.stream)));
+    }
+
+    tasks.spawn(
+        seal_and_summarize(store.clone(), clock.clone(), counters.clone(), shutdown.clone())
+            .instrument(tracing::info_span!("series")),
+    );
+
+    let tables: Vec<String> = config.dynamodb.tables.iter().map(|t| t.name.clone()).collect();
+    let group = config.asg.as_ref().and_then(|a| a.name.clone());
+    if config.asg.as_ref().is_some_and(|a| a.name.is_none()) {
+        tracing::warn!("asg.name is not set and group discovery from instance metadata is not available in this version; the group is not tracked.");
+    }
+    if !tables.is_empty() || group.is_some() {
+        let cloud = Arc::new(AwsCloud::connect(&config.aws).await);
+        if !tables.is_empty() {
+            tasks.spawn(
+                tracker::track_tables(cloud.clone(), tables, config.dynamodb.poll_interval, view.clone(), clock.clone(), shutdown.clone())
+                    .instrument(tracing::info_span!("dynamodb")),
+            );
+        }
+        if let (Some(group), Some(asg)) = (group, &config.asg) {
+            tasks.spawn(
+                tracker::track_group(cloud, group, asg.poll_interval, view.clone(), clock.clone(), shutdown.clone())
+                    .instrument(tracing::info_span!("asg")),
+            );
+        }
+    }
+
+    if let Some(api_cfg) = &config.api {
+        let listener = TcpListener::bind(api_cfg.listen)
+            .await
+            .with_context(|| format!("bind API listener {}", api_cfg.listen))?;
+        let addr = listener.local_addr()?;
+        bound.api = Some(addr);
+        tracing::info!(api = %addr, "API listening.");
+        let state = ApiState {
+            mode: config.mode,
+            store: store.clone(),
+            counters: counters.clone(),
+            view: view.clone(),
+            clock: clock.clone(),
+            started_at,
+        };
+        let token = shutdown.clone();
+        tasks.spawn(
+            async move {
+                if let Err(e) = api::serve(listener, state, token).await {
+                    tracing::error!(error = %e, "API server failed.");
+                }
+            }
+            .instrument(tracing::info_span!("api")),
+        );
+    }
+
+    tracing::info!(mode = ?config.mode, statsd = ?bound.statsd, api = ?bound.api, "rapidscale started.");
+    shutdown.cancelled().await;
+    tracing::info!("Stopping.");
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
+        tracing::warn!(grace_ms = SHUTDOWN_GRACE.as_millis() as u64, "Some tasks did not stop in time.");
+    }
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+/// Binds the StatsD socket with a large receive buffer: bursts of
+/// datagrams must queue in the kernel, not be dropped there.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // The kernel caps this at net.core.rmem_max; a smaller buffer still works.
+    let _ = socket.set_recv_buffer_size(8 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    let effective = socket.recv_buffer_size().unwrap_or(0);
+    tracing::debug!(bytes = effective, "StatsD receive buffer.");
+    UdpSocket::from_std(socket.into())
+}
+
+/// Seals seconds as their grace window passes; every 10 s logs traffic per
+/// stream and any new ingest drops.
+async fn seal_and_summarize(store: SharedStore, clock: SharedClock, counters: Vec<Arc<SourceCounters>>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_summary = tokio::time::Instant::now();
+    let mut last_counts: Vec<CounterSnapshot> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        lock(&store).seal(clock.unix_seconds());
+        if last_summary.elapsed() < SUMMARY_EVERY {
+            continue;
+        }
+        last_summary = tokio::time::Instant::now();
+        let traffic = {
+            let s = lock(&store);
+            s.stream_ids()
+                .map(|id| {
+                    let sum = s.summary(id);
+                    let fmt = |x: Option<f64>| x.map_or("unknown".to_string(), |v| format!("{v:.1}"));
+                    format!("{} last={} mean10={}", sum.name, fmt(sum.last_value), fmt(sum.mean_10s))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        tracing::info!(streams = %traffic, "Requests per second.");
+        let now_counts: Vec<CounterSnapshot> = counters.iter().map(|c| c.snapshot()).collect();
+        for now in &now_counts {
+            let before = last_counts.iter().find(|b| b.source == now.source);
+            let new_drops = now.drops_since(before);
+            if !new_drops.is_empty() {
+                let text = new_drops.iter().map(|(r, n)| format!("{r}={n}")).collect::<Vec<_>>().join(" ");
+                tracing::warn!(source = %now.source, dropped = %text, "Dropped malformed or late input in the last 10 s.");
+            }
+        }
+        last_counts = now_counts;
+    }
+}

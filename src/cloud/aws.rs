@@ -1,0 +1,174 @@
+//! The AWS backend: the official SDK, configured from `[aws]` and the usual
+//! environment / profile chain.
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::config::AwsConfig;
+
+/// Clients for every AWS service rapidscale calls.
+#[derive(Debug, Clone)]
+pub struct AwsCloud {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+impl AwsCloud {
+    pub async fn connect(config: &AwsConfig) -> AwsCloud {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(15))
+                .build(),
+        );
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &config.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(profile) = &config.profile {
+            loader = loader.profile_name(profile);
+        }
+        let sdk = loader.load().await;
+        AwsCloud {
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+        }
+    }
+}
+
+/// Classifies an SDK error: the one place that reads AWS error codes.
+pub fn classify<E, R>(operation: &'static str, resource: &str, err: SdkError<E, R>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let kind = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => CloudErrorKind::Unavailable,
+        SdkError::ResponseError(_) => CloudErrorKind::Unavailable,
+        SdkError::ServiceError(se) => kind_of_code(se.err().code()),
+        SdkError::ConstructionFailure(_) => CloudErrorKind::Other,
+        _ => kind_of_code(err.code()),
+    };
+    CloudError {
+        operation,
+        resource: resource.to_string(),
+        kind,
+        message: DisplayErrorContext(&err).to_string(),
+    }
+}
+
+fn kind_of_code(code: Option<&str>) -> CloudErrorKind {
+    match code.unwrap_or("") {
+        "ThrottlingException" | "Throttling" | "ProvisionedThroughputExceededException" | "RequestLimitExceeded"
+        | "TooManyRequestsException" => CloudErrorKind::Throttled,
+        "LimitExceededException" | "LimitExceeded" => CloudErrorKind::LimitExceeded,
+        "ResourceNotFoundException" | "TableNotFoundException" => CloudErrorKind::NotFound,
+        "ResourceInUseException" | "ScalingActivityInProgress" | "ScalingActivityInProgressFault" | "ResourceContention"
+        | "ResourceContentionFault" => CloudErrorKind::ResourceBusy,
+        "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" | "InvalidClientTokenId"
+        | "ExpiredTokenException" => CloudErrorKind::AccessDenied,
+        "InternalServerError" | "InternalFailure" | "ServiceUnavailable" => CloudErrorKind::Unavailable,
+        _ => CloudErrorKind::Other,
+    }
+}
+
+fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+fn throughput(pt: Option<&aws_sdk_dynamodb::types::ProvisionedThroughputDescription>) -> Option<Throughput> {
+    let pt = pt?;
+    let (read, write) = (pt.read_capacity_units()?, pt.write_capacity_units()?);
+    // On-demand tables report 0/0.
+    (read > 0 || write > 0).then(|| Throughput {
+        read: read as u64,
+        write: write as u64,
+    })
+}
+
+impl CloudBackend for AwsCloud {
+    async fn describe_table(&self, name: &str) -> Result<TableDescription, CloudError> {
+        let out = self
+            .dynamodb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeTable", name, e))?;
+        let t = out.table().ok_or_else(|| CloudError {
+            operation: "DescribeTable",
+            resource: name.to_string(),
+            kind: CloudErrorKind::Other,
+            message: "response has no table".into(),
+        })?;
+        let billing_mode = match t.billing_mode_summary().and_then(|b| b.billing_mode()) {
+            Some(aws_sdk_dynamodb::types::BillingMode::PayPerRequest) => BillingMode::PayPerRequest,
+            _ => BillingMode::Provisioned,
+        };
+        let pt = t.provisioned_throughput();
+        let indexes = t
+            .global_secondary_indexes()
+            .iter()
+            .map(|g| IndexDescription {
+                name: g.index_name().unwrap_or_default().to_string(),
+                status: g.index_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                provisioned: throughput(g.provisioned_throughput()),
+            })
+            .collect();
+        Ok(TableDescription {
+            name: t.table_name().unwrap_or(name).to_string(),
+            status: t.table_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            billing_mode,
+            provisioned: throughput(pt),
+            indexes,
+            decreases_today: pt.and_then(|p| p.number_of_decreases_today()).map(|n| n as u64),
+            last_increase: pt.and_then(|p| p.last_increase_date_time()).and_then(to_utc),
+            last_decrease: pt.and_then(|p| p.last_decrease_date_time()).and_then(to_utc),
+        })
+    }
+
+    async fn describe_group(&self, name: &str) -> Result<GroupDescription, CloudError> {
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeAutoScalingGroups", name, e))?;
+        let g = out.auto_scaling_groups().first().ok_or_else(|| CloudError {
+            operation: "DescribeAutoScalingGroups",
+            resource: name.to_string(),
+            kind: CloudErrorKind::NotFound,
+            message: format!("auto scaling group {name} not found"),
+        })?;
+        let count = |v: Option<i32>| v.unwrap_or(0).max(0) as u32;
+        Ok(GroupDescription {
+            name: g.auto_scaling_group_name().unwrap_or(name).to_string(),
+            desired: count(g.desired_capacity()),
+            min: count(g.min_size()),
+            max: count(g.max_size()),
+            instances: g
+                .instances()
+                .iter()
+                .map(|i| InstanceDescription {
+                    id: i.instance_id().unwrap_or_default().to_string(),
+                    lifecycle_state: i.lifecycle_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    health: i.health_status().unwrap_or_default().to_string(),
+                    availability_zone: i.availability_zone().map(str::to_string),
+                })
+                .collect(),
+        })
+    }
+}

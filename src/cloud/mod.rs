@@ -1,0 +1,127 @@
+//! The cloud edge: the only module that names `aws_sdk_*` types.
+//!
+//! [`CloudBackend`] is what the rest of rapidscale sees: plain rapidscale
+//! types in, plain types out, errors classified once in [`CloudError`].
+//! [`aws::AwsCloud`] implements it with the official SDK; the tracker polls
+//! it and keeps the latest view of each table and group.
+
+pub mod aws;
+pub mod tracker;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BillingMode {
+    Provisioned,
+    PayPerRequest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Throughput {
+    pub read: u64,
+    pub write: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexDescription {
+    pub name: String,
+    /// CREATING, UPDATING, DELETING or ACTIVE.
+    pub status: String,
+    /// None for on-demand tables.
+    pub provisioned: Option<Throughput>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableDescription {
+    pub name: String,
+    /// CREATING, UPDATING, DELETING, ACTIVE, ...
+    pub status: String,
+    pub billing_mode: BillingMode,
+    pub provisioned: Option<Throughput>,
+    pub indexes: Vec<IndexDescription>,
+    /// As reported by AWS; emulators may leave these out.
+    pub decreases_today: Option<u64>,
+    pub last_increase: Option<DateTime<Utc>>,
+    pub last_decrease: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceDescription {
+    pub id: String,
+    /// Pending, Pending:Wait, InService, Terminating, Standby, Warmed:*, ...
+    pub lifecycle_state: String,
+    /// Healthy or Unhealthy.
+    pub health: String,
+    pub availability_zone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupDescription {
+    pub name: String,
+    pub desired: u32,
+    pub min: u32,
+    pub max: u32,
+    pub instances: Vec<InstanceDescription>,
+}
+
+impl GroupDescription {
+    /// Instances that take traffic: InService and Healthy.
+    pub fn serving(&self) -> usize {
+        self.instances
+            .iter()
+            .filter(|i| i.lifecycle_state == "InService" && i.health == "Healthy")
+            .count()
+    }
+}
+
+/// How a cloud call failed, decided once for every caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudErrorKind {
+    /// The API throttled us: back off.
+    Throttled,
+    /// A service limit (for example DynamoDB's daily decreases).
+    LimitExceeded,
+    NotFound,
+    /// The resource is busy (table UPDATING, scaling activity in progress).
+    ResourceBusy,
+    /// Network, timeout or 5xx: the service could not be reached.
+    Unavailable,
+    /// Credentials or permissions.
+    AccessDenied,
+    /// Anything else: a bad request, a bug.
+    Other,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize)]
+#[error("{operation} {resource}: {message}")]
+pub struct CloudError {
+    pub operation: &'static str,
+    pub resource: String,
+    pub kind: CloudErrorKind,
+    /// The full error chain (`DisplayErrorContext`).
+    pub message: String,
+}
+
+impl CloudError {
+    /// Whether trying the same call again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self.kind {
+            CloudErrorKind::Throttled | CloudErrorKind::ResourceBusy | CloudErrorKind::Unavailable => true,
+            CloudErrorKind::LimitExceeded
+            | CloudErrorKind::NotFound
+            | CloudErrorKind::AccessDenied
+            | CloudErrorKind::Other => false,
+        }
+    }
+}
+
+/// What rapidscale needs from AWS (or from a simulated AWS).
+pub trait CloudBackend: Send + Sync + 'static {
+    fn describe_table(&self, name: &str) -> impl Future<Output = Result<TableDescription, CloudError>> + Send;
+    fn describe_group(&self, name: &str) -> impl Future<Output = Result<GroupDescription, CloudError>> + Send;
+}

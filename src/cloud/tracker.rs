@@ -1,0 +1,160 @@
+//! Keeps the latest view of each configured table and group by polling the
+//! backend. Logs what changed, not what stayed the same; a failing resource
+//! is logged when it starts and stops failing.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{CloudBackend, CloudError, GroupDescription, TableDescription};
+use crate::clock::SharedClock;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tracked<T> {
+    pub current: Option<T>,
+    pub last_ok: Option<DateTime<Utc>>,
+    pub last_error: Option<CloudError>,
+}
+
+impl<T> Default for Tracked<T> {
+    fn default() -> Self {
+        Self {
+            current: None,
+            last_ok: None,
+            last_error: None,
+        }
+    }
+}
+
+/// The latest known state of every tracked resource.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CloudView {
+    pub tables: BTreeMap<String, Tracked<TableDescription>>,
+    pub group: Option<Tracked<GroupDescription>>,
+}
+
+pub type SharedView = Arc<RwLock<CloudView>>;
+
+pub fn read(view: &SharedView) -> std::sync::RwLockReadGuard<'_, CloudView> {
+    view.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write(view: &SharedView) -> std::sync::RwLockWriteGuard<'_, CloudView> {
+    view.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Polls every table every `interval` until `shutdown`.
+pub async fn track_tables<C: CloudBackend>(
+    cloud: Arc<C>,
+    tables: Vec<String>,
+    interval: Duration,
+    view: SharedView,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        for name in &tables {
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = cloud.describe_table(name) => r,
+            };
+            let now = clock.now();
+            let mut v = write(&view);
+            let entry = v.tables.entry(name.clone()).or_default();
+            apply(entry, result, now, |old, new| {
+                let changed = old.is_none_or(|o| o.provisioned != new.provisioned || o.status != new.status || o.indexes != new.indexes);
+                if changed {
+                    tracing::info!(
+                        table = %new.name,
+                        status = %new.status,
+                        read = new.provisioned.as_ref().map(|p| p.read),
+                        write = new.provisioned.as_ref().map(|p| p.write),
+                        indexes = new.indexes.len(),
+                        "Table capacity observed."
+                    );
+                }
+            });
+        }
+    }
+}
+
+/// Polls the group every `interval` until `shutdown`.
+pub async fn track_group<C: CloudBackend>(
+    cloud: Arc<C>,
+    group: String,
+    interval: Duration,
+    view: SharedView,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = cloud.describe_group(&group) => r,
+        };
+        let now = clock.now();
+        let mut v = write(&view);
+        let entry = v.group.get_or_insert_with(Tracked::default);
+        apply(entry, result, now, |old, new| {
+            if old != Some(new) {
+                tracing::info!(
+                    group = %new.name,
+                    desired = new.desired,
+                    min = new.min,
+                    max = new.max,
+                    instances = new.instances.len(),
+                    serving = new.serving(),
+                    "Group membership observed."
+                );
+            }
+        });
+    }
+}
+
+/// Records one poll result; `on_change(old, new)` runs for every success.
+fn apply<T>(
+    entry: &mut Tracked<T>,
+    result: Result<T, CloudError>,
+    now: DateTime<Utc>,
+    on_change: impl FnOnce(Option<&T>, &T),
+) {
+    match result {
+        Ok(new) => {
+            if let Some(err) = entry.last_error.take() {
+                tracing::info!(resource = %err.resource, "AWS answers again.");
+            }
+            on_change(entry.current.as_ref(), &new);
+            entry.current = Some(new);
+            entry.last_ok = Some(now);
+        }
+        Err(err) => {
+            let first = entry.last_error.as_ref().map(|e| e.kind) != Some(err.kind);
+            if first {
+                tracing::warn!(
+                    operation = err.operation,
+                    resource = %err.resource,
+                    kind = ?err.kind,
+                    error = %err.message,
+                    "AWS call failed; keeping the last known state and retrying."
+                );
+            }
+            entry.last_error = Some(err);
+        }
+    }
+}

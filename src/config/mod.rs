@@ -1,0 +1,1018 @@
+//! Configuration: TOML text -> validated [`Config`].
+//!
+//! Owns every default and every validation rule. Loading never stops at the
+//! first problem: all of them are collected with file:line:column, key and
+//! reason (see [`reader`]). Nothing downstream re-validates; a `Config` that
+//! exists is usable.
+
+pub mod reader;
+pub mod report;
+pub mod schedule;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use toml::de::DeTable;
+
+use crate::ingest::access_log::format::LogFormat;
+use crate::ingest::selector::MetricSelector;
+pub use reader::ConfigProblem;
+use reader::{Located, Problems, TableReader};
+pub use schedule::{parse_hours, HourSet, HourTable, Schedule};
+
+/// Whether rapidscale only recommends or also acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    DryRun,
+    Apply,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "dry-run" => Some(Mode::DryRun),
+            "apply" => Some(Mode::Apply),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub mode: Mode,
+    pub state_dir: PathBuf,
+    pub aws: AwsConfig,
+    pub schedule: Schedule,
+    pub series: SeriesConfig,
+    pub ingest: IngestConfig,
+    pub api: Option<ApiConfig>,
+    pub dynamodb: DynamoDbConfig,
+    pub asg: Option<AsgConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AwsConfig {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesConfig {
+    /// How long per-second points are kept.
+    pub per_second: Duration,
+    /// How long per-minute points are kept.
+    pub per_minute: Duration,
+}
+
+impl Default for SeriesConfig {
+    fn default() -> Self {
+        Self {
+            per_second: Duration::from_secs(3600),
+            per_minute: Duration::from_secs(8 * 86_400),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestConfig {
+    /// How long a second stays open for late samples before it is sealed.
+    pub grace: Duration,
+    pub statsd: Option<StatsdConfig>,
+    pub access_logs: Vec<AccessLogConfig>,
+    pub status_pages: Vec<StatusPageConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsdConfig {
+    pub listen: SocketAddr,
+    /// The stream that request metrics feed.
+    pub stream: String,
+    /// Metric selectors whose samples count as requests.
+    pub requests: Vec<MetricSelector>,
+    /// Datagrams longer than this are dropped and counted.
+    pub max_packet_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartAt {
+    Beginning,
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessLogConfig {
+    pub path: PathBuf,
+    pub stream: String,
+    pub format: LogFormat,
+    pub start_at: StartAt,
+    pub poll_interval: Duration,
+    pub max_line_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    Nginx,
+    PhpFpm,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusPageConfig {
+    pub url: String,
+    pub kind: StatusKind,
+    pub stream: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynamoDbConfig {
+    pub poll_interval: Duration,
+    pub tables: Vec<TableConfig>,
+}
+
+impl Default for DynamoDbConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(10),
+            tables: Vec::new(),
+        }
+    }
+}
+
+/// Effective limits for one hour of the day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapacityLimits {
+    pub target: f64,
+    pub min: u64,
+    pub max: u64,
+}
+
+/// How read or write capacity of a table or index is managed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacitySpec {
+    /// Units one request costs, when demand is derived from requests/s.
+    pub per_request: Option<f64>,
+    /// A StatsD selector that carries consumed units reported by the app.
+    pub metric: Option<MetricSelector>,
+    pub hours: HourTable<CapacityLimits>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexConfig {
+    pub name: String,
+    pub read: Option<CapacitySpec>,
+    pub write: Option<CapacitySpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableConfig {
+    pub name: String,
+    pub mode: Option<Mode>,
+    pub read: Option<CapacitySpec>,
+    pub write: Option<CapacitySpec>,
+    pub indexes: Vec<IndexConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GroupLimits {
+    pub min: u32,
+    pub max: u32,
+    pub target_rps_per_instance: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsgConfig {
+    /// None: discovered from instance metadata at start-up.
+    pub name: Option<String>,
+    pub mode: Option<Mode>,
+    pub poll_interval: Duration,
+    pub hours: HourTable<GroupLimits>,
+}
+
+/// Environment variables that override the file (secrets and endpoints).
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("RAPIDSCALE_MODE", "mode"),
+    ("RAPIDSCALE_STATE_DIR", "state_dir"),
+    ("RAPIDSCALE_AWS_REGION", "aws.region"),
+    ("RAPIDSCALE_AWS_ENDPOINT_URL", "aws.endpoint_url"),
+    ("RAPIDSCALE_AWS_PROFILE", "aws.profile"),
+    ("RAPIDSCALE_API_LISTEN", "api.listen"),
+    ("RAPIDSCALE_API_TOKEN", "api.token"),
+];
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{} problem(s) in config", .0.len())]
+    Invalid(Vec<ConfigProblem>),
+}
+
+impl Config {
+    /// Reads, parses and validates a config file, then applies `RAPIDSCALE_*`
+    /// overrides from `env`.
+    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config = Config::parse(&path.display().to_string(), &text)?;
+        config.apply_env(env).map_err(ConfigError::Invalid)?;
+        Ok(config)
+    }
+
+    /// Parses and validates config text. `file` only labels problems.
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let mut p = Problems::new(file, text);
+        let (doc, syntax_errors) = DeTable::parse_recoverable(text);
+        for e in &syntax_errors {
+            p.push(
+                e.span().unwrap_or(0..0),
+                "(syntax)",
+                e.message().trim().to_string(),
+            );
+        }
+        if !syntax_errors.is_empty() {
+            // A broken document yields misleading follow-up errors; stop here.
+            return Err(ConfigError::Invalid(p.into_sorted()));
+        }
+        let mut root = TableReader::root(&doc);
+        let config = read_config(&mut root, &mut p);
+        root.finish(&mut p);
+        if p.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(p.into_sorted()))
+        }
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut bad = |var: &str, key: &str, reason: String| {
+            problems.push(ConfigProblem {
+                file: format!("${var}"),
+                line: 0,
+                column: 0,
+                key: key.to_string(),
+                reason,
+            })
+        };
+        for (var, key) in ENV_OVERRIDES {
+            let Some(value) = env(var).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            match *key {
+                "mode" => match Mode::parse(&value) {
+                    Some(m) => self.mode = m,
+                    None => bad(var, key, format!("expected \"dry-run\" or \"apply\", got {value:?}")),
+                },
+                "state_dir" => self.state_dir = PathBuf::from(value),
+                "aws.region" => self.aws.region = Some(value),
+                "aws.endpoint_url" => self.aws.endpoint_url = Some(value),
+                "aws.profile" => self.aws.profile = Some(value),
+                "api.listen" => match value.parse() {
+                    Ok(addr) => self.api_mut().listen = addr,
+                    Err(_) => bad(var, key, format!("{value:?} is not an address like 127.0.0.1:9470")),
+                },
+                "api.token" => self.api_mut().token = Some(value),
+                other => unreachable!("ENV_OVERRIDES names an unhandled key {other}"),
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn api_mut(&mut self) -> &mut ApiConfig {
+        self.api.get_or_insert_with(|| ApiConfig {
+            listen: default_api_listen(),
+            token: None,
+        })
+    }
+
+    /// Every stream name the ingest sources write.
+    pub fn request_streams(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if let Some(s) = &self.ingest.statsd {
+            names.push(s.stream.clone());
+        }
+        names.extend(self.ingest.access_logs.iter().map(|a| a.stream.clone()));
+        names.extend(self.ingest.status_pages.iter().map(|s| s.stream.clone()));
+        names
+    }
+}
+
+/// Name of the stream that carries consumed units reported by the app for
+/// one table (or index) and operation.
+pub fn units_stream(table: &str, index: Option<&str>, op: &str) -> String {
+    match index {
+        Some(i) => format!("units:{table}/{i}:{op}"),
+        None => format!("units:{table}:{op}"),
+    }
+}
+
+impl Config {
+    /// Every StatsD selector and the stream it feeds: request selectors feed
+    /// the StatsD stream, unit metrics of tables and indexes feed their
+    /// units stream.
+    pub fn statsd_routes(&self) -> Vec<(MetricSelector, String)> {
+        let mut routes = Vec::new();
+        if let Some(s) = &self.ingest.statsd {
+            routes.extend(s.requests.iter().map(|sel| (sel.clone(), s.stream.clone())));
+        }
+        for t in &self.dynamodb.tables {
+            let specs = [(None, "read", &t.read), (None, "write", &t.write)]
+                .into_iter()
+                .chain(t.indexes.iter().flat_map(|i| {
+                    [(Some(i.name.as_str()), "read", &i.read), (Some(i.name.as_str()), "write", &i.write)]
+                }));
+            for (index, op, spec) in specs {
+                if let Some(sel) = spec.as_ref().and_then(|s| s.metric.as_ref()) {
+                    routes.push((sel.clone(), units_stream(&t.name, index, op)));
+                }
+            }
+        }
+        routes
+    }
+}
+
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9470))
+}
+
+fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
+    let mode = root
+        .string(p, "mode")
+        .and_then(|m| enum_value(p, &m, Mode::parse, "\"dry-run\" or \"apply\""))
+        .unwrap_or(Mode::DryRun);
+    let state_dir = root
+        .string(p, "state_dir")
+        .map(|s| PathBuf::from(s.value))
+        .unwrap_or_else(|| PathBuf::from("./state"));
+
+    let aws = match root.table(p, "aws") {
+        Some(mut t) => {
+            let aws = AwsConfig {
+                region: t.string(p, "region").map(|s| s.value),
+                endpoint_url: t.string(p, "endpoint_url").map(|s| s.value),
+                profile: t.string(p, "profile").map(|s| s.value),
+            };
+            if let Some(url) = &aws.endpoint_url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    p.push(t.span(), "aws.endpoint_url", "must start with http:// or https://");
+                }
+            }
+            t.finish(p);
+            aws
+        }
+        None => AwsConfig::default(),
+    };
+
+    let schedule = match root.table(p, "schedule") {
+        Some(mut t) => {
+            let timezone = t
+                .string(p, "timezone")
+                .and_then(|s| match s.value.parse::<Tz>() {
+                    Ok(tz) => Some(tz),
+                    Err(_) => {
+                        p.push(s.span, &s.key, format!("unknown time zone {:?}; use an IANA name like \"Asia/Seoul\"", s.value));
+                        None
+                    }
+                })
+                .unwrap_or(chrono_tz::UTC);
+            t.finish(p);
+            Schedule { timezone }
+        }
+        None => Schedule::default(),
+    };
+
+    let series = match root.table(p, "series") {
+        Some(mut t) => {
+            let d = SeriesConfig::default();
+            let s = SeriesConfig {
+                per_second: t.duration(p, "per_second").map(|d| d.value).unwrap_or(d.per_second),
+                per_minute: t.duration(p, "per_minute").map(|d| d.value).unwrap_or(d.per_minute),
+            };
+            t.finish(p);
+            s
+        }
+        None => SeriesConfig::default(),
+    };
+
+    let ingest = read_ingest(root, p);
+
+    let api = root.table(p, "api").map(|mut t| {
+        let listen = t
+            .string(p, "listen")
+            .and_then(|s| socket_addr(p, &s))
+            .unwrap_or_else(default_api_listen);
+        let token = t.string(p, "token").map(|s| s.value);
+        t.finish(p);
+        ApiConfig { listen, token }
+    });
+
+    let has_statsd = ingest.statsd.is_some();
+    let dynamodb = match root.table(p, "dynamodb") {
+        Some(mut t) => {
+            let poll_interval = t
+                .duration(p, "poll_interval")
+                .map(|d| d.value)
+                .unwrap_or(Duration::from_secs(10));
+            let mut tables = Vec::new();
+            let mut seen = Vec::<String>::new();
+            for mut tt in t.tables(p, "tables") {
+                if let Some(table) = read_table(&mut tt, p, has_statsd) {
+                    if seen.contains(&table.name) {
+                        p.push(tt.span(), &tt.key_path("name"), format!("table {:?} is configured twice", table.name));
+                    }
+                    seen.push(table.name.clone());
+                    tables.push(table);
+                }
+                tt.finish(p);
+            }
+            t.finish(p);
+            DynamoDbConfig { poll_interval, tables }
+        }
+        None => DynamoDbConfig::default(),
+    };
+
+    let asg = root.table(p, "asg").map(|mut t| {
+        let asg = read_asg(&mut t, p);
+        t.finish(p);
+        asg
+    });
+
+    Config {
+        mode,
+        state_dir,
+        aws,
+        schedule,
+        series,
+        ingest,
+        api,
+        dynamodb,
+        asg,
+    }
+}
+
+fn enum_value<T>(p: &mut Problems, s: &Located<String>, parse: impl Fn(&str) -> Option<T>, allowed: &str) -> Option<T> {
+    let v = parse(&s.value);
+    if v.is_none() {
+        p.push(s.span.clone(), &s.key, format!("expected {allowed}, got {:?}", s.value));
+    }
+    v
+}
+
+fn socket_addr(p: &mut Problems, s: &Located<String>) -> Option<SocketAddr> {
+    match s.value.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.push(s.span.clone(), &s.key, format!("{:?} is not an address like 127.0.0.1:8125", s.value));
+            None
+        }
+    }
+}
+
+fn positive_size(p: &mut Problems, v: Option<Located<u64>>, default: usize) -> usize {
+    match v {
+        Some(v) if v.value == 0 => {
+            p.push(v.span, &v.key, "must be greater than zero");
+            default
+        }
+        Some(v) => v.value as usize,
+        None => default,
+    }
+}
+
+fn read_ingest(root: &mut TableReader, p: &mut Problems) -> IngestConfig {
+    let mut ingest = IngestConfig {
+        grace: Duration::from_secs(2),
+        statsd: None,
+        access_logs: Vec::new(),
+        status_pages: Vec::new(),
+    };
+    let Some(mut t) = root.table(p, "ingest") else {
+        return ingest;
+    };
+    if let Some(g) = t.duration(p, "grace") {
+        ingest.grace = g.value;
+    }
+    let mut streams: Vec<Located<String>> = Vec::new();
+    if let Some(mut s) = t.table(p, "statsd") {
+        let listen = s.string(p, "listen").and_then(|l| socket_addr(p, &l));
+        if listen.is_none() && !s.has("listen") {
+            p.push(s.span(), &s.key_path("listen"), "missing: the UDP address to listen on, e.g. \"127.0.0.1:8125\"");
+        }
+        let stream = stream_name(&mut s, p, "statsd", &mut streams);
+        let mut requests = Vec::new();
+        for sel in s.string_array(p, "requests").unwrap_or_default() {
+            match MetricSelector::parse(&sel.value) {
+                Ok(m) => requests.push(m),
+                Err(why) => p.push(sel.span, &sel.key, why),
+            }
+        }
+        let max_packet_bytes = s.uint(p, "max_packet_bytes");
+        let max_packet_bytes = positive_size(p, max_packet_bytes, 65_535);
+        s.finish(p);
+        if let Some(listen) = listen {
+            ingest.statsd = Some(StatsdConfig {
+                listen,
+                stream,
+                requests,
+                max_packet_bytes,
+            });
+        }
+    }
+    for (i, mut a) in t.tables(p, "access_log").into_iter().enumerate() {
+        let path = a.string(p, "path");
+        if path.is_none() && !a.has("path") {
+            p.push(a.span(), &a.key_path("path"), "missing: the log file to follow");
+        }
+        let default_stream = if i == 0 { "access_log".to_string() } else { format!("access_log_{i}") };
+        let stream = stream_name(&mut a, p, &default_stream, &mut streams);
+        let format = match a.string(p, "format") {
+            Some(f) => match LogFormat::from_config(&f.value) {
+                Ok(fmt) => Some(fmt),
+                Err(why) => {
+                    p.push(f.span, &f.key, why);
+                    None
+                }
+            },
+            None => LogFormat::from_config("combined").ok(),
+        };
+        let start_at = a
+            .string(p, "start_at")
+            .and_then(|s| {
+                enum_value(
+                    p,
+                    &s,
+                    |v| match v {
+                        "end" => Some(StartAt::End),
+                        "beginning" => Some(StartAt::Beginning),
+                        _ => None,
+                    },
+                    "\"end\" or \"beginning\"",
+                )
+            })
+            .unwrap_or(StartAt::End);
+        let poll_interval = a.duration(p, "poll_interval").map(|d| d.value).unwrap_or(Duration::from_millis(200));
+        let max_line_bytes = a.uint(p, "max_line_bytes");
+        let max_line_bytes = positive_size(p, max_line_bytes, 64 * 1024);
+        a.finish(p);
+        if let (Some(path), Some(format)) = (path, format) {
+            ingest.access_logs.push(AccessLogConfig {
+                path: PathBuf::from(path.value),
+                stream,
+                format,
+                start_at,
+                poll_interval,
+                max_line_bytes,
+            });
+        }
+    }
+    for (i, mut s) in t.tables(p, "status_page").into_iter().enumerate() {
+        let url = s.string(p, "url");
+        match &url {
+            Some(u) if !u.value.starts_with("http://") => {
+                p.push(u.span.clone(), &u.key, "must be an http:// URL (status pages are local; https is not supported)")
+            }
+            None if !s.has("url") => p.push(s.span(), &s.key_path("url"), "missing: the status page URL"),
+            _ => {}
+        }
+        let kind = s
+            .string(p, "kind")
+            .and_then(|k| {
+                enum_value(
+                    p,
+                    &k,
+                    |v| match v {
+                        "nginx" => Some(StatusKind::Nginx),
+                        "php-fpm" => Some(StatusKind::PhpFpm),
+                        _ => None,
+                    },
+                    "\"nginx\" or \"php-fpm\"",
+                )
+            })
+            .unwrap_or(StatusKind::Nginx);
+        let default_stream = if i == 0 { "status_page".to_string() } else { format!("status_page_{i}") };
+        let stream = stream_name(&mut s, p, &default_stream, &mut streams);
+        let interval = s.duration(p, "interval").map(|d| d.value).unwrap_or(Duration::from_secs(1));
+        let timeout = s.duration(p, "timeout").map(|d| d.value).unwrap_or(Duration::from_millis(800));
+        s.finish(p);
+        if let Some(url) = url {
+            ingest.status_pages.push(StatusPageConfig {
+                url: url.value,
+                kind,
+                stream,
+                interval,
+                timeout,
+            });
+        }
+    }
+    t.finish(p);
+    ingest
+}
+
+fn stream_name(t: &mut TableReader, p: &mut Problems, default: &str, seen: &mut Vec<Located<String>>) -> String {
+    let name = t.string(p, "stream").unwrap_or_else(|| Located {
+        value: default.to_string(),
+        key: t.key_path("stream"),
+        span: t.span(),
+    });
+    let valid = !name.value.is_empty()
+        && name
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if !valid {
+        p.push(name.span.clone(), &name.key, "stream names use letters, digits, '_', '-' and '.'");
+    }
+    if seen.iter().any(|s| s.value == name.value) {
+        p.push(name.span.clone(), &name.key, format!("stream {:?} is used by another source; give each source its own `stream`", name.value));
+    }
+    seen.push(name.clone());
+    name.value
+}
+
+/// Per-hour overrides of one capacity spec, as read from `[[...hours]]`.
+struct HourOverride {
+    hours: HourSet,
+    target: Option<Located<f64>>,
+    min: Option<Located<u64>>,
+    max: Option<Located<u64>>,
+}
+
+/// Raw base values of a capacity spec before the hour table is built.
+struct RawCapacity {
+    key: String,
+    span: std::ops::Range<usize>,
+    target: Option<Located<f64>>,
+    min: Option<Located<u64>>,
+    max: Option<Located<u64>>,
+    per_request: Option<f64>,
+    metric: Option<MetricSelector>,
+}
+
+fn read_capacity(t: &mut TableReader, p: &mut Problems, key: &str, has_statsd: bool) -> Option<RawCapacity> {
+    let mut c = t.table(p, key)?;
+    let target = c.float(p, "target");
+    let min = c.uint(p, "min");
+    let max = c.uint(p, "max");
+    let per_request = c.float(p, "per_request");
+    if let Some(pr) = &per_request {
+        if !(pr.value > 0.0 && pr.value.is_finite()) {
+            p.push(pr.span.clone(), &pr.key, "units per request must be greater than zero");
+        }
+    }
+    let metric = c.string(p, "metric").and_then(|m| match MetricSelector::parse(&m.value) {
+        Ok(sel) => {
+            if !has_statsd {
+                p.push(m.span, &m.key, "a metric needs [ingest.statsd] to receive it");
+            }
+            Some(sel)
+        }
+        Err(why) => {
+            p.push(m.span, &m.key, why);
+            None
+        }
+    });
+    if per_request.is_none() && !c.has("metric") {
+        p.push(c.span(), c.path(), "neither `per_request` nor `metric` given: rapidscale cannot tell the demand in units");
+    }
+    let raw = RawCapacity {
+        key: c.path().to_string(),
+        span: c.span(),
+        target,
+        min,
+        max,
+        per_request: per_request.map(|p| p.value),
+        metric,
+    };
+    c.finish(p);
+    Some(raw)
+}
+
+fn read_hour_overrides(
+    t: &mut TableReader,
+    p: &mut Problems,
+    ops: &[&str],
+) -> Vec<(String, HourOverride)> {
+    let mut out = Vec::new();
+    let mut taken_by_op: Vec<(String, HourSet, Located<String>)> = Vec::new();
+    for mut h in t.tables(p, "hours") {
+        let hours = match h.string(p, "hours") {
+            Some(text) => match parse_hours(&text.value) {
+                Ok(set) => Some((set, text)),
+                Err(why) => {
+                    p.push(text.span, &text.key, why);
+                    None
+                }
+            },
+            None => {
+                if !h.has("hours") {
+                    p.push(h.span(), &h.key_path("hours"), "missing: the local hour range, e.g. \"14-15\"");
+                }
+                None
+            }
+        };
+        for op in ops {
+            let Some(mut o) = h.table(p, op) else { continue };
+            let ov = HourOverride {
+                hours: hours.as_ref().map(|(s, _)| *s).unwrap_or_default(),
+                target: o.float(p, "target"),
+                min: o.uint(p, "min"),
+                max: o.uint(p, "max"),
+            };
+            o.finish(p);
+            if let Some((set, text)) = &hours {
+                if let Some((_, _, other)) = taken_by_op.iter().find(|(o2, s2, _)| o2 == op && s2.overlaps(*set)) {
+                    p.push(
+                        text.span.clone(),
+                        &text.key,
+                        format!("hours {:?} overlap hours {:?} ({}) for {op}", text.value, other.value, other.key),
+                    );
+                }
+                taken_by_op.push((op.to_string(), *set, text.clone()));
+            }
+            out.push((op.to_string(), ov));
+        }
+        h.finish(p);
+    }
+    out
+}
+
+fn check_target(p: &mut Problems, t: &Located<f64>) {
+    if !(t.value > 0.0 && t.value <= 1.0) {
+        p.push(t.span.clone(), &t.key, format!("target must be in (0, 1], got {}", t.value));
+    }
+}
+
+/// Builds the 24-row table for one capacity spec and checks it row by row.
+fn capacity_spec(p: &mut Problems, raw: RawCapacity, overrides: &[HourOverride]) -> CapacitySpec {
+    for t in raw.target.iter().chain(overrides.iter().filter_map(|o| o.target.as_ref())) {
+        check_target(p, t);
+    }
+    for m in raw.min.iter().chain(overrides.iter().filter_map(|o| o.min.as_ref())) {
+        if m.value == 0 {
+            p.push(m.span.clone(), &m.key, "provisioned capacity is at least 1 unit");
+        }
+    }
+    if raw.max.is_none() {
+        p.push(raw.span.clone(), &format!("{}.max", raw.key), "missing: the hard maximum of units rapidscale may provision");
+    }
+    let base = CapacityLimits {
+        target: raw.target.as_ref().map(|t| t.value).unwrap_or(0.7),
+        min: raw.min.as_ref().map(|m| m.value).unwrap_or(1),
+        max: raw.max.as_ref().map(|m| m.value).unwrap_or(u64::MAX),
+    };
+    let mut hours = [base; 24];
+    // Where each row's min and max came from, to point at the right key.
+    let mut min_src: [Option<&Located<u64>>; 24] = [raw.min.as_ref(); 24];
+    let mut max_src: [Option<&Located<u64>>; 24] = [raw.max.as_ref(); 24];
+    for o in overrides {
+        for h in o.hours.hours() {
+            let row = &mut hours[h as usize];
+            if let Some(t) = &o.target {
+                row.target = t.value;
+            }
+            if let Some(m) = &o.min {
+                row.min = m.value;
+                min_src[h as usize] = Some(m);
+            }
+            if let Some(m) = &o.max {
+                row.max = m.value;
+                max_src[h as usize] = Some(m);
+            }
+        }
+    }
+    let mut reported = Vec::new();
+    for h in 0..24 {
+        let row = hours[h];
+        if row.min > row.max {
+            let src = min_src[h].or(max_src[h]);
+            let (span, key) = src.map(|s| (s.span.clone(), s.key.clone())).unwrap_or((raw.span.clone(), raw.key.clone()));
+            if !reported.contains(&key) {
+                p.push(span, &key, format!("min {} > max {} (hour {h:02})", row.min, row.max));
+                reported.push(key);
+            }
+        }
+    }
+    CapacitySpec {
+        per_request: raw.per_request,
+        metric: raw.metric,
+        hours,
+    }
+}
+
+fn read_specs(
+    t: &mut TableReader,
+    p: &mut Problems,
+    has_statsd: bool,
+) -> (Option<CapacitySpec>, Option<CapacitySpec>) {
+    let read = read_capacity(t, p, "read", has_statsd);
+    let write = read_capacity(t, p, "write", has_statsd);
+    let overrides = read_hour_overrides(t, p, &["read", "write"]);
+    let pick = |op: &str| -> Vec<HourOverride> {
+        overrides
+            .iter()
+            .filter(|(o, _)| o == op)
+            .map(|(_, ov)| HourOverride {
+                hours: ov.hours,
+                target: ov.target.clone(),
+                min: ov.min.clone(),
+                max: ov.max.clone(),
+            })
+            .collect()
+    };
+    for (op, spec) in [("read", &read), ("write", &write)] {
+        if spec.is_none() {
+            if let Some((_, ov)) = overrides.iter().find(|(o, _)| o == op) {
+                let loc = ov.target.as_ref().map(|l| (l.span.clone(), l.key.clone()))
+                    .or(ov.min.as_ref().map(|l| (l.span.clone(), l.key.clone())))
+                    .or(ov.max.as_ref().map(|l| (l.span.clone(), l.key.clone())));
+                if let Some((span, key)) = loc {
+                    p.push(span, &key, format!("per-hour {op} limits given but no base `{op}` spec"));
+                }
+            }
+        }
+    }
+    let read = read.map(|r| capacity_spec(p, r, &pick("read")));
+    let write = write.map(|w| capacity_spec(p, w, &pick("write")));
+    (read, write)
+}
+
+fn required_name(t: &mut TableReader, p: &mut Problems, what: &str) -> Option<String> {
+    match t.string(p, "name") {
+        Some(n) if n.value.trim().is_empty() => {
+            p.push(n.span, &n.key, format!("{what} name is empty"));
+            None
+        }
+        Some(n) => Some(n.value),
+        None => {
+            if !t.has("name") {
+                p.push(t.span(), &t.key_path("name"), format!("missing: the {what} name"));
+            }
+            None
+        }
+    }
+}
+
+fn read_table(t: &mut TableReader, p: &mut Problems, has_statsd: bool) -> Option<TableConfig> {
+    let name = required_name(t, p, "table");
+    let mode = t
+        .string(p, "mode")
+        .and_then(|m| enum_value(p, &m, Mode::parse, "\"dry-run\" or \"apply\""));
+    let (read, write) = read_specs(t, p, has_statsd);
+    let mut indexes = Vec::new();
+    for mut it in t.tables(p, "indexes") {
+        let index_name = required_name(&mut it, p, "index");
+        let (r, w) = read_specs(&mut it, p, has_statsd);
+        if r.is_none() && w.is_none() {
+            p.push(it.span(), it.path(), "an index needs a `read` or `write` spec");
+        }
+        if let Some(n) = &index_name {
+            if indexes.iter().any(|i: &IndexConfig| &i.name == n) {
+                p.push(it.span(), &it.key_path("name"), format!("index {n:?} is configured twice"));
+            }
+        }
+        it.finish(p);
+        if let Some(n) = index_name {
+            indexes.push(IndexConfig { name: n, read: r, write: w });
+        }
+    }
+    if read.is_none() && write.is_none() && indexes.is_empty() && name.is_some() {
+        p.push(t.span(), t.path(), "a table needs a `read` or `write` spec (or indexes)");
+    }
+    Some(TableConfig {
+        name: name?,
+        mode,
+        read,
+        write,
+        indexes,
+    })
+}
+
+fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
+    let name = t.string(p, "name").map(|n| n.value);
+    let mode = t
+        .string(p, "mode")
+        .and_then(|m| enum_value(p, &m, Mode::parse, "\"dry-run\" or \"apply\""));
+    let poll_interval = t.duration(p, "poll_interval").map(|d| d.value).unwrap_or(Duration::from_secs(5));
+    let target = t.float(p, "target_rps_per_instance");
+    let check_rps = |p: &mut Problems, v: &Located<f64>| {
+        if !(v.value > 0.0 && v.value.is_finite()) {
+            p.push(v.span.clone(), &v.key, "requests/s per instance must be greater than zero");
+        }
+    };
+    match &target {
+        Some(v) => check_rps(p, v),
+        None if !t.has("target_rps_per_instance") => p.push(
+            t.span(),
+            &t.key_path("target_rps_per_instance"),
+            "missing: how many requests/s one instance serves at the target load",
+        ),
+        None => {}
+    }
+    let min = t.uint(p, "min");
+    let max = t.uint(p, "max");
+    if max.is_none() && !t.has("max") {
+        p.push(t.span(), &t.key_path("max"), "missing: the hard maximum group size");
+    }
+    let as_u32 = |p: &mut Problems, v: &Located<u64>| -> u32 {
+        u32::try_from(v.value).unwrap_or_else(|_| {
+            p.push(v.span.clone(), &v.key, "too large");
+            u32::MAX
+        })
+    };
+    let base = GroupLimits {
+        min: min.as_ref().map(|m| as_u32(p, m)).unwrap_or(0),
+        max: max.as_ref().map(|m| as_u32(p, m)).unwrap_or(u32::MAX),
+        target_rps_per_instance: target.as_ref().map(|t| t.value).unwrap_or(1.0),
+    };
+    let mut hours = [base; 24];
+    let mut srcs: Vec<(HourSet, Located<String>)> = Vec::new();
+    let mut row_src: [Option<String>; 24] = Default::default();
+    let mut row_span: [Option<std::ops::Range<usize>>; 24] = Default::default();
+    for mut h in t.tables(p, "hours") {
+        let set = match h.string(p, "hours") {
+            Some(text) => match parse_hours(&text.value) {
+                Ok(set) => {
+                    if let Some((_, other)) = srcs.iter().find(|(s, _)| s.overlaps(set)) {
+                        p.push(text.span.clone(), &text.key, format!("hours {:?} overlap hours {:?} ({})", text.value, other.value, other.key));
+                    }
+                    srcs.push((set, text));
+                    set
+                }
+                Err(why) => {
+                    p.push(text.span, &text.key, why);
+                    HourSet::default()
+                }
+            },
+            None => {
+                if !h.has("hours") {
+                    p.push(h.span(), &h.key_path("hours"), "missing: the local hour range, e.g. \"14-15\"");
+                }
+                HourSet::default()
+            }
+        };
+        let hmin = h.uint(p, "min");
+        let hmax = h.uint(p, "max");
+        let htarget = h.float(p, "target_rps_per_instance");
+        if let Some(v) = &htarget {
+            check_rps(p, v);
+        }
+        for hour in set.hours() {
+            let row = &mut hours[hour as usize];
+            if let Some(m) = &hmin {
+                row.min = as_u32(p, m);
+                row_src[hour as usize] = Some(m.key.clone());
+                row_span[hour as usize] = Some(m.span.clone());
+            }
+            if let Some(m) = &hmax {
+                row.max = as_u32(p, m);
+                row_src[hour as usize] = Some(m.key.clone());
+                row_span[hour as usize] = Some(m.span.clone());
+            }
+            if let Some(v) = &htarget {
+                row.target_rps_per_instance = v.value;
+            }
+        }
+        h.finish(p);
+    }
+    let mut reported = Vec::new();
+    for (hour, row) in hours.iter().enumerate() {
+        if row.min > row.max {
+            let key = row_src[hour].clone().or(min.as_ref().map(|m| m.key.clone())).unwrap_or_else(|| t.key_path("min"));
+            let span = row_span[hour].clone().or(min.as_ref().map(|m| m.span.clone())).unwrap_or(t.span());
+            if !reported.contains(&key) {
+                p.push(span, &key, format!("min {} > max {} (hour {hour:02})", row.min, row.max));
+                reported.push(key);
+            }
+        }
+    }
+    AsgConfig {
+        name,
+        mode,
+        poll_interval,
+        hours,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! StatsD / DogStatsD over UDP (and the same lines over HTTP).
+//!
+//! A packet is split into lines, each line parsed ([`parser`]) and routed by
+//! metric name and tags to the streams that selected it ([`StatsdRouter`]).
+//! What a line adds to its stream's second:
+//! - counter: value / sample rate;
+//! - timer, histogram, distribution: 1 / sample rate per value, and each
+//!   value as a latency in ms;
+//! - set: each distinct member once per second;
+//! - gauge: the second's value is the last gauge (deltas `+n`/`-n` add).
+
+pub mod parser;
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use crate::ingest::selector::MetricSelector;
+use crate::ingest::{DropReason, SourceCounters};
+use crate::series::{Observation, SeriesStore, StreamId};
+use parser::{parse_line, LineError, MetricKind};
+
+/// Routes metric lines to streams; built once from the config.
+#[derive(Debug, Default)]
+pub struct StatsdRouter {
+    by_name: HashMap<String, Vec<(MetricSelector, StreamId)>>,
+}
+
+impl StatsdRouter {
+    pub fn new(routes: impl IntoIterator<Item = (MetricSelector, StreamId)>) -> Self {
+        let mut by_name: HashMap<String, Vec<_>> = HashMap::new();
+        for (sel, stream) in routes {
+            by_name.entry(sel.name.clone()).or_default().push((sel, stream));
+        }
+        Self { by_name }
+    }
+
+    /// Parses one packet (or HTTP body) of newline-separated lines into the
+    /// store. Returns the number of lines accepted.
+    pub fn ingest(&self, packet: &[u8], now_s: i64, store: &mut SeriesStore, counters: &SourceCounters) -> usize {
+        match std::str::from_utf8(packet) {
+            Ok(text) => self.ingest_lines(text, now_s, store, counters),
+            Err(_) => {
+                // Keep the valid lines of a packet with one bad byte sequence.
+                let mut accepted = 0;
+                for raw in packet.split(|b| *b == b'\n') {
+                    match std::str::from_utf8(raw) {
+                        Ok(line) => accepted += self.ingest_lines(line, now_s, store, counters),
+                        Err(_) => counters.dropped(DropReason::NotUtf8),
+                    }
+                }
+                accepted
+            }
+        }
+    }
+
+    fn ingest_lines(&self, text: &str, now_s: i64, store: &mut SeriesStore, counters: &SourceCounters) -> usize {
+        let mut accepted = 0;
+        for line in text.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            match parse_line(line) {
+                Ok(l) => {
+                    accepted += 1;
+                    counters.accept();
+                    let Some(routes) = self.by_name.get(l.name) else {
+                        counters.unmatched();
+                        continue;
+                    };
+                    let second = l.timestamp.unwrap_or(now_s);
+                    let mut matched = false;
+                    for (sel, stream) in routes {
+                        if !sel.tags_match(l.tags) {
+                            continue;
+                        }
+                        matched = true;
+                        if let Err(r) = record(&l, *stream, second, now_s, store) {
+                            counters.dropped(r);
+                        }
+                    }
+                    if !matched {
+                        counters.unmatched();
+                    }
+                }
+                Err(e) => counters.dropped(line_error_reason(e)),
+            }
+        }
+        accepted
+    }
+}
+
+fn line_error_reason(e: LineError) -> DropReason {
+    match e {
+        LineError::NoValue => DropReason::NoValue,
+        LineError::EmptyName => DropReason::EmptyName,
+        LineError::BadValue => DropReason::BadValue,
+        LineError::BadType => DropReason::BadType,
+        LineError::BadSampleRate => DropReason::BadSampleRate,
+        LineError::BadTimestamp => DropReason::BadTimestamp,
+        LineError::NotUtf8 => DropReason::NotUtf8,
+    }
+}
+
+fn record(
+    l: &parser::StatsdLine,
+    stream: StreamId,
+    second: i64,
+    now_s: i64,
+    store: &mut SeriesStore,
+) -> Result<(), DropReason> {
+    let weight = 1.0 / l.sample_rate;
+    match l.kind {
+        MetricKind::Counter => {
+            let total: f64 = l.numbers().sum();
+            store.observe(stream, second, Observation::Count(total * weight), now_s)?;
+        }
+        k if k.is_sampled_event() => {
+            for ms in l.numbers() {
+                store.observe(stream, second, Observation::Latency { count: weight, ms }, now_s)?;
+            }
+        }
+        MetricKind::Gauge => {
+            for v in l.numbers() {
+                // A signed gauge is a delta on the second's value.
+                let is_delta = l.values.starts_with(['+', '-']);
+                let obs = if is_delta { Observation::Count(v) } else { Observation::Gauge(v) };
+                store.observe(stream, second, obs, now_s)?;
+            }
+        }
+        _ => {
+            for member in l.members() {
+                let mut h = DefaultHasher::new();
+                member.hash(&mut h);
+                store.observe(stream, second, Observation::SetMember(h.finish()), now_s)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Receives datagrams until `shutdown`; each is ingested under one store lock.
+pub async fn run(
+    socket: UdpSocket,
+    max_packet_bytes: usize,
+    router: Arc<StatsdRouter>,
+    sink: crate::ingest::Sink,
+    shutdown: CancellationToken,
+) {
+    // One byte more than allowed tells an oversized datagram from a full one.
+    let mut buf = vec![0u8; max_packet_bytes + 1];
+    loop {
+        let len = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = socket.recv(&mut buf) => match r {
+                Ok(len) => len,
+                Err(e) => {
+                    // ICMP errors and the like; the socket stays usable.
+                    tracing::debug!(error = %e, "StatsD receive failed.");
+                    continue;
+                }
+            },
+        };
+        handle_datagram(&buf[..len], max_packet_bytes, &router, &sink);
+        // Drain what is already queued without going back to the reactor.
+        for _ in 0..256 {
+            match socket.try_recv(&mut buf) {
+                Ok(len) => handle_datagram(&buf[..len], max_packet_bytes, &router, &sink),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+fn handle_datagram(packet: &[u8], max_packet_bytes: usize, router: &StatsdRouter, sink: &crate::ingest::Sink) {
+    if packet.len() > max_packet_bytes {
+        sink.counters.dropped(DropReason::PacketTooLarge);
+        return;
+    }
+    let now_s = sink.clock.unix_seconds();
+    let mut store = crate::ingest::lock(&sink.store);
+    router.ingest(packet, now_s, &mut store, &sink.counters);
+}
+
+#[cfg(test)]
+mod tests;

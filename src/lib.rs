@@ -1,0 +1,14 @@
+//! rapidscale: seconds-fast scaling of DynamoDB capacity and EC2 Auto
+//! Scaling groups from an application's own per-second traffic.
+//!
+//! Data flows one way: `ingest` -> `series` -> (policy) -> (actuator) ->
+//! `cloud`; `api` reads snapshots. See ARCHITECTURE.md.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod cloud;
+pub mod config;
+pub mod ingest;
+pub mod series;

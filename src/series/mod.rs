@@ -1,0 +1,455 @@
+//! The per-second store: every stream's open seconds, sealed per-second ring
+//! and per-minute ring, and the window statistics policies read.
+//!
+//! Pure and synchronous: no I/O, no clock. Callers pass whole unix seconds.
+//! Invariants:
+//! - memory per stream is fixed at creation (ring capacities from config);
+//! - a second accepts samples until it is sealed, `grace` seconds after it
+//!   ends, and never after;
+//! - a sealed second of a push stream (StatsD, logs) with no sample is 0:
+//!   silence is judged separately by [`StreamSummary::last_sample_second`];
+//!   a sealed second of a poll stream (status pages) with no successful poll
+//!   is a gap (NaN), skipped by every window.
+
+mod ring;
+mod stats;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use hdrhistogram::Histogram;
+
+pub use ring::Ring;
+pub use stats::{least_squares, percentile, Trend, WindowStats};
+
+/// Index of a stream in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(pub u32);
+
+/// How a stream treats a second in which nothing arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// Samples are pushed per event: a quiet second is zero.
+    Push,
+    /// Values come from polls: a second without a poll is unknown.
+    Poll,
+}
+
+/// One sample for one second of one stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Observation {
+    /// Add to the second's count (already scaled by 1 / sample rate).
+    Count(f64),
+    /// `count` events, each with this latency in milliseconds.
+    Latency { count: f64, ms: f64 },
+    /// The application reports the second's value directly; last one wins.
+    Gauge(f64),
+    /// Count a distinct member once per second (StatsD sets).
+    SetMember(u64),
+}
+
+/// Why the store refused a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// Its second is already sealed.
+    Late,
+    /// Its second is further in the future than clock skew explains.
+    Future,
+}
+
+impl Rejected {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejected::Late => "late",
+            Rejected::Future => "future",
+        }
+    }
+}
+
+/// A sealed second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SecondPoint {
+    /// Events (or units) in that second; NaN when unknown.
+    pub value: f32,
+    /// Latency quantiles in ms; NaN when the second had no latency samples.
+    pub p50_ms: f32,
+    pub p95_ms: f32,
+    pub p99_ms: f32,
+}
+
+impl SecondPoint {
+    const GAP: SecondPoint = SecondPoint {
+        value: f32::NAN,
+        p50_ms: f32::NAN,
+        p95_ms: f32::NAN,
+        p99_ms: f32::NAN,
+    };
+    const ZERO: SecondPoint = SecondPoint {
+        value: 0.0,
+        p50_ms: f32::NAN,
+        p95_ms: f32::NAN,
+        p99_ms: f32::NAN,
+    };
+
+    pub fn is_gap(&self) -> bool {
+        self.value.is_nan()
+    }
+}
+
+/// A sealed minute.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MinutePoint {
+    /// Sum over the known seconds of the minute.
+    pub sum: f32,
+    /// Highest per-second value of the minute (NaN when none was known).
+    pub peak: f32,
+    /// How many of the 60 seconds were known.
+    pub known_seconds: u8,
+}
+
+impl MinutePoint {
+    const EMPTY: MinutePoint = MinutePoint {
+        sum: 0.0,
+        peak: f32::NAN,
+        known_seconds: 0,
+    };
+
+    /// Mean per second over the known seconds.
+    pub fn mean_per_second(&self) -> f64 {
+        if self.known_seconds == 0 {
+            f64::NAN
+        } else {
+            self.sum as f64 / self.known_seconds as f64
+        }
+    }
+}
+
+/// Latencies above this (ms) are clamped; an hour-long request is not a latency.
+const MAX_LATENCY_MS: f64 = 3_600_000.0;
+/// How far ahead of the local clock a sample may be stamped.
+const MAX_FUTURE_S: i64 = 2;
+
+#[derive(Default)]
+struct OpenSecond {
+    observed: bool,
+    sum: f64,
+    gauge: Option<f64>,
+    members: Option<HashSet<u64>>,
+    latency: Option<Histogram<u32>>,
+}
+
+impl OpenSecond {
+    fn value(&self) -> f64 {
+        self.sum + self.gauge.unwrap_or(0.0) + self.members.as_ref().map_or(0, |m| m.len()) as f64
+    }
+}
+
+struct Stream {
+    name: String,
+    kind: StreamKind,
+    open: BTreeMap<i64, OpenSecond>,
+    seconds: Ring<SecondPoint>,
+    minutes: Ring<MinutePoint>,
+    current_minute: Option<(i64, MinutePoint)>,
+    last_sample_second: Option<i64>,
+    samples_total: u64,
+    /// Histograms of sealed seconds, reset and reused to keep allocation off the hot path.
+    spare_histograms: Vec<Histogram<u32>>,
+}
+
+/// What the API and the periodic log show about a stream.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StreamSummary {
+    pub name: String,
+    pub last_second: Option<i64>,
+    pub last_value: Option<f64>,
+    pub mean_10s: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub last_sample_second: Option<i64>,
+    pub samples_total: u64,
+}
+
+/// Capacities and the grace window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoreConfig {
+    pub seconds_kept: usize,
+    pub minutes_kept: usize,
+    pub grace_s: i64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            seconds_kept: 3600,
+            minutes_kept: 8 * 1440,
+            grace_s: 2,
+        }
+    }
+}
+
+pub struct SeriesStore {
+    config: StoreConfig,
+    streams: Vec<Stream>,
+    by_name: HashMap<String, StreamId>,
+    /// Every second below this is sealed.
+    sealed_below: Option<i64>,
+}
+
+impl SeriesStore {
+    pub fn new(config: StoreConfig) -> Self {
+        Self {
+            config,
+            streams: Vec::new(),
+            by_name: HashMap::new(),
+            sealed_below: None,
+        }
+    }
+
+    pub fn config(&self) -> StoreConfig {
+        self.config
+    }
+
+    /// Registers a stream (idempotent by name) and returns its id.
+    pub fn register(&mut self, name: &str, kind: StreamKind) -> StreamId {
+        if let Some(id) = self.by_name.get(name) {
+            return *id;
+        }
+        let id = StreamId(self.streams.len() as u32);
+        self.streams.push(Stream {
+            name: name.to_string(),
+            kind,
+            open: BTreeMap::new(),
+            seconds: Ring::new(self.config.seconds_kept),
+            minutes: Ring::new(self.config.minutes_kept),
+            current_minute: None,
+            last_sample_second: None,
+            samples_total: 0,
+            spare_histograms: Vec::new(),
+        });
+        self.by_name.insert(name.to_string(), id);
+        id
+    }
+
+    pub fn id(&self, name: &str) -> Option<StreamId> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn name(&self, id: StreamId) -> &str {
+        &self.streams[id.0 as usize].name
+    }
+
+    pub fn stream_ids(&self) -> impl Iterator<Item = StreamId> {
+        (0..self.streams.len() as u32).map(StreamId)
+    }
+
+    /// Adds one observation to `second` of `stream`. `now_s` is the local clock.
+    pub fn observe(&mut self, stream: StreamId, second: i64, obs: Observation, now_s: i64) -> Result<(), Rejected> {
+        if let Some(sealed_below) = self.sealed_below {
+            if second < sealed_below {
+                return Err(Rejected::Late);
+            }
+        }
+        if second < now_s - self.config.grace_s {
+            return Err(Rejected::Late);
+        }
+        if second > now_s + MAX_FUTURE_S {
+            return Err(Rejected::Future);
+        }
+        let s = &mut self.streams[stream.0 as usize];
+        s.samples_total += 1;
+        s.last_sample_second = Some(s.last_sample_second.map_or(second, |l| l.max(second)));
+        let open = s.open.entry(second).or_default();
+        open.observed = true;
+        match obs {
+            Observation::Count(n) => open.sum += n,
+            Observation::Latency { count, ms } => {
+                open.sum += count;
+                let h = open.latency.get_or_insert_with(|| {
+                    s.spare_histograms.pop().unwrap_or_else(new_latency_histogram)
+                });
+                // Microseconds, at least 1, so sub-millisecond latencies keep their shape.
+                let us = (ms.clamp(0.0, MAX_LATENCY_MS) * 1000.0).max(1.0) as u64;
+                let weight = count.round().clamp(1.0, u32::MAX as f64) as u32;
+                // Cannot fail: the value is clamped inside the histogram's bounds.
+                let _ = h.record_n(us, weight);
+            }
+            Observation::Gauge(v) => open.gauge = Some(v),
+            Observation::SetMember(hash) => {
+                open.members.get_or_insert_with(HashSet::new).insert(hash);
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals every second older than `now_s - grace`, filling seconds with
+    /// no open bucket as zero (push) or gap (poll).
+    pub fn seal(&mut self, now_s: i64) {
+        let horizon = now_s - self.config.grace_s;
+        let from = match self.sealed_below {
+            Some(s) if s >= horizon => return,
+            Some(s) => s,
+            // First seal: start the history at the horizon, there is nothing before.
+            None => self.streams.iter().filter_map(|s| s.open.keys().next().copied()).min().unwrap_or(horizon).min(horizon),
+        };
+        // After a long pause (a suspended process) fill at most one ring of history.
+        let from = from.max(horizon - self.config.seconds_kept as i64);
+        for s in &mut self.streams {
+            for second in from..horizon {
+                let point = match s.open.remove(&second) {
+                    Some(mut open) => {
+                        let point = seal_second(&open, s.kind);
+                        if let Some(mut h) = open.latency.take() {
+                            h.reset();
+                            if s.spare_histograms.len() < 4 {
+                                s.spare_histograms.push(h);
+                            }
+                        }
+                        point
+                    }
+                    None => match s.kind {
+                        StreamKind::Push => SecondPoint::ZERO,
+                        StreamKind::Poll => SecondPoint::GAP,
+                    },
+                };
+                s.seconds.push(second, point);
+                roll_minute(s, second, point);
+            }
+            // Anything still open below the horizon came in before a jump; drop it.
+            while let Some((&second, _)) = s.open.first_key_value() {
+                if second >= horizon {
+                    break;
+                }
+                s.open.pop_first();
+            }
+        }
+        self.sealed_below = Some(horizon);
+    }
+
+    /// The newest sealed second, if any.
+    pub fn last_sealed_second(&self) -> Option<i64> {
+        self.sealed_below.map(|s| s - 1)
+    }
+
+    pub fn last_sample_second(&self, stream: StreamId) -> Option<i64> {
+        self.streams[stream.0 as usize].last_sample_second
+    }
+
+    /// The value of a second that is still open (the current second "so far").
+    pub fn open_value(&self, stream: StreamId, second: i64) -> Option<f64> {
+        self.streams[stream.0 as usize].open.get(&second).map(|o| o.value())
+    }
+
+    /// The sealed point of one second.
+    pub fn point(&self, stream: StreamId, second: i64) -> Option<SecondPoint> {
+        self.streams[stream.0 as usize].seconds.get(second).copied()
+    }
+
+    /// The last `n` sealed seconds, oldest first, as (second, point).
+    pub fn seconds(&self, stream: StreamId, n: usize) -> Vec<(i64, SecondPoint)> {
+        self.streams[stream.0 as usize].seconds.last_n(n).map(|(s, p)| (s, *p)).collect()
+    }
+
+    /// The last `n` sealed minutes, oldest first, as (minute start second, point).
+    pub fn minutes(&self, stream: StreamId, n: usize) -> Vec<(i64, MinutePoint)> {
+        self.streams[stream.0 as usize].minutes.last_n(n).map(|(m, p)| (m * 60, *p)).collect()
+    }
+
+    /// Max, mean and p90 over the last `n` sealed seconds (gaps skipped).
+    pub fn window(&self, stream: StreamId, n: usize) -> Option<WindowStats> {
+        let values: Vec<f64> = self.streams[stream.0 as usize]
+            .seconds
+            .last_n(n)
+            .filter(|(_, p)| !p.is_gap())
+            .map(|(_, p)| p.value as f64)
+            .collect();
+        WindowStats::of(&values)
+    }
+
+    /// Least-squares trend over the last `n` sealed seconds (gaps skipped).
+    pub fn trend(&self, stream: StreamId, n: usize) -> Option<Trend> {
+        let points: Vec<(f64, f64)> = self.streams[stream.0 as usize]
+            .seconds
+            .last_n(n)
+            .filter(|(_, p)| !p.is_gap())
+            .map(|(s, p)| (s as f64, p.value as f64))
+            .collect();
+        least_squares(&points)
+    }
+
+    pub fn summary(&self, stream: StreamId) -> StreamSummary {
+        let s = &self.streams[stream.0 as usize];
+        let last = s.seconds.last_n(1).next();
+        let finite = |x: f32| (!x.is_nan()).then_some(x as f64);
+        StreamSummary {
+            name: s.name.clone(),
+            last_second: last.map(|(sec, _)| sec),
+            last_value: last.and_then(|(_, p)| finite(p.value)),
+            mean_10s: self.window(stream, 10).map(|w| w.mean),
+            p50_ms: last.and_then(|(_, p)| finite(p.p50_ms)),
+            p95_ms: last.and_then(|(_, p)| finite(p.p95_ms)),
+            p99_ms: last.and_then(|(_, p)| finite(p.p99_ms)),
+            last_sample_second: s.last_sample_second,
+            samples_total: s.samples_total,
+        }
+    }
+
+    /// Approximate bytes held by the rings (for the memory budget in docs).
+    pub fn ring_bytes(&self) -> usize {
+        self.streams
+            .iter()
+            .map(|s| s.seconds.capacity() * size_of::<SecondPoint>() + s.minutes.capacity() * size_of::<MinutePoint>())
+            .sum()
+    }
+}
+
+fn new_latency_histogram() -> Histogram<u32> {
+    // 1 us .. 1 h at 2 significant digits: about 12 KiB.
+    Histogram::new_with_bounds(1, (MAX_LATENCY_MS * 1000.0) as u64, 2).expect("static bounds are valid")
+}
+
+fn seal_second(open: &OpenSecond, kind: StreamKind) -> SecondPoint {
+    if !open.observed && kind == StreamKind::Poll {
+        return SecondPoint::GAP;
+    }
+    let q = |h: &Histogram<u32>, q: f64| (h.value_at_quantile(q) as f64 / 1000.0) as f32;
+    match &open.latency {
+        Some(h) if !h.is_empty() => SecondPoint {
+            value: open.value() as f32,
+            p50_ms: q(h, 0.50),
+            p95_ms: q(h, 0.95),
+            p99_ms: q(h, 0.99),
+        },
+        _ => SecondPoint {
+            value: open.value() as f32,
+            ..SecondPoint::ZERO
+        },
+    }
+}
+
+fn roll_minute(s: &mut Stream, second: i64, point: SecondPoint) {
+    let minute = second.div_euclid(60);
+    match &mut s.current_minute {
+        Some((m, acc)) if *m == minute => add_to_minute(acc, point),
+        current => {
+            if let Some((m, acc)) = current.take() {
+                s.minutes.push(m, acc);
+            }
+            let mut acc = MinutePoint::EMPTY;
+            add_to_minute(&mut acc, point);
+            *current = Some((minute, acc));
+        }
+    }
+}
+
+fn add_to_minute(acc: &mut MinutePoint, point: SecondPoint) {
+    if point.is_gap() {
+        return;
+    }
+    acc.sum += point.value;
+    acc.peak = if acc.peak.is_nan() { point.value } else { acc.peak.max(point.value) };
+    acc.known_seconds += 1;
+}
+
+#[cfg(test)]
+mod tests;

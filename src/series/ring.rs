@@ -1,0 +1,106 @@
+//! A fixed-capacity ring of points keyed by consecutive integers (seconds or
+//! minutes). Pushing a key that skips ahead fills the hole with copies of
+//! nothing: callers push every key in order.
+
+use std::collections::VecDeque;
+
+pub struct Ring<T> {
+    items: VecDeque<T>,
+    capacity: usize,
+    /// Key of the newest item.
+    last_key: Option<i64>,
+}
+
+impl<T> Ring<T> {
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            items: VecDeque::with_capacity(capacity),
+            capacity,
+            last_key: None,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Appends the item for `key`. Keys must increase by one; a key that does
+    /// not restarts the ring, so a clock jump never misaligns keys and items.
+    pub fn push(&mut self, key: i64, item: T) {
+        if let Some(last) = self.last_key {
+            if key != last + 1 {
+                self.items.clear();
+            }
+        }
+        if self.items.len() == self.capacity {
+            self.items.pop_front();
+        }
+        self.items.push_back(item);
+        self.last_key = Some(key);
+    }
+
+    fn first_key(&self) -> Option<i64> {
+        self.last_key.map(|l| l - self.items.len() as i64 + 1)
+    }
+
+    pub fn get(&self, key: i64) -> Option<&T> {
+        let first = self.first_key()?;
+        if key < first {
+            return None;
+        }
+        self.items.get((key - first) as usize)
+    }
+
+    /// The newest `n` items, oldest first, with their keys.
+    pub fn last_n(&self, n: usize) -> impl Iterator<Item = (i64, &T)> {
+        let n = n.min(self.items.len());
+        let skip = self.items.len() - n;
+        let first = self.first_key().unwrap_or(0);
+        self.items.iter().enumerate().skip(skip).map(move |(i, t)| (first + i as i64, t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_newest_capacity_items() {
+        let mut r = Ring::new(3);
+        for k in 10..15 {
+            r.push(k, k * 100);
+        }
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.last_n(10).collect::<Vec<_>>(), vec![(12, &1200), (13, &1300), (14, &1400)]);
+        assert_eq!(r.get(11), None);
+        assert_eq!(r.get(13), Some(&1300));
+        assert_eq!(r.get(15), None);
+    }
+
+    #[test]
+    fn a_key_jump_restarts() {
+        let mut r = Ring::new(5);
+        r.push(1, 'a');
+        r.push(2, 'b');
+        r.push(9, 'c');
+        assert_eq!(r.last_n(5).collect::<Vec<_>>(), vec![(9, &'c')]);
+    }
+
+    #[test]
+    fn last_n_of_fewer() {
+        let mut r = Ring::new(5);
+        r.push(0, 1);
+        r.push(1, 2);
+        assert_eq!(r.last_n(1).collect::<Vec<_>>(), vec![(1, &2)]);
+        assert!(Ring::<u8>::new(2).last_n(3).next().is_none());
+    }
+}
