@@ -46,7 +46,11 @@ fn store_config(config: &Config) -> StoreConfig {
 }
 
 /// Runs the daemon until `shutdown` is cancelled.
-pub async fn run(config: Config, clock: SharedClock, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
     let started_at = clock.now();
     let store: SharedStore = Arc::new(Mutex::new(SeriesStore::new(store_config(&config))));
@@ -73,7 +77,8 @@ pub async fn run(config: Config, clock: SharedClock, shutdown: CancellationToken
     };
 
     if let Some(cfg) = &config.ingest.statsd {
-        let socket = bind_udp(cfg.listen).with_context(|| format!("bind StatsD socket {}", cfg.listen))?;
+        let socket =
+            bind_udp(cfg.listen).with_context(|| format!("bind StatsD socket {}", cfg.listen))?;
         let addr = socket.local_addr()?;
         bound.statsd = Some(addr);
         tracing::info!(statsd = %addr, "StatsD listening.");
@@ -100,10 +105,21 @@ pub async fn run(config: Config, clock: SharedClock, shutdown: CancellationToken
             counters: c,
         };
         let stream = lock(&store).id(&cfg.stream).expect("registered above");
-        let follower = Follower::new(&cfg.path, cfg.start_at.clone(), cfg.max_line_bytes);
+        let mut follower = Follower::new(&cfg.path, cfg.start_at.clone(), cfg.max_line_bytes);
+        if let Err(e) = follower.open_at_start() {
+            // Not fatal: the task retries, as `tail -F` does.
+            tracing::warn!(path = %cfg.path.display(), error = %e, "Cannot open access log yet.");
+        }
         tasks.spawn(
-            access_log::run(follower, cfg.format.clone(), stream, cfg.poll_interval, sink, shutdown.clone())
-                .instrument(tracing::info_span!("access_log", stream = %cfg.stream)),
+            access_log::run(
+                follower,
+                cfg.format.clone(),
+                stream,
+                cfg.poll_interval,
+                sink,
+                shutdown.clone(),
+            )
+            .instrument(tracing::info_span!("access_log", stream = %cfg.stream)),
         );
     }
 
@@ -122,15 +138,28 @@ pub async fn run(config: Config, clock: SharedClock, shutdown: CancellationToken
             interval: cfg.interval,
             timeout: cfg.timeout,
         };
-        tasks.spawn(status_page::run(poller, sink, shutdown.clone()).instrument(tracing::info_span!("status_page", stream = %cfg.stream)));
+        tasks.spawn(
+            status_page::run(poller, sink, shutdown.clone())
+                .instrument(tracing::info_span!("status_page", stream = %cfg.stream)),
+        );
     }
 
     tasks.spawn(
-        seal_and_summarize(store.clone(), clock.clone(), counters.clone(), shutdown.clone())
-            .instrument(tracing::info_span!("series")),
+        seal_and_summarize(
+            store.clone(),
+            clock.clone(),
+            counters.clone(),
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("series")),
     );
 
-    let tables: Vec<String> = config.dynamodb.tables.iter().map(|t| t.name.clone()).collect();
+    let tables: Vec<String> = config
+        .dynamodb
+        .tables
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
     let group = config.asg.as_ref().and_then(|a| a.name.clone());
     if config.asg.as_ref().is_some_and(|a| a.name.is_none()) {
         tracing::warn!("asg.name is not set and group discovery from instance metadata is not available in this version; the group is not tracked.");
@@ -139,14 +168,28 @@ pub async fn run(config: Config, clock: SharedClock, shutdown: CancellationToken
         let cloud = Arc::new(AwsCloud::connect(&config.aws).await);
         if !tables.is_empty() {
             tasks.spawn(
-                tracker::track_tables(cloud.clone(), tables, config.dynamodb.poll_interval, view.clone(), clock.clone(), shutdown.clone())
-                    .instrument(tracing::info_span!("dynamodb")),
+                tracker::track_tables(
+                    cloud.clone(),
+                    tables,
+                    config.dynamodb.poll_interval,
+                    view.clone(),
+                    clock.clone(),
+                    shutdown.clone(),
+                )
+                .instrument(tracing::info_span!("dynamodb")),
             );
         }
         if let (Some(group), Some(asg)) = (group, &config.asg) {
             tasks.spawn(
-                tracker::track_group(cloud, group, asg.poll_interval, view.clone(), clock.clone(), shutdown.clone())
-                    .instrument(tracing::info_span!("asg")),
+                tracker::track_group(
+                    cloud,
+                    group,
+                    asg.poll_interval,
+                    view.clone(),
+                    clock.clone(),
+                    shutdown.clone(),
+                )
+                .instrument(tracing::info_span!("asg")),
             );
         }
     }
@@ -181,8 +224,14 @@ pub async fn run(config: Config, clock: SharedClock, shutdown: CancellationToken
     shutdown.cancelled().await;
     tracing::info!("Stopping.");
     tasks.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
-        tracing::warn!(grace_ms = SHUTDOWN_GRACE.as_millis() as u64, "Some tasks did not stop in time.");
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+            "Some tasks did not stop in time."
+        );
     }
     tracing::info!("Stopped.");
     Ok(())
@@ -191,7 +240,11 @@ pub async fn run(config: Config, clock: SharedClock, shutdown: CancellationToken
 /// Binds the StatsD socket with a large receive buffer: bursts of
 /// datagrams must queue in the kernel, not be dropped there.
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
     // The kernel caps this at net.core.rmem_max; a smaller buffer still works.
     let _ = socket.set_recv_buffer_size(8 << 20);
     socket.set_nonblocking(true)?;
@@ -203,7 +256,12 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 
 /// Seals seconds as their grace window passes; every 10 s logs traffic per
 /// stream and any new ingest drops.
-async fn seal_and_summarize(store: SharedStore, clock: SharedClock, counters: Vec<Arc<SourceCounters>>, shutdown: CancellationToken) {
+async fn seal_and_summarize(
+    store: SharedStore,
+    clock: SharedClock,
+    counters: Vec<Arc<SourceCounters>>,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_summary = tokio::time::Instant::now();
@@ -223,8 +281,14 @@ async fn seal_and_summarize(store: SharedStore, clock: SharedClock, counters: Ve
             s.stream_ids()
                 .map(|id| {
                     let sum = s.summary(id);
-                    let fmt = |x: Option<f64>| x.map_or("unknown".to_string(), |v| format!("{v:.1}"));
-                    format!("{} last={} mean10={}", sum.name, fmt(sum.last_value), fmt(sum.mean_10s))
+                    let fmt =
+                        |x: Option<f64>| x.map_or("unknown".to_string(), |v| format!("{v:.1}"));
+                    format!(
+                        "{} last={} mean10={}",
+                        sum.name,
+                        fmt(sum.last_value),
+                        fmt(sum.mean_10s)
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -235,7 +299,11 @@ async fn seal_and_summarize(store: SharedStore, clock: SharedClock, counters: Ve
             let before = last_counts.iter().find(|b| b.source == now.source);
             let new_drops = now.drops_since(before);
             if !new_drops.is_empty() {
-                let text = new_drops.iter().map(|(r, n)| format!("{r}={n}")).collect::<Vec<_>>().join(" ");
+                let text = new_drops
+                    .iter()
+                    .map(|(r, n)| format!("{r}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 tracing::warn!(source = %now.source, dropped = %text, "Dropped malformed or late input in the last 10 s.");
             }
         }

@@ -17,7 +17,11 @@ const EXIT_CONFIG: u8 = 2;
 const EXIT_RUNTIME: u8 = 1;
 
 #[derive(Parser)]
-#[command(name = "rapidscale", version, about = "Seconds-fast scaling for DynamoDB and EC2 Auto Scaling from per-second traffic")]
+#[command(
+    name = "rapidscale",
+    version,
+    about = "Seconds-fast scaling for DynamoDB and EC2 Auto Scaling from per-second traffic"
+)]
 struct Cli {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "RAPIDSCALE_LOG_FORMAT")]
@@ -60,7 +64,10 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("rapidscale: cannot start the async runtime: {e}");
@@ -79,7 +86,11 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
             for p in &problems {
                 eprintln!("{p}");
             }
-            eprintln!("{}: {} problem(s); nothing was started", path.display(), problems.len());
+            eprintln!(
+                "{}: {} problem(s); nothing was started",
+                path.display(),
+                problems.len()
+            );
             Err(ExitCode::from(EXIT_CONFIG))
         }
         Err(e @ ConfigError::Read { .. }) => {
@@ -123,10 +134,17 @@ async fn wait_for_stop_signal() {
 
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RAPIDSCALE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("RAPIDSCALE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
     }
 }

@@ -74,14 +74,24 @@ impl IntoResponse for ApiError {
             ApiError::UnknownStream(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
         };
-        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
     }
 }
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
-        .route("/api/v1/status", get(|State(s): State<ApiState>| async move { Json(s.status()) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .route(
+            "/api/v1/status",
+            get(|State(s): State<ApiState>| async move { Json(s.status()) }),
+        )
         .route("/api/v1/series", get(series))
         .with_state(state)
 }
@@ -101,13 +111,18 @@ struct SeriesPoint {
     p99_ms: Option<f32>,
 }
 
-async fn series(State(s): State<ApiState>, Query(q): Query<SeriesQuery>) -> Result<Json<Vec<SeriesPoint>>, ApiError> {
+async fn series(
+    State(s): State<ApiState>,
+    Query(q): Query<SeriesQuery>,
+) -> Result<Json<Vec<SeriesPoint>>, ApiError> {
     let seconds = q.seconds.unwrap_or(60);
     if seconds == 0 || seconds > 86_400 {
         return Err(ApiError::BadRequest("seconds must be in 1..=86400".into()));
     }
     let store = lock(&s.store);
-    let id = store.id(&q.stream).ok_or_else(|| ApiError::UnknownStream(q.stream.clone()))?;
+    let id = store
+        .id(&q.stream)
+        .ok_or_else(|| ApiError::UnknownStream(q.stream.clone()))?;
     let finite = |x: f32| (!x.is_nan()).then_some(x);
     Ok(Json(
         store
@@ -125,7 +140,11 @@ async fn series(State(s): State<ApiState>, Query(q): Query<SeriesQuery>) -> Resu
 }
 
 /// Serves until `shutdown`.
-pub async fn serve(listener: TcpListener, state: ApiState, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

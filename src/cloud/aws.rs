@@ -39,13 +39,47 @@ impl AwsCloud {
         if let Some(profile) = &config.profile {
             loader = loader.profile_name(profile);
         }
-        let sdk = loader.load().await;
+        if uses_local_emulator(config, |k| std::env::var_os(k).is_some()) {
+            // Emulators accept any credentials. Without this the SDK's chain
+            // would end at the EC2 instance metadata service, off this machine.
+            tracing::info!(endpoint = ?config.endpoint_url, "Loopback AWS endpoint without credentials: using static emulator credentials.");
+            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                "rapidscale-local",
+                "rapidscale-local",
+                None,
+                None,
+                "rapidscale-local-emulator",
+            ));
+        }
+        AwsCloud::from_sdk_config(&loader.load().await)
+    }
+
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> AwsCloud {
         AwsCloud {
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-            autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
         }
     }
+}
+
+/// True when the endpoint is on this machine and no credentials were given
+/// by environment or profile.
+fn uses_local_emulator(config: &AwsConfig, env_has: impl Fn(&str) -> bool) -> bool {
+    let loopback = config.endpoint_url.as_deref().is_some_and(|url| {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        let host = if rest.starts_with('[') {
+            rest.split(']').next().unwrap_or("").trim_start_matches('[')
+        } else {
+            host
+        };
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    loopback && config.profile.is_none() && !env_has("AWS_ACCESS_KEY_ID") && !env_has("AWS_PROFILE")
 }
 
 /// Classifies an SDK error: the one place that reads AWS error codes.
@@ -71,15 +105,26 @@ where
 
 fn kind_of_code(code: Option<&str>) -> CloudErrorKind {
     match code.unwrap_or("") {
-        "ThrottlingException" | "Throttling" | "ProvisionedThroughputExceededException" | "RequestLimitExceeded"
+        "ThrottlingException"
+        | "Throttling"
+        | "ProvisionedThroughputExceededException"
+        | "RequestLimitExceeded"
         | "TooManyRequestsException" => CloudErrorKind::Throttled,
         "LimitExceededException" | "LimitExceeded" => CloudErrorKind::LimitExceeded,
         "ResourceNotFoundException" | "TableNotFoundException" => CloudErrorKind::NotFound,
-        "ResourceInUseException" | "ScalingActivityInProgress" | "ScalingActivityInProgressFault" | "ResourceContention"
+        "ResourceInUseException"
+        | "ScalingActivityInProgress"
+        | "ScalingActivityInProgressFault"
+        | "ResourceContention"
         | "ResourceContentionFault" => CloudErrorKind::ResourceBusy,
-        "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" | "InvalidClientTokenId"
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
         | "ExpiredTokenException" => CloudErrorKind::AccessDenied,
-        "InternalServerError" | "InternalFailure" | "ServiceUnavailable" => CloudErrorKind::Unavailable,
+        "InternalServerError" | "InternalFailure" | "ServiceUnavailable" => {
+            CloudErrorKind::Unavailable
+        }
         _ => CloudErrorKind::Other,
     }
 }
@@ -88,11 +133,13 @@ fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
-fn throughput(pt: Option<&aws_sdk_dynamodb::types::ProvisionedThroughputDescription>) -> Option<Throughput> {
+fn throughput(
+    pt: Option<&aws_sdk_dynamodb::types::ProvisionedThroughputDescription>,
+) -> Option<Throughput> {
     let pt = pt?;
     let (read, write) = (pt.read_capacity_units()?, pt.write_capacity_units()?);
     // On-demand tables report 0/0.
-    (read > 0 || write > 0).then(|| Throughput {
+    (read > 0 || write > 0).then_some(Throughput {
         read: read as u64,
         write: write as u64,
     })
@@ -123,19 +170,31 @@ impl CloudBackend for AwsCloud {
             .iter()
             .map(|g| IndexDescription {
                 name: g.index_name().unwrap_or_default().to_string(),
-                status: g.index_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                status: g
+                    .index_status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
                 provisioned: throughput(g.provisioned_throughput()),
             })
             .collect();
         Ok(TableDescription {
             name: t.table_name().unwrap_or(name).to_string(),
-            status: t.table_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            status: t
+                .table_status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
             billing_mode,
             provisioned: throughput(pt),
             indexes,
-            decreases_today: pt.and_then(|p| p.number_of_decreases_today()).map(|n| n as u64),
-            last_increase: pt.and_then(|p| p.last_increase_date_time()).and_then(to_utc),
-            last_decrease: pt.and_then(|p| p.last_decrease_date_time()).and_then(to_utc),
+            decreases_today: pt
+                .and_then(|p| p.number_of_decreases_today())
+                .map(|n| n as u64),
+            last_increase: pt
+                .and_then(|p| p.last_increase_date_time())
+                .and_then(to_utc),
+            last_decrease: pt
+                .and_then(|p| p.last_decrease_date_time())
+                .and_then(to_utc),
         })
     }
 
@@ -147,12 +206,15 @@ impl CloudBackend for AwsCloud {
             .send()
             .await
             .map_err(|e| classify("DescribeAutoScalingGroups", name, e))?;
-        let g = out.auto_scaling_groups().first().ok_or_else(|| CloudError {
-            operation: "DescribeAutoScalingGroups",
-            resource: name.to_string(),
-            kind: CloudErrorKind::NotFound,
-            message: format!("auto scaling group {name} not found"),
-        })?;
+        let g = out
+            .auto_scaling_groups()
+            .first()
+            .ok_or_else(|| CloudError {
+                operation: "DescribeAutoScalingGroups",
+                resource: name.to_string(),
+                kind: CloudErrorKind::NotFound,
+                message: format!("auto scaling group {name} not found"),
+            })?;
         let count = |v: Option<i32>| v.unwrap_or(0).max(0) as u32;
         Ok(GroupDescription {
             name: g.auto_scaling_group_name().unwrap_or(name).to_string(),
@@ -164,11 +226,74 @@ impl CloudBackend for AwsCloud {
                 .iter()
                 .map(|i| InstanceDescription {
                     id: i.instance_id().unwrap_or_default().to_string(),
-                    lifecycle_state: i.lifecycle_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    lifecycle_state: i
+                        .lifecycle_state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
                     health: i.health_status().unwrap_or_default().to_string(),
                     availability_zone: i.availability_zone().map(str::to_string),
                 })
                 .collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(endpoint: Option<&str>, env_key: bool, expected: bool) {
+        let config = AwsConfig {
+            region: None,
+            endpoint_url: endpoint.map(str::to_string),
+            profile: None,
+        };
+        assert_eq!(
+            uses_local_emulator(&config, |k| env_key && k == "AWS_ACCESS_KEY_ID"),
+            expected,
+            "{endpoint:?}"
+        );
+    }
+
+    #[test]
+    fn emulator_credentials_only_for_loopback_without_keys() {
+        check(Some("http://127.0.0.1:5000"), false, true);
+        check(Some("http://localhost:4566/"), false, true);
+        check(Some("http://[::1]:5000"), false, true);
+        check(Some("http://127.0.0.1:5000"), true, false);
+        check(
+            Some("https://dynamodb.us-east-1.amazonaws.com"),
+            false,
+            false,
+        );
+        check(Some("http://10.0.0.5:8000"), false, false);
+        check(None, false, false);
+    }
+
+    #[test]
+    fn error_codes_are_classified_once() {
+        assert_eq!(
+            kind_of_code(Some("ThrottlingException")),
+            CloudErrorKind::Throttled
+        );
+        assert_eq!(
+            kind_of_code(Some("LimitExceededException")),
+            CloudErrorKind::LimitExceeded
+        );
+        assert_eq!(
+            kind_of_code(Some("ResourceInUseException")),
+            CloudErrorKind::ResourceBusy
+        );
+        assert_eq!(
+            kind_of_code(Some("ScalingActivityInProgress")),
+            CloudErrorKind::ResourceBusy
+        );
+        assert_eq!(
+            kind_of_code(Some("ResourceNotFoundException")),
+            CloudErrorKind::NotFound
+        );
+        assert_eq!(kind_of_code(Some("SomethingNew")), CloudErrorKind::Other);
+        assert_eq!(kind_of_code(None), CloudErrorKind::Other);
     }
 }

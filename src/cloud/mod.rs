@@ -111,7 +111,9 @@ impl CloudError {
     /// Whether trying the same call again later can succeed.
     pub fn is_retryable(&self) -> bool {
         match self.kind {
-            CloudErrorKind::Throttled | CloudErrorKind::ResourceBusy | CloudErrorKind::Unavailable => true,
+            CloudErrorKind::Throttled
+            | CloudErrorKind::ResourceBusy
+            | CloudErrorKind::Unavailable => true,
             CloudErrorKind::LimitExceeded
             | CloudErrorKind::NotFound
             | CloudErrorKind::AccessDenied
@@ -122,6 +124,12 @@ impl CloudError {
 
 /// What rapidscale needs from AWS (or from a simulated AWS).
 pub trait CloudBackend: Send + Sync + 'static {
-    fn describe_table(&self, name: &str) -> impl Future<Output = Result<TableDescription, CloudError>> + Send;
-    fn describe_group(&self, name: &str) -> impl Future<Output = Result<GroupDescription, CloudError>> + Send;
+    fn describe_table(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<TableDescription, CloudError>> + Send;
+    fn describe_group(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<GroupDescription, CloudError>> + Send;
 }

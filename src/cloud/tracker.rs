@@ -72,7 +72,11 @@ pub async fn track_tables<C: CloudBackend>(
             let mut v = write(&view);
             let entry = v.tables.entry(name.clone()).or_default();
             apply(entry, result, now, |old, new| {
-                let changed = old.is_none_or(|o| o.provisioned != new.provisioned || o.status != new.status || o.indexes != new.indexes);
+                let changed = old.is_none_or(|o| {
+                    o.provisioned != new.provisioned
+                        || o.status != new.status
+                        || o.indexes != new.indexes
+                });
                 if changed {
                     tracing::info!(
                         table = %new.name,

@@ -260,7 +260,10 @@ impl Config {
         }
     }
 
-    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), Vec<ConfigProblem>> {
+    fn apply_env(
+        &mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), Vec<ConfigProblem>> {
         let mut problems = Vec::new();
         let mut bad = |var: &str, key: &str, reason: String| {
             problems.push(ConfigProblem {
@@ -278,7 +281,11 @@ impl Config {
             match *key {
                 "mode" => match Mode::parse(&value) {
                     Some(m) => self.mode = m,
-                    None => bad(var, key, format!("expected \"dry-run\" or \"apply\", got {value:?}")),
+                    None => bad(
+                        var,
+                        key,
+                        format!("expected \"dry-run\" or \"apply\", got {value:?}"),
+                    ),
                 },
                 "state_dir" => self.state_dir = PathBuf::from(value),
                 "aws.region" => self.aws.region = Some(value),
@@ -286,7 +293,11 @@ impl Config {
                 "aws.profile" => self.aws.profile = Some(value),
                 "api.listen" => match value.parse() {
                     Ok(addr) => self.api_mut().listen = addr,
-                    Err(_) => bad(var, key, format!("{value:?} is not an address like 127.0.0.1:9470")),
+                    Err(_) => bad(
+                        var,
+                        key,
+                        format!("{value:?} is not an address like 127.0.0.1:9470"),
+                    ),
                 },
                 "api.token" => self.api_mut().token = Some(value),
                 other => unreachable!("ENV_OVERRIDES names an unhandled key {other}"),
@@ -340,7 +351,10 @@ impl Config {
             let specs = [(None, "read", &t.read), (None, "write", &t.write)]
                 .into_iter()
                 .chain(t.indexes.iter().flat_map(|i| {
-                    [(Some(i.name.as_str()), "read", &i.read), (Some(i.name.as_str()), "write", &i.write)]
+                    [
+                        (Some(i.name.as_str()), "read", &i.read),
+                        (Some(i.name.as_str()), "write", &i.write),
+                    ]
                 }));
             for (index, op, spec) in specs {
                 if let Some(sel) = spec.as_ref().and_then(|s| s.metric.as_ref()) {
@@ -375,7 +389,11 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
             };
             if let Some(url) = &aws.endpoint_url {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    p.push(t.span(), "aws.endpoint_url", "must start with http:// or https://");
+                    p.push(
+                        t.span(),
+                        "aws.endpoint_url",
+                        "must start with http:// or https://",
+                    );
                 }
             }
             t.finish(p);
@@ -391,7 +409,14 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
                 .and_then(|s| match s.value.parse::<Tz>() {
                     Ok(tz) => Some(tz),
                     Err(_) => {
-                        p.push(s.span, &s.key, format!("unknown time zone {:?}; use an IANA name like \"Asia/Seoul\"", s.value));
+                        p.push(
+                            s.span,
+                            &s.key,
+                            format!(
+                                "unknown time zone {:?}; use an IANA name like \"Asia/Seoul\"",
+                                s.value
+                            ),
+                        );
                         None
                     }
                 })
@@ -406,8 +431,14 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
         Some(mut t) => {
             let d = SeriesConfig::default();
             let s = SeriesConfig {
-                per_second: t.duration(p, "per_second").map(|d| d.value).unwrap_or(d.per_second),
-                per_minute: t.duration(p, "per_minute").map(|d| d.value).unwrap_or(d.per_minute),
+                per_second: t
+                    .duration(p, "per_second")
+                    .map(|d| d.value)
+                    .unwrap_or(d.per_second),
+                per_minute: t
+                    .duration(p, "per_minute")
+                    .map(|d| d.value)
+                    .unwrap_or(d.per_minute),
             };
             t.finish(p);
             s
@@ -439,7 +470,11 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
             for mut tt in t.tables(p, "tables") {
                 if let Some(table) = read_table(&mut tt, p, has_statsd) {
                     if seen.contains(&table.name) {
-                        p.push(tt.span(), &tt.key_path("name"), format!("table {:?} is configured twice", table.name));
+                        p.push(
+                            tt.span(),
+                            &tt.key_path("name"),
+                            format!("table {:?} is configured twice", table.name),
+                        );
                     }
                     seen.push(table.name.clone());
                     tables.push(table);
@@ -447,7 +482,10 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
                 tt.finish(p);
             }
             t.finish(p);
-            DynamoDbConfig { poll_interval, tables }
+            DynamoDbConfig {
+                poll_interval,
+                tables,
+            }
         }
         None => DynamoDbConfig::default(),
     };
@@ -471,10 +509,19 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
     }
 }
 
-fn enum_value<T>(p: &mut Problems, s: &Located<String>, parse: impl Fn(&str) -> Option<T>, allowed: &str) -> Option<T> {
+fn enum_value<T>(
+    p: &mut Problems,
+    s: &Located<String>,
+    parse: impl Fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Option<T> {
     let v = parse(&s.value);
     if v.is_none() {
-        p.push(s.span.clone(), &s.key, format!("expected {allowed}, got {:?}", s.value));
+        p.push(
+            s.span.clone(),
+            &s.key,
+            format!("expected {allowed}, got {:?}", s.value),
+        );
     }
     v
 }
@@ -483,7 +530,11 @@ fn socket_addr(p: &mut Problems, s: &Located<String>) -> Option<SocketAddr> {
     match s.value.parse() {
         Ok(a) => Some(a),
         Err(_) => {
-            p.push(s.span.clone(), &s.key, format!("{:?} is not an address like 127.0.0.1:8125", s.value));
+            p.push(
+                s.span.clone(),
+                &s.key,
+                format!("{:?} is not an address like 127.0.0.1:8125", s.value),
+            );
             None
         }
     }
@@ -517,7 +568,11 @@ fn read_ingest(root: &mut TableReader, p: &mut Problems) -> IngestConfig {
     if let Some(mut s) = t.table(p, "statsd") {
         let listen = s.string(p, "listen").and_then(|l| socket_addr(p, &l));
         if listen.is_none() && !s.has("listen") {
-            p.push(s.span(), &s.key_path("listen"), "missing: the UDP address to listen on, e.g. \"127.0.0.1:8125\"");
+            p.push(
+                s.span(),
+                &s.key_path("listen"),
+                "missing: the UDP address to listen on, e.g. \"127.0.0.1:8125\"",
+            );
         }
         let stream = stream_name(&mut s, p, "statsd", &mut streams);
         let mut requests = Vec::new();
@@ -542,9 +597,17 @@ fn read_ingest(root: &mut TableReader, p: &mut Problems) -> IngestConfig {
     for (i, mut a) in t.tables(p, "access_log").into_iter().enumerate() {
         let path = a.string(p, "path");
         if path.is_none() && !a.has("path") {
-            p.push(a.span(), &a.key_path("path"), "missing: the log file to follow");
+            p.push(
+                a.span(),
+                &a.key_path("path"),
+                "missing: the log file to follow",
+            );
         }
-        let default_stream = if i == 0 { "access_log".to_string() } else { format!("access_log_{i}") };
+        let default_stream = if i == 0 {
+            "access_log".to_string()
+        } else {
+            format!("access_log_{i}")
+        };
         let stream = stream_name(&mut a, p, &default_stream, &mut streams);
         let format = match a.string(p, "format") {
             Some(f) => match LogFormat::from_config(&f.value) {
@@ -571,7 +634,10 @@ fn read_ingest(root: &mut TableReader, p: &mut Problems) -> IngestConfig {
                 )
             })
             .unwrap_or(StartAt::End);
-        let poll_interval = a.duration(p, "poll_interval").map(|d| d.value).unwrap_or(Duration::from_millis(200));
+        let poll_interval = a
+            .duration(p, "poll_interval")
+            .map(|d| d.value)
+            .unwrap_or(Duration::from_millis(200));
         let max_line_bytes = a.uint(p, "max_line_bytes");
         let max_line_bytes = positive_size(p, max_line_bytes, 64 * 1024);
         a.finish(p);
@@ -589,10 +655,14 @@ fn read_ingest(root: &mut TableReader, p: &mut Problems) -> IngestConfig {
     for (i, mut s) in t.tables(p, "status_page").into_iter().enumerate() {
         let url = s.string(p, "url");
         match &url {
-            Some(u) if !u.value.starts_with("http://") => {
-                p.push(u.span.clone(), &u.key, "must be an http:// URL (status pages are local; https is not supported)")
+            Some(u) if !u.value.starts_with("http://") => p.push(
+                u.span.clone(),
+                &u.key,
+                "must be an http:// URL (status pages are local; https is not supported)",
+            ),
+            None if !s.has("url") => {
+                p.push(s.span(), &s.key_path("url"), "missing: the status page URL")
             }
-            None if !s.has("url") => p.push(s.span(), &s.key_path("url"), "missing: the status page URL"),
             _ => {}
         }
         let kind = s
@@ -610,10 +680,20 @@ fn read_ingest(root: &mut TableReader, p: &mut Problems) -> IngestConfig {
                 )
             })
             .unwrap_or(StatusKind::Nginx);
-        let default_stream = if i == 0 { "status_page".to_string() } else { format!("status_page_{i}") };
+        let default_stream = if i == 0 {
+            "status_page".to_string()
+        } else {
+            format!("status_page_{i}")
+        };
         let stream = stream_name(&mut s, p, &default_stream, &mut streams);
-        let interval = s.duration(p, "interval").map(|d| d.value).unwrap_or(Duration::from_secs(1));
-        let timeout = s.duration(p, "timeout").map(|d| d.value).unwrap_or(Duration::from_millis(800));
+        let interval = s
+            .duration(p, "interval")
+            .map(|d| d.value)
+            .unwrap_or(Duration::from_secs(1));
+        let timeout = s
+            .duration(p, "timeout")
+            .map(|d| d.value)
+            .unwrap_or(Duration::from_millis(800));
         s.finish(p);
         if let Some(url) = url {
             ingest.status_pages.push(StatusPageConfig {
@@ -629,7 +709,12 @@ fn read_ingest(root: &mut TableReader, p: &mut Problems) -> IngestConfig {
     ingest
 }
 
-fn stream_name(t: &mut TableReader, p: &mut Problems, default: &str, seen: &mut Vec<Located<String>>) -> String {
+fn stream_name(
+    t: &mut TableReader,
+    p: &mut Problems,
+    default: &str,
+    seen: &mut Vec<Located<String>>,
+) -> String {
     let name = t.string(p, "stream").unwrap_or_else(|| Located {
         value: default.to_string(),
         key: t.key_path("stream"),
@@ -641,10 +726,21 @@ fn stream_name(t: &mut TableReader, p: &mut Problems, default: &str, seen: &mut 
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
     if !valid {
-        p.push(name.span.clone(), &name.key, "stream names use letters, digits, '_', '-' and '.'");
+        p.push(
+            name.span.clone(),
+            &name.key,
+            "stream names use letters, digits, '_', '-' and '.'",
+        );
     }
     if seen.iter().any(|s| s.value == name.value) {
-        p.push(name.span.clone(), &name.key, format!("stream {:?} is used by another source; give each source its own `stream`", name.value));
+        p.push(
+            name.span.clone(),
+            &name.key,
+            format!(
+                "stream {:?} is used by another source; give each source its own `stream`",
+                name.value
+            ),
+        );
     }
     seen.push(name.clone());
     name.value
@@ -669,7 +765,12 @@ struct RawCapacity {
     metric: Option<MetricSelector>,
 }
 
-fn read_capacity(t: &mut TableReader, p: &mut Problems, key: &str, has_statsd: bool) -> Option<RawCapacity> {
+fn read_capacity(
+    t: &mut TableReader,
+    p: &mut Problems,
+    key: &str,
+    has_statsd: bool,
+) -> Option<RawCapacity> {
     let mut c = t.table(p, key)?;
     let target = c.float(p, "target");
     let min = c.uint(p, "min");
@@ -677,23 +778,37 @@ fn read_capacity(t: &mut TableReader, p: &mut Problems, key: &str, has_statsd: b
     let per_request = c.float(p, "per_request");
     if let Some(pr) = &per_request {
         if !(pr.value > 0.0 && pr.value.is_finite()) {
-            p.push(pr.span.clone(), &pr.key, "units per request must be greater than zero");
+            p.push(
+                pr.span.clone(),
+                &pr.key,
+                "units per request must be greater than zero",
+            );
         }
     }
-    let metric = c.string(p, "metric").and_then(|m| match MetricSelector::parse(&m.value) {
-        Ok(sel) => {
-            if !has_statsd {
-                p.push(m.span, &m.key, "a metric needs [ingest.statsd] to receive it");
+    let metric = c
+        .string(p, "metric")
+        .and_then(|m| match MetricSelector::parse(&m.value) {
+            Ok(sel) => {
+                if !has_statsd {
+                    p.push(
+                        m.span,
+                        &m.key,
+                        "a metric needs [ingest.statsd] to receive it",
+                    );
+                }
+                Some(sel)
             }
-            Some(sel)
-        }
-        Err(why) => {
-            p.push(m.span, &m.key, why);
-            None
-        }
-    });
+            Err(why) => {
+                p.push(m.span, &m.key, why);
+                None
+            }
+        });
     if per_request.is_none() && !c.has("metric") {
-        p.push(c.span(), c.path(), "neither `per_request` nor `metric` given: rapidscale cannot tell the demand in units");
+        p.push(
+            c.span(),
+            c.path(),
+            "neither `per_request` nor `metric` given: rapidscale cannot tell the demand in units",
+        );
     }
     let raw = RawCapacity {
         key: c.path().to_string(),
@@ -726,13 +841,19 @@ fn read_hour_overrides(
             },
             None => {
                 if !h.has("hours") {
-                    p.push(h.span(), &h.key_path("hours"), "missing: the local hour range, e.g. \"14-15\"");
+                    p.push(
+                        h.span(),
+                        &h.key_path("hours"),
+                        "missing: the local hour range, e.g. \"14-15\"",
+                    );
                 }
                 None
             }
         };
         for op in ops {
-            let Some(mut o) = h.table(p, op) else { continue };
+            let Some(mut o) = h.table(p, op) else {
+                continue;
+            };
             let ov = HourOverride {
                 hours: hours.as_ref().map(|(s, _)| *s).unwrap_or_default(),
                 target: o.float(p, "target"),
@@ -741,11 +862,17 @@ fn read_hour_overrides(
             };
             o.finish(p);
             if let Some((set, text)) = &hours {
-                if let Some((_, _, other)) = taken_by_op.iter().find(|(o2, s2, _)| o2 == op && s2.overlaps(*set)) {
+                if let Some((_, _, other)) = taken_by_op
+                    .iter()
+                    .find(|(o2, s2, _)| o2 == op && s2.overlaps(*set))
+                {
                     p.push(
                         text.span.clone(),
                         &text.key,
-                        format!("hours {:?} overlap hours {:?} ({}) for {op}", text.value, other.value, other.key),
+                        format!(
+                            "hours {:?} overlap hours {:?} ({}) for {op}",
+                            text.value, other.value, other.key
+                        ),
                     );
                 }
                 taken_by_op.push((op.to_string(), *set, text.clone()));
@@ -759,22 +886,42 @@ fn read_hour_overrides(
 
 fn check_target(p: &mut Problems, t: &Located<f64>) {
     if !(t.value > 0.0 && t.value <= 1.0) {
-        p.push(t.span.clone(), &t.key, format!("target must be in (0, 1], got {}", t.value));
+        p.push(
+            t.span.clone(),
+            &t.key,
+            format!("target must be in (0, 1], got {}", t.value),
+        );
     }
 }
 
 /// Builds the 24-row table for one capacity spec and checks it row by row.
 fn capacity_spec(p: &mut Problems, raw: RawCapacity, overrides: &[HourOverride]) -> CapacitySpec {
-    for t in raw.target.iter().chain(overrides.iter().filter_map(|o| o.target.as_ref())) {
+    for t in raw
+        .target
+        .iter()
+        .chain(overrides.iter().filter_map(|o| o.target.as_ref()))
+    {
         check_target(p, t);
     }
-    for m in raw.min.iter().chain(overrides.iter().filter_map(|o| o.min.as_ref())) {
+    for m in raw
+        .min
+        .iter()
+        .chain(overrides.iter().filter_map(|o| o.min.as_ref()))
+    {
         if m.value == 0 {
-            p.push(m.span.clone(), &m.key, "provisioned capacity is at least 1 unit");
+            p.push(
+                m.span.clone(),
+                &m.key,
+                "provisioned capacity is at least 1 unit",
+            );
         }
     }
     if raw.max.is_none() {
-        p.push(raw.span.clone(), &format!("{}.max", raw.key), "missing: the hard maximum of units rapidscale may provision");
+        p.push(
+            raw.span.clone(),
+            &format!("{}.max", raw.key),
+            "missing: the hard maximum of units rapidscale may provision",
+        );
     }
     let base = CapacityLimits {
         target: raw.target.as_ref().map(|t| t.value).unwrap_or(0.7),
@@ -806,9 +953,15 @@ fn capacity_spec(p: &mut Problems, raw: RawCapacity, overrides: &[HourOverride])
         let row = hours[h];
         if row.min > row.max {
             let src = min_src[h].or(max_src[h]);
-            let (span, key) = src.map(|s| (s.span.clone(), s.key.clone())).unwrap_or((raw.span.clone(), raw.key.clone()));
+            let (span, key) = src
+                .map(|s| (s.span.clone(), s.key.clone()))
+                .unwrap_or((raw.span.clone(), raw.key.clone()));
             if !reported.contains(&key) {
-                p.push(span, &key, format!("min {} > max {} (hour {h:02})", row.min, row.max));
+                p.push(
+                    span,
+                    &key,
+                    format!("min {} > max {} (hour {h:02})", row.min, row.max),
+                );
                 reported.push(key);
             }
         }
@@ -843,11 +996,18 @@ fn read_specs(
     for (op, spec) in [("read", &read), ("write", &write)] {
         if spec.is_none() {
             if let Some((_, ov)) = overrides.iter().find(|(o, _)| o == op) {
-                let loc = ov.target.as_ref().map(|l| (l.span.clone(), l.key.clone()))
+                let loc = ov
+                    .target
+                    .as_ref()
+                    .map(|l| (l.span.clone(), l.key.clone()))
                     .or(ov.min.as_ref().map(|l| (l.span.clone(), l.key.clone())))
                     .or(ov.max.as_ref().map(|l| (l.span.clone(), l.key.clone())));
                 if let Some((span, key)) = loc {
-                    p.push(span, &key, format!("per-hour {op} limits given but no base `{op}` spec"));
+                    p.push(
+                        span,
+                        &key,
+                        format!("per-hour {op} limits given but no base `{op}` spec"),
+                    );
                 }
             }
         }
@@ -866,7 +1026,11 @@ fn required_name(t: &mut TableReader, p: &mut Problems, what: &str) -> Option<St
         Some(n) => Some(n.value),
         None => {
             if !t.has("name") {
-                p.push(t.span(), &t.key_path("name"), format!("missing: the {what} name"));
+                p.push(
+                    t.span(),
+                    &t.key_path("name"),
+                    format!("missing: the {what} name"),
+                );
             }
             None
         }
@@ -884,20 +1048,36 @@ fn read_table(t: &mut TableReader, p: &mut Problems, has_statsd: bool) -> Option
         let index_name = required_name(&mut it, p, "index");
         let (r, w) = read_specs(&mut it, p, has_statsd);
         if r.is_none() && w.is_none() {
-            p.push(it.span(), it.path(), "an index needs a `read` or `write` spec");
+            p.push(
+                it.span(),
+                it.path(),
+                "an index needs a `read` or `write` spec",
+            );
         }
         if let Some(n) = &index_name {
             if indexes.iter().any(|i: &IndexConfig| &i.name == n) {
-                p.push(it.span(), &it.key_path("name"), format!("index {n:?} is configured twice"));
+                p.push(
+                    it.span(),
+                    &it.key_path("name"),
+                    format!("index {n:?} is configured twice"),
+                );
             }
         }
         it.finish(p);
         if let Some(n) = index_name {
-            indexes.push(IndexConfig { name: n, read: r, write: w });
+            indexes.push(IndexConfig {
+                name: n,
+                read: r,
+                write: w,
+            });
         }
     }
     if read.is_none() && write.is_none() && indexes.is_empty() && name.is_some() {
-        p.push(t.span(), t.path(), "a table needs a `read` or `write` spec (or indexes)");
+        p.push(
+            t.span(),
+            t.path(),
+            "a table needs a `read` or `write` spec (or indexes)",
+        );
     }
     Some(TableConfig {
         name: name?,
@@ -913,11 +1093,18 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
     let mode = t
         .string(p, "mode")
         .and_then(|m| enum_value(p, &m, Mode::parse, "\"dry-run\" or \"apply\""));
-    let poll_interval = t.duration(p, "poll_interval").map(|d| d.value).unwrap_or(Duration::from_secs(5));
+    let poll_interval = t
+        .duration(p, "poll_interval")
+        .map(|d| d.value)
+        .unwrap_or(Duration::from_secs(5));
     let target = t.float(p, "target_rps_per_instance");
     let check_rps = |p: &mut Problems, v: &Located<f64>| {
         if !(v.value > 0.0 && v.value.is_finite()) {
-            p.push(v.span.clone(), &v.key, "requests/s per instance must be greater than zero");
+            p.push(
+                v.span.clone(),
+                &v.key,
+                "requests/s per instance must be greater than zero",
+            );
         }
     };
     match &target {
@@ -932,7 +1119,11 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
     let min = t.uint(p, "min");
     let max = t.uint(p, "max");
     if max.is_none() && !t.has("max") {
-        p.push(t.span(), &t.key_path("max"), "missing: the hard maximum group size");
+        p.push(
+            t.span(),
+            &t.key_path("max"),
+            "missing: the hard maximum group size",
+        );
     }
     let as_u32 = |p: &mut Problems, v: &Located<u64>| -> u32 {
         u32::try_from(v.value).unwrap_or_else(|_| {
@@ -954,7 +1145,14 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
             Some(text) => match parse_hours(&text.value) {
                 Ok(set) => {
                     if let Some((_, other)) = srcs.iter().find(|(s, _)| s.overlaps(set)) {
-                        p.push(text.span.clone(), &text.key, format!("hours {:?} overlap hours {:?} ({})", text.value, other.value, other.key));
+                        p.push(
+                            text.span.clone(),
+                            &text.key,
+                            format!(
+                                "hours {:?} overlap hours {:?} ({})",
+                                text.value, other.value, other.key
+                            ),
+                        );
                     }
                     srcs.push((set, text));
                     set
@@ -966,7 +1164,11 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
             },
             None => {
                 if !h.has("hours") {
-                    p.push(h.span(), &h.key_path("hours"), "missing: the local hour range, e.g. \"14-15\"");
+                    p.push(
+                        h.span(),
+                        &h.key_path("hours"),
+                        "missing: the local hour range, e.g. \"14-15\"",
+                    );
                 }
                 HourSet::default()
             }
@@ -998,10 +1200,20 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
     let mut reported = Vec::new();
     for (hour, row) in hours.iter().enumerate() {
         if row.min > row.max {
-            let key = row_src[hour].clone().or(min.as_ref().map(|m| m.key.clone())).unwrap_or_else(|| t.key_path("min"));
-            let span = row_span[hour].clone().or(min.as_ref().map(|m| m.span.clone())).unwrap_or(t.span());
+            let key = row_src[hour]
+                .clone()
+                .or(min.as_ref().map(|m| m.key.clone()))
+                .unwrap_or_else(|| t.key_path("min"));
+            let span = row_span[hour]
+                .clone()
+                .or(min.as_ref().map(|m| m.span.clone()))
+                .unwrap_or(t.span());
             if !reported.contains(&key) {
-                p.push(span, &key, format!("min {} > max {} (hour {hour:02})", row.min, row.max));
+                p.push(
+                    span,
+                    &key,
+                    format!("min {} > max {} (hour {hour:02})", row.min, row.max),
+                );
                 reported.push(key);
             }
         }

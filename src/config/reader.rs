@@ -218,7 +218,10 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 p.push(
                     s.span,
                     &s.key,
-                    format!("invalid duration {:?} ({e}); write e.g. \"2s\", \"15m\", \"1h\"", s.value),
+                    format!(
+                        "invalid duration {:?} ({e}); write e.g. \"2s\", \"15m\", \"1h\"",
+                        s.value
+                    ),
                 );
                 None
             }

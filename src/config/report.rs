@@ -15,14 +15,17 @@ pub fn effective_tables(config: &Config) -> String {
         config.state_dir.display()
     );
     for t in &config.dynamodb.tables {
-        let resources = [(format!("table {} read", t.name), &t.read), (format!("table {} write", t.name), &t.write)]
-            .into_iter()
-            .chain(t.indexes.iter().flat_map(|i| {
-                [
-                    (format!("table {} index {} read", t.name, i.name), &i.read),
-                    (format!("table {} index {} write", t.name, i.name), &i.write),
-                ]
-            }));
+        let resources = [
+            (format!("table {} read", t.name), &t.read),
+            (format!("table {} write", t.name), &t.write),
+        ]
+        .into_iter()
+        .chain(t.indexes.iter().flat_map(|i| {
+            [
+                (format!("table {} index {} read", t.name, i.name), &i.read),
+                (format!("table {} index {} write", t.name, i.name), &i.write),
+            ]
+        }));
         for (label, spec) in resources {
             if let Some(spec) = spec {
                 capacity_table(&mut out, &label, spec);
@@ -30,10 +33,18 @@ pub fn effective_tables(config: &Config) -> String {
         }
     }
     if let Some(asg) = &config.asg {
-        let _ = writeln!(out, "\ngroup {}", asg.name.as_deref().unwrap_or("(discovered at start-up)"));
+        let _ = writeln!(
+            out,
+            "\ngroup {}",
+            asg.name.as_deref().unwrap_or("(discovered at start-up)")
+        );
         let _ = writeln!(out, "  hour   min   max  rps/instance");
         for (h, row) in asg.hours.iter().enumerate() {
-            let _ = writeln!(out, "  {h:02}  {:>5} {:>5}  {:>12}", row.min, row.max, row.target_rps_per_instance);
+            let _ = writeln!(
+                out,
+                "  {h:02}  {:>5} {:>5}  {:>12}",
+                row.min, row.max, row.target_rps_per_instance
+            );
         }
     }
     out
@@ -49,6 +60,10 @@ fn capacity_table(out: &mut String, label: &str, spec: &CapacitySpec) {
     let _ = writeln!(out, "\n{label} ({demand})");
     let _ = writeln!(out, "  hour     min      max  target");
     for (h, row) in spec.hours.iter().enumerate() {
-        let _ = writeln!(out, "  {h:02}  {:>6}  {:>7}  {:>6.2}", row.min, row.max, row.target);
+        let _ = writeln!(
+            out,
+            "  {h:02}  {:>6}  {:>7}  {:>6.2}",
+            row.min, row.max, row.target
+        );
     }
 }

@@ -18,9 +18,15 @@ fn problems(text: &str) -> Vec<ConfigProblem> {
 fn check_rejects(text: &str, line: usize, key: &str, fragment: &str) {
     let found = problems(text);
     assert!(
-        found.iter().any(|p| p.line == line && p.key == key && p.reason.contains(fragment)),
+        found
+            .iter()
+            .any(|p| p.line == line && p.key == key && p.reason.contains(fragment)),
         "expected {key} at line {line} with {fragment:?}; got:\n{}",
-        found.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
+        found
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -42,82 +48,187 @@ fn example_config_is_valid() {
     assert_eq!(c.schedule.timezone, chrono_tz::Asia::Seoul);
     let posts = &c.dynamodb.tables[0];
     let write = posts.write.as_ref().unwrap();
-    assert_eq!(write.hours[13], CapacityLimits { target: 0.7, min: 5, max: 1000 });
-    assert_eq!(write.hours[14], CapacityLimits { target: 0.6, min: 500, max: 1000 });
-    assert_eq!(write.hours[15], CapacityLimits { target: 0.6, min: 500, max: 1000 });
+    assert_eq!(
+        write.hours[13],
+        CapacityLimits {
+            target: 0.7,
+            min: 5,
+            max: 1000
+        }
+    );
+    assert_eq!(
+        write.hours[14],
+        CapacityLimits {
+            target: 0.6,
+            min: 500,
+            max: 1000
+        }
+    );
+    assert_eq!(
+        write.hours[15],
+        CapacityLimits {
+            target: 0.6,
+            min: 500,
+            max: 1000
+        }
+    );
     assert_eq!(write.metric.as_ref().unwrap().name, "ddb.posts.write");
-    assert_eq!(posts.indexes[0].read.as_ref().unwrap().per_request, Some(0.2));
+    assert_eq!(
+        posts.indexes[0].read.as_ref().unwrap().per_request,
+        Some(0.2)
+    );
     let asg = c.asg.as_ref().unwrap();
-    assert_eq!((asg.hours[9].min, asg.hours[14].min, asg.hours[14].max), (2, 10, 40));
+    assert_eq!(
+        (asg.hours[9].min, asg.hours[14].min, asg.hours[14].max),
+        (2, 10, 40)
+    );
     assert_eq!(c.ingest.grace, Duration::from_secs(2));
     assert_eq!(c.ingest.access_logs[0].stream, "access_log");
     assert_eq!(c.ingest.status_pages[0].kind, StatusKind::Nginx);
     let streams: Vec<String> = c.statsd_routes().into_iter().map(|(_, s)| s).collect();
-    assert_eq!(streams, vec!["statsd".to_string(), "units:posts:write".to_string()]);
+    assert_eq!(
+        streams,
+        vec!["statsd".to_string(), "units:posts:write".to_string()]
+    );
 }
 
 #[test]
 fn minimal_files_are_valid() {
     let c = Config::parse("t.toml", MINIMAL_TABLE).expect("statsd + api + one table");
-    assert_eq!(c.schedule.timezone, chrono_tz::UTC, "schedule defaults to UTC");
+    assert_eq!(
+        c.schedule.timezone,
+        chrono_tz::UTC,
+        "schedule defaults to UTC"
+    );
     assert_eq!(c.aws, AwsConfig::default());
     let only_asg = "[asg]\nname = \"web\"\ntarget_rps_per_instance = 100\nmax = 10\n";
     let c = Config::parse("t.toml", only_asg).expect("only [asg]");
-    assert_eq!(c.asg.unwrap().hours[0], GroupLimits { min: 0, max: 10, target_rps_per_instance: 100.0 });
+    assert_eq!(
+        c.asg.unwrap().hours[0],
+        GroupLimits {
+            min: 0,
+            max: 10,
+            target_rps_per_instance: 100.0
+        }
+    );
     Config::parse("t.toml", "").expect("an empty file is valid");
 }
 
 #[test]
 fn unknown_key() {
     check_rejects("mode = \"dry-run\"\nmodee = 1\n", 2, "modee", "unknown key");
-    check_rejects(&format!("{MINIMAL_TABLE}\n[api.extra]\n"), 11, "api.extra", "unknown key");
+    check_rejects(
+        &format!("{MINIMAL_TABLE}\n[api.extra]\n"),
+        11,
+        "api.extra",
+        "unknown key",
+    );
     check_rejects("[[dynamodb.tables]]\nname = \"t\"\nread = { min = 1, max = 2, per_request = 1, tagret = 0.5 }\n", 3, "dynamodb.tables[0].read.tagret", "unknown key");
 }
 
 #[test]
 fn wrong_type() {
     check_rejects("mode = 3\n", 1, "mode", "expected a string, found integer");
-    check_rejects("[ingest.statsd]\nlisten = \"127.0.0.1:1\"\nrequests = \"http.requests\"\n", 3, "ingest.statsd.requests", "expected an array");
-    check_rejects("[asg]\nname = \"w\"\ntarget_rps_per_instance = 10\nmax = \"ten\"\n", 4, "asg.max", "expected a non-negative integer, found string");
+    check_rejects(
+        "[ingest.statsd]\nlisten = \"127.0.0.1:1\"\nrequests = \"http.requests\"\n",
+        3,
+        "ingest.statsd.requests",
+        "expected an array",
+    );
+    check_rejects(
+        "[asg]\nname = \"w\"\ntarget_rps_per_instance = 10\nmax = \"ten\"\n",
+        4,
+        "asg.max",
+        "expected a non-negative integer, found string",
+    );
 }
 
 #[test]
 fn min_greater_than_max() {
-    check_rejects("[[dynamodb.tables]]\nname = \"t\"\nwrite = { min = 50, max = 10, per_request = 1 }\n", 3, "dynamodb.tables[0].write.min", "min 50 > max 10");
+    check_rejects(
+        "[[dynamodb.tables]]\nname = \"t\"\nwrite = { min = 50, max = 10, per_request = 1 }\n",
+        3,
+        "dynamodb.tables[0].write.min",
+        "min 50 > max 10",
+    );
     let hourly = "[[dynamodb.tables]]\nname = \"t\"\nwrite = { min = 5, max = 100, per_request = 1 }\n[[dynamodb.tables.hours]]\nhours = \"9-10\"\nwrite = { min = 500 }\n";
-    check_rejects(hourly, 6, "dynamodb.tables[0].hours[0].write.min", "min 500 > max 100 (hour 09)");
-    check_rejects("[asg]\nname = \"w\"\ntarget_rps_per_instance = 10\nmin = 20\nmax = 10\n", 4, "asg.min", "min 20 > max 10");
+    check_rejects(
+        hourly,
+        6,
+        "dynamodb.tables[0].hours[0].write.min",
+        "min 500 > max 100 (hour 09)",
+    );
+    check_rejects(
+        "[asg]\nname = \"w\"\ntarget_rps_per_instance = 10\nmin = 20\nmax = 10\n",
+        4,
+        "asg.min",
+        "min 20 > max 10",
+    );
 }
 
 #[test]
 fn target_outside_unit_interval() {
     for bad in ["0", "1.5", "-0.2"] {
         let text = format!("[[dynamodb.tables]]\nname = \"t\"\nread = {{ target = {bad}, max = 10, per_request = 1 }}\n");
-        check_rejects(&text, 3, "dynamodb.tables[0].read.target", "must be in (0, 1]");
+        check_rejects(
+            &text,
+            3,
+            "dynamodb.tables[0].read.target",
+            "must be in (0, 1]",
+        );
     }
-    Config::parse("t", "[[dynamodb.tables]]\nname = \"t\"\nread = { target = 1, max = 10, per_request = 1 }\n").expect("1.0 is allowed");
+    Config::parse(
+        "t",
+        "[[dynamodb.tables]]\nname = \"t\"\nread = { target = 1, max = 10, per_request = 1 }\n",
+    )
+    .expect("1.0 is allowed");
 }
 
 #[test]
 fn hour_ranges() {
     let base = "[[dynamodb.tables]]\nname = \"t\"\nwrite = { max = 100, per_request = 1 }\n";
-    check_rejects(&format!("{base}[[dynamodb.tables.hours]]\nhours = \"20-24\"\nwrite = {{ min = 5 }}\n"), 5, "dynamodb.tables[0].hours[0].hours", "outside 0-23");
+    check_rejects(
+        &format!("{base}[[dynamodb.tables.hours]]\nhours = \"20-24\"\nwrite = {{ min = 5 }}\n"),
+        5,
+        "dynamodb.tables[0].hours[0].hours",
+        "outside 0-23",
+    );
     let overlapping = format!(
         "{base}[[dynamodb.tables.hours]]\nhours = \"8-12\"\nwrite = {{ min = 5 }}\n[[dynamodb.tables.hours]]\nhours = \"12-13\"\nwrite = {{ min = 6 }}\n"
     );
-    check_rejects(&overlapping, 8, "dynamodb.tables[0].hours[1].hours", "overlap");
+    check_rejects(
+        &overlapping,
+        8,
+        "dynamodb.tables[0].hours[1].hours",
+        "overlap",
+    );
     check_rejects("[asg]\nname = \"w\"\ntarget_rps_per_instance = 1\nmax = 9\n[[asg.hours]]\nhours = \"1-3\"\nmin=1\n[[asg.hours]]\nhours = \"3\"\nmin=2\n", 9, "asg.hours[1].hours", "overlap");
 }
 
 #[test]
 fn unknown_time_zone() {
-    check_rejects("[schedule]\ntimezone = \"Mars/Olympus\"\n", 2, "schedule.timezone", "unknown time zone");
+    check_rejects(
+        "[schedule]\ntimezone = \"Mars/Olympus\"\n",
+        2,
+        "schedule.timezone",
+        "unknown time zone",
+    );
 }
 
 #[test]
 fn demand_source_required() {
-    check_rejects("[[dynamodb.tables]]\nname = \"t\"\nread = { max = 10 }\n", 3, "dynamodb.tables[0].read", "neither `per_request` nor `metric`");
-    check_rejects("[[dynamodb.tables]]\nname = \"t\"\nread = { max = 10, metric = \"m\" }\n", 3, "dynamodb.tables[0].read.metric", "needs [ingest.statsd]");
+    check_rejects(
+        "[[dynamodb.tables]]\nname = \"t\"\nread = { max = 10 }\n",
+        3,
+        "dynamodb.tables[0].read",
+        "neither `per_request` nor `metric`",
+    );
+    check_rejects(
+        "[[dynamodb.tables]]\nname = \"t\"\nread = { max = 10, metric = \"m\" }\n",
+        3,
+        "dynamodb.tables[0].read.metric",
+        "needs [ingest.statsd]",
+    );
 }
 
 #[test]
@@ -128,19 +239,59 @@ fn unparsable_log_format() {
 
 #[test]
 fn durations_addresses_and_enums() {
-    check_rejects("[ingest]\ngrace = \"soon\"\n", 2, "ingest.grace", "invalid duration");
-    check_rejects("[ingest]\ngrace = 2\n", 2, "ingest.grace", "expected a string");
-    check_rejects("[ingest.statsd]\nlisten = \"localhost\"\n", 2, "ingest.statsd.listen", "not an address");
+    check_rejects(
+        "[ingest]\ngrace = \"soon\"\n",
+        2,
+        "ingest.grace",
+        "invalid duration",
+    );
+    check_rejects(
+        "[ingest]\ngrace = 2\n",
+        2,
+        "ingest.grace",
+        "expected a string",
+    );
+    check_rejects(
+        "[ingest.statsd]\nlisten = \"localhost\"\n",
+        2,
+        "ingest.statsd.listen",
+        "not an address",
+    );
     check_rejects("mode = \"yolo\"\n", 1, "mode", "\"dry-run\" or \"apply\"");
-    check_rejects("[[ingest.status_page]]\nurl = \"http://x/\"\nkind = \"apache\"\n", 3, "ingest.status_page[0].kind", "\"nginx\" or \"php-fpm\"");
-    check_rejects("[ingest.statsd]\nlisten = \"127.0.0.1:1\"\nrequests = [\"a{b\"]\n", 3, "ingest.statsd.requests[0]", "missing closing");
+    check_rejects(
+        "[[ingest.status_page]]\nurl = \"http://x/\"\nkind = \"apache\"\n",
+        3,
+        "ingest.status_page[0].kind",
+        "\"nginx\" or \"php-fpm\"",
+    );
+    check_rejects(
+        "[ingest.statsd]\nlisten = \"127.0.0.1:1\"\nrequests = [\"a{b\"]\n",
+        3,
+        "ingest.statsd.requests[0]",
+        "missing closing",
+    );
 }
 
 #[test]
 fn missing_required_keys() {
-    check_rejects("[[dynamodb.tables]]\nread = { max = 10, per_request = 1 }\n", 1, "dynamodb.tables[0].name", "missing");
-    check_rejects("[[dynamodb.tables]]\nname = \"t\"\nread = { per_request = 1 }\n", 3, "dynamodb.tables[0].read.max", "missing");
-    check_rejects("[asg]\nname = \"w\"\nmax = 3\n", 1, "asg.target_rps_per_instance", "missing");
+    check_rejects(
+        "[[dynamodb.tables]]\nread = { max = 10, per_request = 1 }\n",
+        1,
+        "dynamodb.tables[0].name",
+        "missing",
+    );
+    check_rejects(
+        "[[dynamodb.tables]]\nname = \"t\"\nread = { per_request = 1 }\n",
+        3,
+        "dynamodb.tables[0].read.max",
+        "missing",
+    );
+    check_rejects(
+        "[asg]\nname = \"w\"\nmax = 3\n",
+        1,
+        "asg.target_rps_per_instance",
+        "missing",
+    );
 }
 
 #[test]
@@ -168,7 +319,10 @@ colour = "blue"
         ]
     );
     let first = found[0].to_string();
-    assert_eq!(first, "test.toml:1:8: mode: expected \"dry-run\" or \"apply\", got \"sometimes\"");
+    assert_eq!(
+        first,
+        "test.toml:1:8: mode: expected \"dry-run\" or \"apply\", got \"sometimes\""
+    );
 }
 
 #[test]
@@ -181,7 +335,12 @@ fn syntax_errors_are_located() {
 #[test]
 fn duplicate_streams_and_tables() {
     let text = "[ingest.statsd]\nlisten = \"127.0.0.1:1\"\nstream = \"web\"\n[[ingest.access_log]]\npath = \"/x\"\nstream = \"web\"\n";
-    check_rejects(text, 6, "ingest.access_log[0].stream", "used by another source");
+    check_rejects(
+        text,
+        6,
+        "ingest.access_log[0].stream",
+        "used by another source",
+    );
     let tables = "[[dynamodb.tables]]\nname = \"t\"\nread = { max = 1, per_request = 1 }\n[[dynamodb.tables]]\nname = \"t\"\nread = { max = 1, per_request = 1 }\n";
     check_rejects(tables, 4, "dynamodb.tables[1].name", "configured twice");
 }

@@ -91,7 +91,10 @@ impl DropReason {
     }
 
     fn index(self) -> usize {
-        DropReason::ALL.iter().position(|r| *r == self).expect("ALL lists every reason")
+        DropReason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .expect("ALL lists every reason")
     }
 }
 
@@ -165,7 +168,10 @@ impl CounterSnapshot {
     }
 
     pub fn dropped(&self, reason: DropReason) -> u64 {
-        self.dropped.iter().find(|(r, _)| *r == reason.as_str()).map_or(0, |(_, n)| *n)
+        self.dropped
+            .iter()
+            .find(|(r, _)| *r == reason.as_str())
+            .map_or(0, |(_, n)| *n)
     }
 
     /// New drops since `before`, by reason, for the periodic summary.
@@ -173,7 +179,12 @@ impl CounterSnapshot {
         self.dropped
             .iter()
             .map(|(r, n)| {
-                let prev = before.map_or(0, |b| b.dropped.iter().find(|(r2, _)| r2 == r).map_or(0, |(_, n)| *n));
+                let prev = before.map_or(0, |b| {
+                    b.dropped
+                        .iter()
+                        .find(|(r2, _)| r2 == r)
+                        .map_or(0, |(_, n)| *n)
+                });
                 (*r, n - prev.min(*n))
             })
             .filter(|(_, n)| *n > 0)
@@ -186,7 +197,9 @@ pub type SharedStore = Arc<Mutex<SeriesStore>>;
 /// Locks the store; a poisoned lock (a panic elsewhere) still holds valid
 /// data, because every store method leaves it consistent between calls.
 pub fn lock(store: &SharedStore) -> MutexGuard<'_, SeriesStore> {
-    store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    store
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Where sources write: the store, the clock and their counters.

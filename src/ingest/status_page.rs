@@ -25,7 +25,10 @@ pub fn parse_counter(kind: StatusKind, body: &str) -> Option<u64> {
         // Reading: 6 Writing: 179 Waiting: 106
         StatusKind::Nginx => {
             let mut lines = body.lines();
-            lines.find(|l| l.trim_start().starts_with("server accepts handled requests"))?;
+            lines.find(|l| {
+                l.trim_start()
+                    .starts_with("server accepts handled requests")
+            })?;
             let numbers = lines.next()?;
             numbers.split_whitespace().nth(2)?.parse().ok()
         }
@@ -54,7 +57,11 @@ impl CounterDelta {
             return None;
         }
         // A counter reset: the server restarted, the new value is what it served since.
-        let increase = if counter >= prev_counter { counter - prev_counter } else { counter };
+        let increase = if counter >= prev_counter {
+            counter - prev_counter
+        } else {
+            counter
+        };
         Some((prev_at..at, increase as f64))
     }
 
@@ -93,7 +100,12 @@ pub async fn run(poller: StatusPoller, sink: Sink, shutdown: CancellationToken) 
             _ = tokio::time::sleep(wait) => {}
         }
         let at = sink.clock.unix_seconds();
-        let reading = match client.get(&poller.url).send().await.and_then(|r| r.error_for_status()) {
+        let reading = match client
+            .get(&poller.url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+        {
             Ok(resp) => match resp.text().await {
                 Ok(body) => parse_counter(poller.kind, &body).ok_or(DropReason::BadStatusPage),
                 Err(_) => Err(DropReason::PollFailed),
@@ -147,8 +159,14 @@ mod tests {
     fn wrong_pages() {
         assert_eq!(parse_counter(StatusKind::Nginx, FPM), None);
         assert_eq!(parse_counter(StatusKind::PhpFpm, NGINX), None);
-        assert_eq!(parse_counter(StatusKind::Nginx, "server accepts handled requests\n 1 2\n"), None);
-        assert_eq!(parse_counter(StatusKind::PhpFpm, "accepted conn: lots\n"), None);
+        assert_eq!(
+            parse_counter(StatusKind::Nginx, "server accepts handled requests\n 1 2\n"),
+            None
+        );
+        assert_eq!(
+            parse_counter(StatusKind::PhpFpm, "accepted conn: lots\n"),
+            None
+        );
     }
 
     #[test]

@@ -244,7 +244,13 @@ impl SeriesStore {
     }
 
     /// Adds one observation to `second` of `stream`. `now_s` is the local clock.
-    pub fn observe(&mut self, stream: StreamId, second: i64, obs: Observation, now_s: i64) -> Result<(), Rejected> {
+    pub fn observe(
+        &mut self,
+        stream: StreamId,
+        second: i64,
+        obs: Observation,
+        now_s: i64,
+    ) -> Result<(), Rejected> {
         if let Some(sealed_below) = self.sealed_below {
             if second < sealed_below {
                 return Err(Rejected::Late);
@@ -266,7 +272,9 @@ impl SeriesStore {
             Observation::Latency { count, ms } => {
                 open.sum += count;
                 let h = open.latency.get_or_insert_with(|| {
-                    s.spare_histograms.pop().unwrap_or_else(new_latency_histogram)
+                    s.spare_histograms
+                        .pop()
+                        .unwrap_or_else(new_latency_histogram)
                 });
                 // Microseconds, at least 1, so sub-millisecond latencies keep their shape.
                 let us = (ms.clamp(0.0, MAX_LATENCY_MS) * 1000.0).max(1.0) as u64;
@@ -290,7 +298,13 @@ impl SeriesStore {
             Some(s) if s >= horizon => return,
             Some(s) => s,
             // First seal: start the history at the horizon, there is nothing before.
-            None => self.streams.iter().filter_map(|s| s.open.keys().next().copied()).min().unwrap_or(horizon).min(horizon),
+            None => self
+                .streams
+                .iter()
+                .filter_map(|s| s.open.keys().next().copied())
+                .min()
+                .unwrap_or(horizon)
+                .min(horizon),
         };
         // After a long pause (a suspended process) fill at most one ring of history.
         let from = from.max(horizon - self.config.seconds_kept as i64);
@@ -337,7 +351,10 @@ impl SeriesStore {
 
     /// The value of a second that is still open (the current second "so far").
     pub fn open_value(&self, stream: StreamId, second: i64) -> Option<f64> {
-        self.streams[stream.0 as usize].open.get(&second).map(|o| o.value())
+        self.streams[stream.0 as usize]
+            .open
+            .get(&second)
+            .map(|o| o.value())
     }
 
     /// The sealed point of one second.
@@ -347,12 +364,20 @@ impl SeriesStore {
 
     /// The last `n` sealed seconds, oldest first, as (second, point).
     pub fn seconds(&self, stream: StreamId, n: usize) -> Vec<(i64, SecondPoint)> {
-        self.streams[stream.0 as usize].seconds.last_n(n).map(|(s, p)| (s, *p)).collect()
+        self.streams[stream.0 as usize]
+            .seconds
+            .last_n(n)
+            .map(|(s, p)| (s, *p))
+            .collect()
     }
 
     /// The last `n` sealed minutes, oldest first, as (minute start second, point).
     pub fn minutes(&self, stream: StreamId, n: usize) -> Vec<(i64, MinutePoint)> {
-        self.streams[stream.0 as usize].minutes.last_n(n).map(|(m, p)| (m * 60, *p)).collect()
+        self.streams[stream.0 as usize]
+            .minutes
+            .last_n(n)
+            .map(|(m, p)| (m * 60, *p))
+            .collect()
     }
 
     /// Max, mean and p90 over the last `n` sealed seconds (gaps skipped).
@@ -398,14 +423,18 @@ impl SeriesStore {
     pub fn ring_bytes(&self) -> usize {
         self.streams
             .iter()
-            .map(|s| s.seconds.capacity() * size_of::<SecondPoint>() + s.minutes.capacity() * size_of::<MinutePoint>())
+            .map(|s| {
+                s.seconds.capacity() * size_of::<SecondPoint>()
+                    + s.minutes.capacity() * size_of::<MinutePoint>()
+            })
             .sum()
     }
 }
 
 fn new_latency_histogram() -> Histogram<u32> {
     // 1 us .. 1 h at 2 significant digits: about 12 KiB.
-    Histogram::new_with_bounds(1, (MAX_LATENCY_MS * 1000.0) as u64, 2).expect("static bounds are valid")
+    Histogram::new_with_bounds(1, (MAX_LATENCY_MS * 1000.0) as u64, 2)
+        .expect("static bounds are valid")
 }
 
 fn seal_second(open: &OpenSecond, kind: StreamKind) -> SecondPoint {
@@ -447,7 +476,11 @@ fn add_to_minute(acc: &mut MinutePoint, point: SecondPoint) {
         return;
     }
     acc.sum += point.value;
-    acc.peak = if acc.peak.is_nan() { point.value } else { acc.peak.max(point.value) };
+    acc.peak = if acc.peak.is_nan() {
+        point.value
+    } else {
+        acc.peak.max(point.value)
+    };
     acc.known_seconds += 1;
 }
 

@@ -65,7 +65,11 @@ impl<T> Ring<T> {
         let n = n.min(self.items.len());
         let skip = self.items.len() - n;
         let first = self.first_key().unwrap_or(0);
-        self.items.iter().enumerate().skip(skip).map(move |(i, t)| (first + i as i64, t))
+        self.items
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .map(move |(i, t)| (first + i as i64, t))
     }
 }
 
@@ -80,7 +84,10 @@ mod tests {
             r.push(k, k * 100);
         }
         assert_eq!(r.len(), 3);
-        assert_eq!(r.last_n(10).collect::<Vec<_>>(), vec![(12, &1200), (13, &1300), (14, &1400)]);
+        assert_eq!(
+            r.last_n(10).collect::<Vec<_>>(),
+            vec![(12, &1200), (13, &1300), (14, &1400)]
+        );
         assert_eq!(r.get(11), None);
         assert_eq!(r.get(13), Some(&1300));
         assert_eq!(r.get(15), None);

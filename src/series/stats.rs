@@ -84,7 +84,10 @@ mod tests {
     #[test]
     fn window_of_values() {
         let w = WindowStats::of(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]).unwrap();
-        assert_eq!((w.seconds, w.sum, w.mean, w.max, w.p90, w.p99), (10, 55.0, 5.5, 10.0, 9.0, 10.0));
+        assert_eq!(
+            (w.seconds, w.sum, w.mean, w.max, w.p90, w.p99),
+            (10, 55.0, 5.5, 10.0, 9.0, 10.0)
+        );
         assert_eq!(WindowStats::of(&[]), None);
     }
 

@@ -1,0 +1,197 @@
+// Table tests for the per-second store, with explicit seconds.
+use super::*;
+
+const T0: i64 = 1_700_000_000;
+
+fn store() -> (SeriesStore, StreamId, StreamId) {
+    let mut s = SeriesStore::new(StoreConfig {
+        seconds_kept: 60,
+        minutes_kept: 10,
+        grace_s: 2,
+    });
+    let push = s.register("web", StreamKind::Push);
+    let poll = s.register("status", StreamKind::Poll);
+    (s, push, poll)
+}
+
+/// Feeds `counts[i]` events into second T0+i (observed live, at that
+/// second), seals up to the end, and returns the sealed values.
+#[track_caller]
+fn check(counts: &[f64], expected_values: &[f32]) {
+    let (mut s, web, _) = store();
+    for (i, c) in counts.iter().enumerate() {
+        let sec = T0 + i as i64;
+        if *c > 0.0 {
+            s.observe(web, sec, Observation::Count(*c), sec).unwrap();
+        }
+        s.seal(sec);
+    }
+    s.seal(T0 + counts.len() as i64 + 2);
+    // History starts at the first seal's horizon; compare from T0 on.
+    let got: Vec<f32> = s
+        .seconds(web, 100)
+        .into_iter()
+        .filter(|(sec, _)| *sec >= T0)
+        .map(|(_, p)| p.value)
+        .collect();
+    assert_eq!(got, expected_values);
+}
+
+#[test]
+fn quiet_seconds_of_push_streams_are_zero() {
+    check(&[3.0, 0.0, 5.0], &[3.0, 0.0, 5.0]);
+}
+
+#[test]
+fn seconds_are_sealed_after_the_grace_window() {
+    let (mut s, web, _) = store();
+    s.observe(web, T0, Observation::Count(1.0), T0).unwrap();
+    s.seal(T0 + 2);
+    assert_eq!(s.point(web, T0), None, "still open at T0+2 (grace 2 s)");
+    // A late line within grace still lands.
+    s.observe(web, T0, Observation::Count(1.0), T0 + 2).unwrap();
+    s.seal(T0 + 3);
+    assert_eq!(s.point(web, T0).unwrap().value, 2.0);
+    assert_eq!(s.last_sealed_second(), Some(T0));
+    assert_eq!(
+        s.observe(web, T0, Observation::Count(1.0), T0 + 3),
+        Err(Rejected::Late)
+    );
+    assert_eq!(
+        s.observe(web, T0 + 10, Observation::Count(1.0), T0 + 3),
+        Err(Rejected::Future)
+    );
+}
+
+#[test]
+fn poll_streams_keep_gaps_and_windows_skip_them() {
+    let (mut s, _, status) = store();
+    s.observe(status, T0, Observation::Count(10.0), T0).unwrap();
+    s.observe(status, T0 + 2, Observation::Count(30.0), T0 + 2)
+        .unwrap();
+    s.seal(T0 + 5);
+    let values: Vec<f32> = s
+        .seconds(status, 3)
+        .into_iter()
+        .map(|(_, p)| p.value)
+        .collect();
+    assert_eq!(values[0], 10.0);
+    assert!(values[1].is_nan(), "no poll: unknown, not zero");
+    assert_eq!(values[2], 30.0);
+    let w = s.window(status, 3).unwrap();
+    assert_eq!((w.seconds, w.mean, w.max), (2, 20.0, 30.0));
+}
+
+#[test]
+fn latency_quantiles_per_second() {
+    let (mut s, web, _) = store();
+    for ms in 1..=100 {
+        s.observe(
+            web,
+            T0,
+            Observation::Latency {
+                count: 1.0,
+                ms: ms as f64,
+            },
+            T0,
+        )
+        .unwrap();
+    }
+    s.seal(T0 + 3);
+    let p = s.point(web, T0).unwrap();
+    assert_eq!(p.value, 100.0);
+    // hdrhistogram at 2 significant digits: within 1 %.
+    assert!((p.p50_ms - 50.0).abs() <= 0.5, "{p:?}");
+    assert!((p.p95_ms - 95.0).abs() <= 1.0, "{p:?}");
+    assert!((p.p99_ms - 99.0).abs() <= 1.0, "{p:?}");
+}
+
+#[test]
+fn gauges_and_sets() {
+    let (mut s, web, _) = store();
+    s.observe(web, T0, Observation::Gauge(40.0), T0).unwrap();
+    s.observe(web, T0, Observation::Gauge(42.0), T0).unwrap();
+    s.observe(web, T0 + 1, Observation::SetMember(7), T0 + 1)
+        .unwrap();
+    s.observe(web, T0 + 1, Observation::SetMember(7), T0 + 1)
+        .unwrap();
+    s.observe(web, T0 + 1, Observation::SetMember(8), T0 + 1)
+        .unwrap();
+    s.seal(T0 + 4);
+    assert_eq!(s.point(web, T0).unwrap().value, 42.0, "last gauge wins");
+    assert_eq!(s.point(web, T0 + 1).unwrap().value, 2.0, "distinct members");
+}
+
+#[test]
+fn windows_and_trend() {
+    let (mut s, web, _) = store();
+    for i in 0..10 {
+        let sec = T0 + i;
+        s.observe(web, sec, Observation::Count(100.0 + 10.0 * i as f64), sec)
+            .unwrap();
+    }
+    s.seal(T0 + 12);
+    let w = s.window(web, 10).unwrap();
+    assert_eq!((w.seconds, w.max, w.mean, w.p90), (10, 190.0, 145.0, 180.0));
+    let t = s.trend(web, 10).unwrap();
+    assert!((t.slope - 10.0).abs() < 1e-6, "{t:?}");
+    assert!((t.at((T0 + 20) as f64) - 300.0).abs() < 1e-3, "{t:?}");
+    assert_eq!(s.summary(web).mean_10s, Some(145.0));
+}
+
+#[test]
+fn open_value_is_the_current_second_so_far() {
+    let (mut s, web, _) = store();
+    s.observe(web, T0, Observation::Count(4.0), T0).unwrap();
+    s.observe(web, T0, Observation::Count(6.0), T0).unwrap();
+    assert_eq!(s.open_value(web, T0), Some(10.0));
+    assert_eq!(s.open_value(web, T0 + 1), None);
+}
+
+#[test]
+fn minutes_roll_up_seconds() {
+    let (mut s, web, _) = store();
+    let start = T0 - T0.rem_euclid(60);
+    for i in 0..125 {
+        let sec = start + i;
+        s.observe(
+            web,
+            sec,
+            Observation::Count(if i == 61 { 50.0 } else { 1.0 }),
+            sec,
+        )
+        .unwrap();
+        s.seal(sec);
+    }
+    s.seal(start + 130);
+    // The first minute is the partial one before `start`; then two whole ones.
+    let m = s.minutes(web, 2);
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert_eq!(m[0].0, start);
+    assert_eq!(
+        (m[0].1.sum, m[0].1.peak, m[0].1.known_seconds),
+        (60.0, 1.0, 60)
+    );
+    assert_eq!((m[1].1.sum, m[1].1.peak), (109.0, 50.0));
+    assert!((m[1].1.mean_per_second() - 109.0 / 60.0).abs() < 1e-9);
+}
+
+#[test]
+fn memory_is_bounded_by_capacity() {
+    let (mut s, web, _) = store();
+    for i in 0..500 {
+        let sec = T0 + i;
+        s.observe(web, sec, Observation::Count(1.0), sec).unwrap();
+        s.seal(sec);
+    }
+    assert_eq!(s.seconds(web, 10_000).len(), 60);
+    assert!(s.minutes(web, 10_000).len() <= 10);
+}
+
+#[test]
+fn a_long_pause_does_not_fill_more_than_one_ring() {
+    let (mut s, web, _) = store();
+    s.observe(web, T0, Observation::Count(1.0), T0).unwrap();
+    s.seal(T0 + 1_000_000);
+    assert_eq!(s.seconds(web, 10_000).len(), 60);
+}

@@ -7,10 +7,10 @@ use std::borrow::Cow;
 use memchr::memmem;
 
 /// nginx's predefined `combined` format.
-pub const COMBINED: &str =
-    r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 /// The classic common log format.
-pub const COMMON: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent"#;
+pub const COMMON: &str =
+    r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent"#;
 
 /// What rapidscale takes from a line.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,7 +71,7 @@ impl Var {
 
 #[derive(Debug, Clone)]
 enum Segment {
-    Literal(memmem::Finder<'static>),
+    Literal(Box<memmem::Finder<'static>>),
     Var(Var),
 }
 
@@ -143,10 +143,14 @@ impl NginxFormat {
                 (&format[i + 1..i + 1 + len], i + 1 + len)
             };
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(format!("'$' at byte {i} of log_format is not followed by a variable name"));
+                return Err(format!(
+                    "'$' at byte {i} of log_format is not followed by a variable name"
+                ));
             }
             if !literal.is_empty() {
-                segments.push(Segment::Literal(memmem::Finder::new(literal.as_bytes()).into_owned()));
+                segments.push(Segment::Literal(Box::new(
+                    memmem::Finder::new(literal.as_bytes()).into_owned(),
+                )));
                 literal.clear();
             } else if matches!(segments.last(), Some(Segment::Var(_))) {
                 return Err(format!(
@@ -157,11 +161,16 @@ impl NginxFormat {
             i = next;
         }
         if !literal.is_empty() {
-            segments.push(Segment::Literal(memmem::Finder::new(literal.as_bytes()).into_owned()));
+            segments.push(Segment::Literal(Box::new(
+                memmem::Finder::new(literal.as_bytes()).into_owned(),
+            )));
         }
-        let has_time = segments
-            .iter()
-            .any(|s| matches!(s, Segment::Var(Var::TimeLocal | Var::TimeIso8601 | Var::Msec)));
+        let has_time = segments.iter().any(|s| {
+            matches!(
+                s,
+                Segment::Var(Var::TimeLocal | Var::TimeIso8601 | Var::Msec)
+            )
+        });
         if !has_time {
             return Err("log_format has no $time_local, $time_iso8601 or $msec: lines could not be put in their second".into());
         }
@@ -189,13 +198,19 @@ impl NginxFormat {
                 }
                 Segment::Var(var) => {
                     let end = match iter.peek() {
-                        Some(Segment::Literal(f)) => pos + f.find(&line[pos..]).ok_or(LogLineError::Mismatch)?,
+                        Some(Segment::Literal(f)) => {
+                            pos + f.find(&line[pos..]).ok_or(LogLineError::Mismatch)?
+                        }
                         _ => line.len(),
                     };
                     let value = &line[pos..end];
                     match var {
-                        Var::TimeLocal => second = Some(parse_time_local(value).ok_or(LogLineError::BadTime)?),
-                        Var::TimeIso8601 => second = Some(parse_time_iso8601(value).ok_or(LogLineError::BadTime)?),
+                        Var::TimeLocal => {
+                            second = Some(parse_time_local(value).ok_or(LogLineError::BadTime)?)
+                        }
+                        Var::TimeIso8601 => {
+                            second = Some(parse_time_iso8601(value).ok_or(LogLineError::BadTime)?)
+                        }
                         Var::Msec => second = Some(parse_msec(value).ok_or(LogLineError::BadTime)?),
                         Var::Status => status = Some(parse_status(value)?),
                         Var::RequestTime => request_time = parse_seconds_field(value)?,
@@ -285,7 +300,9 @@ fn parse_offset(b: &[u8]) -> Option<i64> {
         b"Z" => Some(0),
         [sign @ (b'+' | b'-'), rest @ ..] => {
             let (hh, mm) = match rest {
-                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?),
+                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => {
+                    (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?)
+                }
                 _ => return None,
             };
             let secs = (hh * 3600 + mm * 60) as i64;
@@ -297,7 +314,14 @@ fn parse_offset(b: &[u8]) -> Option<i64> {
 
 /// `10/Oct/2000:13:55:36 -0700`
 pub fn parse_time_local(b: &[u8]) -> Option<i64> {
-    if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[14] != b':' || b[17] != b':' || b[20] != b' ' {
+    if b.len() != 26
+        || b[2] != b'/'
+        || b[6] != b'/'
+        || b[11] != b':'
+        || b[14] != b':'
+        || b[17] != b':'
+        || b[20] != b' '
+    {
         return None;
     }
     let month = match &b[3..6] {
@@ -328,7 +352,13 @@ pub fn parse_time_local(b: &[u8]) -> Option<i64> {
 
 /// `2000-10-10T13:55:36-07:00` (fractional seconds allowed, `Z` allowed).
 pub fn parse_time_iso8601(b: &[u8]) -> Option<i64> {
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let mut rest = &b[19..];
@@ -444,4 +474,3 @@ fn parse_json(line: &[u8]) -> Result<LogRecord, LogLineError> {
         status,
     })
 }
-

@@ -65,15 +65,32 @@ impl Follower {
         }
     }
 
+    /// Opens the file now, if it exists, so that `start_at = "end"` means the
+    /// end at start-up rather than at the first poll.
+    pub fn open_at_start(&mut self) -> io::Result<PollOutcome> {
+        let mut out = PollOutcome::default();
+        if !self.open(&mut out)? {
+            self.first_open_done = true;
+            out.missing = true;
+        }
+        Ok(out)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Reads everything appended since the last poll. `on_line` gets each
     /// complete line; `on_drop` each line dropped for its length.
-    pub fn poll(&mut self, mut on_line: impl FnMut(&[u8]), mut on_drop: impl FnMut(DropReason)) -> io::Result<PollOutcome> {
+    pub fn poll(
+        &mut self,
+        mut on_line: impl FnMut(&[u8]),
+        mut on_drop: impl FnMut(DropReason),
+    ) -> io::Result<PollOutcome> {
         let mut out = PollOutcome::default();
         if self.file.is_none() && !self.open(&mut out)? {
+            // A file that appears after start-up is new: read it whole.
+            self.first_open_done = true;
             out.missing = true;
             return Ok(out);
         }
@@ -143,7 +160,11 @@ impl Follower {
         self.skipping = false;
     }
 
-    fn read_appended(&mut self, on_line: &mut impl FnMut(&[u8]), on_drop: &mut impl FnMut(DropReason)) -> io::Result<usize> {
+    fn read_appended(
+        &mut self,
+        on_line: &mut impl FnMut(&[u8]),
+        on_drop: &mut impl FnMut(DropReason),
+    ) -> io::Result<usize> {
         let Some(file) = self.file.as_mut() else {
             return Ok(0);
         };
@@ -235,7 +256,10 @@ pub async fn run(
             _ = ticker.tick() => {}
         }
         let counters = sink.counters.clone();
-        let result = follower.poll(|line| ingest_line(line, &format, stream, &sink), |r| counters.dropped(r));
+        let result = follower.poll(
+            |line| ingest_line(line, &format, stream, &sink),
+            |r| counters.dropped(r),
+        );
         match result {
             Ok(out) => {
                 last_error = None;

@@ -33,14 +33,23 @@ impl StatsdRouter {
     pub fn new(routes: impl IntoIterator<Item = (MetricSelector, StreamId)>) -> Self {
         let mut by_name: HashMap<String, Vec<_>> = HashMap::new();
         for (sel, stream) in routes {
-            by_name.entry(sel.name.clone()).or_default().push((sel, stream));
+            by_name
+                .entry(sel.name.clone())
+                .or_default()
+                .push((sel, stream));
         }
         Self { by_name }
     }
 
     /// Parses one packet (or HTTP body) of newline-separated lines into the
     /// store. Returns the number of lines accepted.
-    pub fn ingest(&self, packet: &[u8], now_s: i64, store: &mut SeriesStore, counters: &SourceCounters) -> usize {
+    pub fn ingest(
+        &self,
+        packet: &[u8],
+        now_s: i64,
+        store: &mut SeriesStore,
+        counters: &SourceCounters,
+    ) -> usize {
         match std::str::from_utf8(packet) {
             Ok(text) => self.ingest_lines(text, now_s, store, counters),
             Err(_) => {
@@ -57,7 +66,13 @@ impl StatsdRouter {
         }
     }
 
-    fn ingest_lines(&self, text: &str, now_s: i64, store: &mut SeriesStore, counters: &SourceCounters) -> usize {
+    fn ingest_lines(
+        &self,
+        text: &str,
+        now_s: i64,
+        store: &mut SeriesStore,
+        counters: &SourceCounters,
+    ) -> usize {
         let mut accepted = 0;
         for line in text.split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
@@ -121,14 +136,23 @@ fn record(
         }
         k if k.is_sampled_event() => {
             for ms in l.numbers() {
-                store.observe(stream, second, Observation::Latency { count: weight, ms }, now_s)?;
+                store.observe(
+                    stream,
+                    second,
+                    Observation::Latency { count: weight, ms },
+                    now_s,
+                )?;
             }
         }
         MetricKind::Gauge => {
             for v in l.numbers() {
                 // A signed gauge is a delta on the second's value.
                 let is_delta = l.values.starts_with(['+', '-']);
-                let obs = if is_delta { Observation::Count(v) } else { Observation::Gauge(v) };
+                let obs = if is_delta {
+                    Observation::Count(v)
+                } else {
+                    Observation::Gauge(v)
+                };
                 store.observe(stream, second, obs, now_s)?;
             }
         }
@@ -176,7 +200,12 @@ pub async fn run(
     }
 }
 
-fn handle_datagram(packet: &[u8], max_packet_bytes: usize, router: &StatsdRouter, sink: &crate::ingest::Sink) {
+fn handle_datagram(
+    packet: &[u8],
+    max_packet_bytes: usize,
+    router: &StatsdRouter,
+    sink: &crate::ingest::Sink,
+) {
     if packet.len() > max_packet_bytes {
         sink.counters.dropped(DropReason::PacketTooLarge);
         return;

@@ -18,7 +18,10 @@ pub enum MetricKind {
 impl MetricKind {
     /// Timers, histograms and distributions: each value is one event with a latency.
     pub fn is_sampled_event(self) -> bool {
-        matches!(self, MetricKind::Timer | MetricKind::Histogram | MetricKind::Distribution)
+        matches!(
+            self,
+            MetricKind::Timer | MetricKind::Histogram | MetricKind::Distribution
+        )
     }
 }
 
@@ -99,14 +102,20 @@ pub fn parse_line(line: &str) -> Result<StatsdLine<'_>, LineError> {
     for section in sections {
         match section.as_bytes().first() {
             Some(b'@') => {
-                sample_rate = section[1..].parse::<f64>().map_err(|_| LineError::BadSampleRate)?;
+                sample_rate = section[1..]
+                    .parse::<f64>()
+                    .map_err(|_| LineError::BadSampleRate)?;
                 if !(sample_rate > 0.0 && sample_rate <= 1.0) {
                     return Err(LineError::BadSampleRate);
                 }
             }
             Some(b'#') => tags = &section[1..],
             Some(b'T') => {
-                timestamp = Some(section[1..].parse::<i64>().map_err(|_| LineError::BadTimestamp)?);
+                timestamp = Some(
+                    section[1..]
+                        .parse::<i64>()
+                        .map_err(|_| LineError::BadTimestamp)?,
+                );
             }
             // Container ids (`c:`), external data (`e:`) and future fields are ignored.
             _ => {}
@@ -145,7 +154,9 @@ impl<'a> StatsdLine<'a> {
     /// Each value of the line, parsed (sets: the raw members).
     pub fn numbers(&self) -> impl Iterator<Item = f64> + 'a {
         let kind = self.kind;
-        self.values.split(':').filter_map(move |v| parse_number(v, kind))
+        self.values
+            .split(':')
+            .filter_map(move |v| parse_number(v, kind))
     }
 
     pub fn members(&self) -> impl Iterator<Item = &'a str> + 'a {
@@ -157,9 +168,13 @@ impl<'a> StatsdLine<'a> {
 mod tests {
     use super::*;
 
+    /// (name, kind, values, sample rate, tags, timestamp)
+    type Parsed<'a> = (&'a str, MetricKind, &'a str, f64, &'a str, Option<i64>);
+
     #[track_caller]
-    fn check(line: &str, expected: Result<(&str, MetricKind, &str, f64, &str, Option<i64>), LineError>) {
-        let got = parse_line(line).map(|l| (l.name, l.kind, l.values, l.sample_rate, l.tags, l.timestamp));
+    fn check(line: &str, expected: Result<Parsed, LineError>) {
+        let got = parse_line(line)
+            .map(|l| (l.name, l.kind, l.values, l.sample_rate, l.tags, l.timestamp));
         assert_eq!(got, expected, "{line:?}");
     }
 
@@ -167,19 +182,31 @@ mod tests {
 
     #[test]
     fn counter() {
-        check("http.requests:1|c", Ok(("http.requests", Counter, "1", 1.0, "", None)));
+        check(
+            "http.requests:1|c",
+            Ok(("http.requests", Counter, "1", 1.0, "", None)),
+        );
     }
     #[test]
     fn counter_with_rate() {
-        check("http.requests:3|c|@0.1", Ok(("http.requests", Counter, "3", 0.1, "", None)));
+        check(
+            "http.requests:3|c|@0.1",
+            Ok(("http.requests", Counter, "3", 0.1, "", None)),
+        );
     }
     #[test]
     fn timer_with_tags() {
-        check("lat:12.5|ms|#route:/home,env:prod", Ok(("lat", Timer, "12.5", 1.0, "route:/home,env:prod", None)));
+        check(
+            "lat:12.5|ms|#route:/home,env:prod",
+            Ok(("lat", Timer, "12.5", 1.0, "route:/home,env:prod", None)),
+        );
     }
     #[test]
     fn all_sections_any_order() {
-        check("d:1:2:3|d|#a:b|@0.5|T1700000000|c:abc", Ok(("d", Distribution, "1:2:3", 0.5, "a:b", Some(1_700_000_000))));
+        check(
+            "d:1:2:3|d|#a:b|@0.5|T1700000000|c:abc",
+            Ok(("d", Distribution, "1:2:3", 0.5, "a:b", Some(1_700_000_000))),
+        );
     }
     #[test]
     fn gauge_delta() {

@@ -1,0 +1,143 @@
+// Router tests: packets in, per-second values out.
+use super::*;
+use crate::ingest::SourceCounters;
+use crate::series::{StoreConfig, StreamKind};
+
+const T0: i64 = 1_700_000_000;
+
+struct Fixture {
+    store: SeriesStore,
+    router: StatsdRouter,
+    counters: std::sync::Arc<SourceCounters>,
+    requests: StreamId,
+    writes: StreamId,
+}
+
+fn fixture() -> Fixture {
+    let mut store = SeriesStore::new(StoreConfig::default());
+    let requests = store.register("statsd", StreamKind::Push);
+    let writes = store.register("units:posts:write", StreamKind::Push);
+    let sel = |s: &str| MetricSelector::parse(s).unwrap();
+    let router = StatsdRouter::new([
+        (sel("http.requests"), requests),
+        (sel("http.latency"), requests),
+        (sel("ddb.consumed{table:posts,op:write}"), writes),
+    ]);
+    Fixture {
+        store,
+        router,
+        counters: SourceCounters::new("statsd"),
+        requests,
+        writes,
+    }
+}
+
+/// Ingests `packets` at T0 and returns (requests at T0, writes at T0).
+#[track_caller]
+fn check(packets: &[&[u8]], expected: (f32, f32)) -> Fixture {
+    let mut f = fixture();
+    for p in packets {
+        f.router.ingest(p, T0, &mut f.store, &f.counters);
+    }
+    f.store.seal(T0 + 3);
+    let got = (
+        f.store.point(f.requests, T0).map_or(0.0, |p| p.value),
+        f.store.point(f.writes, T0).map_or(0.0, |p| p.value),
+    );
+    assert_eq!(got, expected);
+    f
+}
+
+#[test]
+fn counters_sum() {
+    check(
+        &[
+            b"http.requests:1|c",
+            b"http.requests:2|c\nhttp.requests:3|c",
+        ],
+        (6.0, 0.0),
+    );
+}
+
+#[test]
+fn sample_rate_scales_up() {
+    check(
+        &[b"http.requests:1|c|@0.1", b"http.requests:1|c|@0.5"],
+        (12.0, 0.0),
+    );
+}
+
+#[test]
+fn timers_count_one_request_per_sample() {
+    let f = check(
+        &[b"http.latency:12|ms\nhttp.latency:30|ms|@0.5\nhttp.latency:1:2:3|d"],
+        (6.0, 0.0),
+    );
+    assert!(!f.store.point(f.requests, T0).unwrap().p50_ms.is_nan());
+}
+
+#[test]
+fn tags_select_the_units_stream() {
+    check(
+        &[b"ddb.consumed:5|c|#table:posts,op:write\nddb.consumed:7|c|#op:write,table:posts,env:prod\nddb.consumed:100|c|#table:posts,op:read"],
+        (0.0, 12.0),
+    );
+}
+
+#[test]
+fn malformed_lines_are_counted_and_the_rest_kept() {
+    let f = check(&[b"http.requests:1|c\ngarbage\nhttp.requests:x|c\nhttp.requests:1|c|@7\n\r\nhttp.requests:2|c\r\n"], (3.0, 0.0));
+    let snap = f.counters.snapshot();
+    assert_eq!(snap.accepted, 2);
+    assert_eq!(snap.dropped(crate::ingest::DropReason::NoValue), 1);
+    assert_eq!(snap.dropped(crate::ingest::DropReason::BadValue), 1);
+    assert_eq!(snap.dropped(crate::ingest::DropReason::BadSampleRate), 1);
+}
+
+#[test]
+fn invalid_utf8_drops_only_the_bad_line() {
+    let f = check(
+        &[b"http.requests:1|c\n\xff\xfe:1|c\nhttp.requests:1|c"],
+        (2.0, 0.0),
+    );
+    assert_eq!(
+        f.counters
+            .snapshot()
+            .dropped(crate::ingest::DropReason::NotUtf8),
+        1
+    );
+}
+
+#[test]
+fn unselected_metrics_are_counted_as_unmatched() {
+    let f = check(
+        &[b"other.metric:1|c\nddb.consumed:1|c|#table:other"],
+        (0.0, 0.0),
+    );
+    assert_eq!(f.counters.snapshot().unmatched, 2);
+}
+
+#[test]
+fn dogstatsd_timestamps_bucket_into_their_second() {
+    let mut f = fixture();
+    f.router.ingest(
+        format!("http.requests:4|c|T{}", T0 - 1).as_bytes(),
+        T0,
+        &mut f.store,
+        &f.counters,
+    );
+    f.router.ingest(
+        format!("http.requests:4|c|T{}", T0 - 100).as_bytes(),
+        T0,
+        &mut f.store,
+        &f.counters,
+    );
+    f.store.seal(T0 + 3);
+    assert_eq!(f.store.point(f.requests, T0 - 1).unwrap().value, 4.0);
+    assert_eq!(
+        f.counters
+            .snapshot()
+            .dropped(crate::ingest::DropReason::Late),
+        1
+    );
+}

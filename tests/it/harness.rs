@@ -1,0 +1,154 @@
+//! Runs the real `rapidscale` binary with a config written to a temp dir,
+//! learns its bound addresses from its JSON log, and stops it with SIGTERM.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub struct Daemon {
+    pub child: Child,
+    pub statsd: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
+    pub logs: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// Holds the config file for the daemon's lifetime.
+    _dir: tempfile::TempDir,
+}
+
+/// The moto server started by `scripts/test`.
+pub fn moto_url() -> String {
+    std::env::var("RAPIDSCALE_TEST_MOTO_URL").expect(
+        "RAPIDSCALE_TEST_MOTO_URL is not set: run the tests with scripts/test, which starts moto",
+    )
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rapidscale")
+}
+
+impl Daemon {
+    /// Starts `rapidscale run` with `config` (TOML; `{dir}` is replaced by a
+    /// fresh temporary directory) and waits until it logs "rapidscale started.".
+    pub async fn start(config: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config.replace("{dir}", &dir.path().display().to_string());
+        let path = dir.path().join("rapidscale.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut child = Command::new(bin())
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(&path)
+            .env("RAPIDSCALE_LOG", "info")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn rapidscale");
+        let stderr = child.stderr.take().expect("piped");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    eprintln!("daemon (not JSON): {line}");
+                    continue;
+                };
+                if v["message"] == "rapidscale started." {
+                    let _ = started_tx.send(v.clone());
+                }
+                sink.lock().unwrap().push(v);
+            }
+        });
+        let started = tokio::time::timeout(Duration::from_secs(20), started_rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("daemon did not start; logs: {:?}", logs.lock().unwrap()))
+            .expect("daemon exited before starting");
+        let addr = |key: &str| -> Option<SocketAddr> {
+            let text = started[key].as_str()?;
+            // Logged as Some(127.0.0.1:1234) through Debug.
+            let inner = text.strip_prefix("Some(")?.strip_suffix(')')?;
+            inner.parse().ok()
+        };
+        Daemon {
+            statsd: addr("statsd"),
+            api: addr("api"),
+            child,
+            logs,
+            _dir: dir,
+        }
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let url = format!("http://{}{}", self.api.expect("api configured"), path);
+        reqwest::get(&url)
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    /// The daemon's status until `pred` holds, or panics after `within`.
+    pub async fn wait_for_status(
+        &self,
+        within: Duration,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let status = self.get_json("/api/v1/status").await;
+            if pred(&status) {
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}; last status: {status:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit status and how long the exit took.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let pid = self.child.id().expect("running") as i32;
+        let start = tokio::time::Instant::now();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("daemon exits after SIGTERM")
+            .expect("wait");
+        (exit, start.elapsed())
+    }
+
+    pub fn logged(&self, message: &str) -> bool {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|v| v["message"] == message)
+    }
+}
+
+/// Sums the values of the last `seconds` sealed seconds of a stream.
+pub async fn stream_total(d: &Daemon, stream: &str, seconds: usize) -> f64 {
+    let points = d
+        .get_json(&format!("/api/v1/series?stream={stream}&seconds={seconds}"))
+        .await;
+    points
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|p| p["value"].as_f64())
+        .sum()
+}

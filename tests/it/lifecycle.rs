@@ -1,0 +1,175 @@
+//! The command line: exit codes, config refusal before any socket, and a
+//! clean stop on SIGTERM.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{bin, Daemon};
+
+#[test]
+fn check_config_accepts_the_example() {
+    let out = Command::new(bin())
+        .args(["check-config", "config/rapidscale.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("table posts write (metric ddb.posts.write)"),
+        "{stdout}"
+    );
+    // The 14-15 override shows in the effective hour table.
+    assert!(stdout.contains("  14     500     1000    0.60"), "{stdout}");
+    assert!(stdout.contains("  13       5     1000    0.70"), "{stdout}");
+}
+
+#[test]
+fn bad_config_lists_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "mode = \"often\"\n[schedule]\ntimezone = \"Atlantis/Deep\"\n[[dynamodb.tables]]\nname = \"t\"\nread = { target = 3, min = 9, max = 1 }\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["check-config", path.to_str().unwrap()],
+        vec!["run", "--config", path.to_str().unwrap()],
+    ] {
+        let out = Command::new(bin()).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for expected in [
+            "bad.toml:1:8: mode:",
+            "bad.toml:3:12: schedule.timezone: unknown time zone",
+            "dynamodb.tables[0].read.target: target must be in (0, 1]",
+            "dynamodb.tables[0].read.min: min 9 > max 1",
+            "dynamodb.tables[0].read: neither `per_request` nor `metric`",
+        ] {
+            assert!(
+                stderr.contains(expected),
+                "{args:?} missing {expected:?} in:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn run_refuses_a_bad_config_before_binding() {
+    // The port stays free: the daemon never bound it.
+    let holder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    drop(holder);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        format!("[ingest.statsd]\nlisten = \"127.0.0.1:{port}\"\nrequests = [\"x\"]\nbogus = 1\n"),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["run", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ingest.statsd.bogus: unknown key"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("StatsD listening"));
+}
+
+#[test]
+fn missing_config_file_exits_2() {
+    let out = Command::new(bin())
+        .args(["check-config", "/nonexistent/rapidscale.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("read config /nonexistent/rapidscale.toml")
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_within_two_seconds() {
+    let d = Daemon::start(
+        r#"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[[ingest.status_page]]
+url = "http://127.0.0.1:1/nginx_status"
+[api]
+listen = "127.0.0.1:0"
+"#,
+    )
+    .await;
+    // An open keep-alive connection must not hold the shutdown up.
+    let client = reqwest::Client::new();
+    let health: serde_json::Value = client
+        .get(format!("http://{}/healthz", d.api.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let logs = d.logs.clone();
+    let (exit, took) = d.terminate().await;
+    assert!(exit.success(), "{exit:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(logs
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|v| v["message"] == "Stopped."));
+}
+
+#[tokio::test]
+async fn logs_requests_per_second_every_ten_seconds() {
+    let d = Daemon::start(
+        r#"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[api]
+listen = "127.0.0.1:0"
+"#,
+    )
+    .await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..50 {
+        socket
+            .send_to(b"http.requests:2|c", d.statsd.unwrap())
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !d.logged("Requests per second.") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no summary line within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let line = d
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|v| v["message"] == "Requests per second.")
+        .cloned()
+        .unwrap();
+    assert!(
+        line["streams"]
+            .as_str()
+            .unwrap()
+            .starts_with("statsd last="),
+        "{line}"
+    );
+    d.terminate().await;
+}
