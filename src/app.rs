@@ -42,6 +42,7 @@ fn store_config(config: &Config) -> StoreConfig {
         seconds_kept: config.series.per_second.as_secs().max(60) as usize,
         minutes_kept: (config.series.per_minute.as_secs() / 60).max(60) as usize,
         grace_s: config.ingest.grace.as_secs_f64().ceil() as i64,
+        silence_after_s: config.ingest.stale_after.as_secs().max(1) as i64,
     }
 }
 

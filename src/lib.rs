@@ -11,4 +11,5 @@ pub mod clock;
 pub mod cloud;
 pub mod config;
 pub mod ingest;
+pub mod policy;
 pub mod series;

@@ -81,6 +81,12 @@ impl Default for SeriesConfig {
 pub struct IngestConfig {
     /// How long a second stays open for late samples before it is sealed.
     pub grace: Duration,
+    /// A stream with no sample for this long is stale: its seconds are
+    /// unknown and no decision is taken on it.
+    pub stale_after: Duration,
+    /// The stream whose requests/s drive `per_request` demand and the group
+    /// size (default: the first configured source).
+    pub requests_stream: Option<String>,
     pub statsd: Option<StatsdConfig>,
     pub access_logs: Vec<AccessLogConfig>,
     pub status_pages: Vec<StatusPageConfig>,
@@ -137,6 +143,7 @@ pub struct ApiConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DynamoDbConfig {
     pub poll_interval: Duration,
+    pub policy: DynamoPolicy,
     pub tables: Vec<TableConfig>,
 }
 
@@ -144,7 +151,50 @@ impl Default for DynamoDbConfig {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(10),
+            policy: DynamoPolicy::default(),
             tables: Vec::new(),
+        }
+    }
+}
+
+/// Timing and thresholds of the DynamoDB policy (`[dynamodb]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DynamoPolicy {
+    /// Band around the target: up above target x (1 + tolerance), down below target x (1 - tolerance).
+    pub tolerance: f64,
+    /// How long demand must stay above the band before capacity goes up.
+    pub up_window: Duration,
+    /// Seconds fitted by the trend line.
+    pub trend_window: Duration,
+    /// How far ahead the trend may predict a crossing.
+    pub lead: Duration,
+    /// New capacity is rounded up to this fraction of the current capacity (at least 1 unit).
+    pub step: f64,
+    /// How long demand must stay below the band before capacity goes down.
+    pub down_window: Duration,
+    /// Never go below the min of an hour that starts within this.
+    pub down_lookahead: Duration,
+    /// A decrease must save at least this fraction of the current capacity.
+    pub min_decrease: f64,
+    /// Raise to a higher scheduled min this long before its hour starts.
+    pub prewarm: Duration,
+    /// Decreases kept back for the rest of the UTC day.
+    pub reserve: u32,
+}
+
+impl Default for DynamoPolicy {
+    fn default() -> Self {
+        Self {
+            tolerance: 0.1,
+            up_window: Duration::from_secs(2),
+            trend_window: Duration::from_secs(30),
+            lead: Duration::from_secs(10),
+            step: 0.05,
+            down_window: Duration::from_secs(15 * 60),
+            down_lookahead: Duration::from_secs(3600),
+            min_decrease: 0.2,
+            prewarm: Duration::from_secs(60),
+            reserve: 2,
         }
     }
 }
@@ -465,6 +515,7 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
                 .duration(p, "poll_interval")
                 .map(|d| d.value)
                 .unwrap_or(Duration::from_secs(10));
+            let policy = read_dynamo_policy(&mut t, p);
             let mut tables = Vec::new();
             let mut seen = Vec::<String>::new();
             for mut tt in t.tables(p, "tables") {
@@ -484,6 +535,7 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
             t.finish(p);
             DynamoDbConfig {
                 poll_interval,
+                policy,
                 tables,
             }
         }
@@ -506,6 +558,52 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
         api,
         dynamodb,
         asg,
+    }
+}
+
+fn read_dynamo_policy(t: &mut TableReader, p: &mut Problems) -> DynamoPolicy {
+    let d = DynamoPolicy::default();
+    let fraction = |p: &mut Problems, v: Option<Located<f64>>, default: f64| -> f64 {
+        match v {
+            Some(v) if !(0.0..1.0).contains(&v.value) => {
+                p.push(
+                    v.span,
+                    &v.key,
+                    format!("must be a fraction in [0, 1), got {}", v.value),
+                );
+                default
+            }
+            Some(v) => v.value,
+            None => default,
+        }
+    };
+    let tolerance = t.float(p, "tolerance");
+    let step = t.float(p, "step");
+    let min_decrease = t.float(p, "min_decrease");
+    let mut dur = |p: &mut Problems, key: &str, default: Duration| {
+        t.duration(p, key).map(|d| d.value).unwrap_or(default)
+    };
+    let up_window = dur(p, "up_window", d.up_window);
+    let trend_window = dur(p, "trend_window", d.trend_window);
+    let lead = dur(p, "lead", d.lead);
+    let down_window = dur(p, "down_window", d.down_window);
+    let down_lookahead = dur(p, "down_lookahead", d.down_lookahead);
+    let prewarm = dur(p, "prewarm", d.prewarm);
+    let reserve = t
+        .uint(p, "reserve")
+        .map(|r| r.value.min(27) as u32)
+        .unwrap_or(d.reserve);
+    DynamoPolicy {
+        tolerance: fraction(p, tolerance, d.tolerance),
+        up_window,
+        trend_window,
+        lead,
+        step: fraction(p, step, d.step),
+        down_window,
+        down_lookahead,
+        min_decrease: fraction(p, min_decrease, d.min_decrease),
+        prewarm,
+        reserve,
     }
 }
 
@@ -554,6 +652,8 @@ fn positive_size(p: &mut Problems, v: Option<Located<u64>>, default: usize) -> u
 fn read_ingest(root: &mut TableReader, p: &mut Problems) -> IngestConfig {
     let mut ingest = IngestConfig {
         grace: Duration::from_secs(2),
+        stale_after: Duration::from_secs(5),
+        requests_stream: None,
         statsd: None,
         access_logs: Vec::new(),
         status_pages: Vec::new(),
@@ -564,6 +664,10 @@ fn read_ingest(root: &mut TableReader, p: &mut Problems) -> IngestConfig {
     if let Some(g) = t.duration(p, "grace") {
         ingest.grace = g.value;
     }
+    if let Some(s) = t.duration(p, "stale_after") {
+        ingest.stale_after = s.value;
+    }
+    let requests_stream = t.string(p, "requests_stream");
     let mut streams: Vec<Located<String>> = Vec::new();
     if let Some(mut s) = t.table(p, "statsd") {
         let listen = s.string(p, "listen").and_then(|l| socket_addr(p, &l));
@@ -704,6 +808,24 @@ fn read_ingest(root: &mut TableReader, p: &mut Problems) -> IngestConfig {
                 timeout,
             });
         }
+    }
+    if let Some(rs) = requests_stream {
+        if streams.iter().any(|s| s.value == rs.value) {
+            ingest.requests_stream = Some(rs.value);
+        } else {
+            let known: Vec<&str> = streams.iter().map(|s| s.value.as_str()).collect();
+            p.push(
+                rs.span,
+                &rs.key,
+                format!(
+                    "no source writes stream {:?} (streams: {})",
+                    rs.value,
+                    known.join(", ")
+                ),
+            );
+        }
+    } else {
+        ingest.requests_stream = streams.first().map(|s| s.value.clone());
     }
     t.finish(p);
     ingest

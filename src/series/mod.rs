@@ -6,10 +6,12 @@
 //! - memory per stream is fixed at creation (ring capacities from config);
 //! - a second accepts samples until it is sealed, `grace` seconds after it
 //!   ends, and never after;
-//! - a sealed second of a push stream (StatsD, logs) with no sample is 0:
-//!   silence is judged separately by [`StreamSummary::last_sample_second`];
-//!   a sealed second of a poll stream (status pages) with no successful poll
-//!   is a gap (NaN), skipped by every window.
+//! - no data is not zero traffic. A sealed second of a push stream (StatsD,
+//!   logs) with no sample is 0 only while the stream is alive: once it has
+//!   been silent for more than `silence_after_s` seconds (or before its
+//!   first sample) its seconds are unknown (NaN). A sealed second of a poll
+//!   stream (status pages) with no successful poll is unknown. Every window
+//!   skips unknown seconds.
 
 mod ring;
 mod stats;
@@ -154,6 +156,8 @@ struct Stream {
     samples_total: u64,
     /// Histograms of sealed seconds, reset and reused to keep allocation off the hot path.
     spare_histograms: Vec<Histogram<u32>>,
+    /// The newest sealed second that had a sample.
+    last_observed_sealed: Option<i64>,
 }
 
 /// What the API and the periodic log show about a stream.
@@ -176,6 +180,8 @@ pub struct StoreConfig {
     pub seconds_kept: usize,
     pub minutes_kept: usize,
     pub grace_s: i64,
+    /// A push stream silent longer than this has unknown, not zero, seconds.
+    pub silence_after_s: i64,
 }
 
 impl Default for StoreConfig {
@@ -184,6 +190,7 @@ impl Default for StoreConfig {
             seconds_kept: 3600,
             minutes_kept: 8 * 1440,
             grace_s: 2,
+            silence_after_s: 5,
         }
     }
 }
@@ -226,6 +233,7 @@ impl SeriesStore {
             last_sample_second: None,
             samples_total: 0,
             spare_histograms: Vec::new(),
+            last_observed_sealed: None,
         });
         self.by_name.insert(name.to_string(), id);
         id
@@ -312,6 +320,9 @@ impl SeriesStore {
             for second in from..horizon {
                 let point = match s.open.remove(&second) {
                     Some(mut open) => {
+                        if open.observed {
+                            s.last_observed_sealed = Some(second);
+                        }
                         let point = seal_second(&open, s.kind);
                         if let Some(mut h) = open.latency.take() {
                             h.reset();
@@ -321,10 +332,15 @@ impl SeriesStore {
                         }
                         point
                     }
-                    None => match s.kind {
-                        StreamKind::Push => SecondPoint::ZERO,
-                        StreamKind::Poll => SecondPoint::GAP,
-                    },
+                    None => {
+                        let alive = s
+                            .last_observed_sealed
+                            .is_some_and(|last| second - last <= self.config.silence_after_s);
+                        match s.kind {
+                            StreamKind::Push if alive => SecondPoint::ZERO,
+                            StreamKind::Push | StreamKind::Poll => SecondPoint::GAP,
+                        }
+                    }
                 };
                 s.seconds.push(second, point);
                 roll_minute(s, second, point);
@@ -355,6 +371,31 @@ impl SeriesStore {
             .open
             .get(&second)
             .map(|o| o.value())
+    }
+
+    /// Values of the `n` whole seconds before `now_s`, oldest first, sealed
+    /// or still open: open seconds give their value so far (a push stream's
+    /// second with no sample is 0 while the stream is alive). NaN = unknown.
+    pub fn recent(&self, stream: StreamId, now_s: i64, n: usize) -> Vec<f64> {
+        let s = &self.streams[stream.0 as usize];
+        let first = now_s - n as i64;
+        (first..now_s)
+            .map(|second| {
+                if let Some(open) = s.open.get(&second) {
+                    return open.value();
+                }
+                if self.sealed_below.is_some_and(|b| second < b) {
+                    return s.seconds.get(second).map_or(f64::NAN, |p| p.value as f64);
+                }
+                let alive = s
+                    .last_sample_second
+                    .is_some_and(|l| second - l <= self.config.silence_after_s);
+                match s.kind {
+                    StreamKind::Push if alive => 0.0,
+                    _ => f64::NAN,
+                }
+            })
+            .collect()
     }
 
     /// The sealed point of one second.

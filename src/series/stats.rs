@@ -48,6 +48,8 @@ pub struct Trend {
     pub slope: f64,
     pub intercept: f64,
     pub points: usize,
+    /// Coefficient of determination: 1 is a perfect line, 0 no better than the mean.
+    pub r2: f64,
 }
 
 impl Trend {
@@ -70,10 +72,17 @@ pub fn least_squares(points: &[(f64, f64)]) -> Option<Trend> {
     }
     let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
     let slope = sxy / sxx;
+    let syy: f64 = points.iter().map(|p| (p.1 - mean_y).powi(2)).sum();
+    let r2 = if syy == 0.0 {
+        1.0
+    } else {
+        (sxy * sxy) / (sxx * syy)
+    };
     Some(Trend {
         slope,
         intercept: mean_y - slope * mean_x,
         points: points.len(),
+        r2,
     })
 }
 
@@ -106,6 +115,9 @@ mod tests {
         assert!((t.slope - 2.0).abs() < 1e-12);
         assert!((t.intercept - 1.0).abs() < 1e-12);
         assert!((t.at(10.0) - 21.0).abs() < 1e-9);
+        assert!((t.r2 - 1.0).abs() < 1e-12);
+        let noisy = least_squares(&[(0.0, 1.0), (1.0, 5.0), (2.0, 1.0), (3.0, 5.0)]).unwrap();
+        assert!(noisy.r2 < 0.3, "{noisy:?}");
     }
 
     #[test]

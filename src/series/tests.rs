@@ -8,6 +8,7 @@ fn store() -> (SeriesStore, StreamId, StreamId) {
         seconds_kept: 60,
         minutes_kept: 10,
         grace_s: 2,
+        silence_after_s: 5,
     });
     let push = s.register("web", StreamKind::Push);
     let poll = s.register("status", StreamKind::Poll);
@@ -194,4 +195,36 @@ fn a_long_pause_does_not_fill_more_than_one_ring() {
     s.observe(web, T0, Observation::Count(1.0), T0).unwrap();
     s.seal(T0 + 1_000_000);
     assert_eq!(s.seconds(web, 10_000).len(), 60);
+}
+
+#[test]
+fn silence_is_unknown_not_zero() {
+    let (mut s, web, _) = store();
+    s.seal(T0);
+    // Before the first sample nothing is known.
+    s.observe(web, T0 + 3, Observation::Count(2.0), T0 + 3)
+        .unwrap();
+    // Then 10 silent seconds: the first 5 are quiet (zero), the rest unknown.
+    s.observe(web, T0 + 14, Observation::Count(2.0), T0 + 14)
+        .unwrap();
+    s.seal(T0 + 20);
+    let values: Vec<String> = s
+        .seconds(web, 100)
+        .into_iter()
+        .filter(|(sec, _)| *sec >= T0)
+        .map(|(_, p)| {
+            if p.is_gap() {
+                "?".to_string()
+            } else {
+                p.value.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(
+        values,
+        [
+            "?", "?", "?", "2", "0", "0", "0", "0", "0", "?", "?", "?", "?", "?", "2", "0", "0",
+            "0"
+        ]
+    );
 }

@@ -1,0 +1,85 @@
+//! What a policy knows about demand: the recent per-second values (the
+//! newest still inside their grace window), the current second's rate so
+//! far, and how long the source has been silent.
+
+use crate::series::{SeriesStore, StreamId};
+
+/// The current second counts once this much of it has passed; earlier its
+/// rate so far is too noisy to extrapolate.
+pub const PARTIAL_AFTER: f64 = 0.25;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemandView {
+    /// Demand per second of the whole seconds before now, oldest first
+    /// (NaN: unknown). The newest entry is the second that just ended.
+    pub seconds: Vec<f64>,
+    /// The current second's rate so far, once `PARTIAL_AFTER` of it passed.
+    pub partial_rate: Option<f64>,
+    /// Whole seconds since the newest sample; None: never had one.
+    pub silent_for: Option<i64>,
+}
+
+impl DemandView {
+    /// A view over whole seconds only (tests, replays).
+    pub fn from_seconds(seconds: &[f64]) -> DemandView {
+        DemandView {
+            seconds: seconds.to_vec(),
+            partial_rate: None,
+            silent_for: Some(0),
+        }
+    }
+
+    /// Reads the view of `stream` at `now` (unix seconds with fraction).
+    pub fn from_store(
+        store: &SeriesStore,
+        stream: StreamId,
+        now: f64,
+        history: usize,
+    ) -> DemandView {
+        let now_s = now.floor() as i64;
+        let elapsed = now - now_s as f64;
+        // Only a second that has samples has a rate so far (poll streams never do).
+        let partial_rate = store
+            .open_value(stream, now_s)
+            .filter(|_| elapsed >= PARTIAL_AFTER)
+            .map(|v| v / elapsed);
+        DemandView {
+            seconds: store.recent(stream, now_s, history),
+            partial_rate,
+            silent_for: store.last_sample_second(stream).map(|l| (now_s - l).max(0)),
+        }
+    }
+
+    /// Demand in units: requests/s x units per request.
+    pub fn scaled(mut self, k: f64) -> DemandView {
+        for v in &mut self.seconds {
+            *v *= k;
+        }
+        self.partial_rate = self.partial_rate.map(|r| r * k);
+        self
+    }
+
+    pub fn is_stale(&self, stale_after_s: i64) -> bool {
+        self.silent_for.is_none_or(|s| s > stale_after_s)
+    }
+
+    /// The newest `n` values, counting the current second's rate so far as
+    /// the newest when it is known.
+    pub fn newest(&self, n: usize) -> Vec<f64> {
+        let mut all: Vec<f64> = self.seconds.clone();
+        if let Some(p) = self.partial_rate {
+            all.push(p);
+        }
+        let skip = all.len().saturating_sub(n);
+        all.split_off(skip)
+    }
+
+    /// Known values of the last `n` whole seconds, and how many were unknown.
+    pub fn window(&self, n: usize) -> (Vec<f64>, usize) {
+        let skip = self.seconds.len().saturating_sub(n);
+        let slice = &self.seconds[skip..];
+        let known: Vec<f64> = slice.iter().copied().filter(|v| !v.is_nan()).collect();
+        let unknown = n - known.len();
+        (known, unknown)
+    }
+}

@@ -1,0 +1,469 @@
+//! The DynamoDB capacity policy, for read and write of a table or index
+//! separately, then combined per resource under the decrease budget.
+//!
+//! Rules, in the order they are tried (ups win over downs):
+//! - `hour_min`: below the hour's min -> raise to it (needs no data);
+//! - `prewarm`: an hour with a higher min starts within `prewarm` -> raise now;
+//! - `surge`: demand stayed above provisioned x target x (1 + tolerance) for
+//!   `up_window` seconds (the current second counts with its rate so far)
+//!   -> ceil(peak / target);
+//! - `trend`: a credible line (R^2 >= 0.6) over `trend_window` predicts a
+//!   crossing within `lead` -> ceil(prediction / target), the prediction
+//!   capped at 1.5x the window's peak so one step is not extrapolated to
+//!   infinity;
+//! - `hour_max`: above the hour's max -> lower to it;
+//! - `low_demand`: demand over `down_window` (95 % of it known) stayed below
+//!   provisioned x target x (1 - tolerance) -> ceil(p99 / target), never
+//!   below the hour's min or the min of any hour starting within
+//!   `down_lookahead`; worth spending a decrease on only when it saves
+//!   `min_decrease` of the capacity.
+//!
+//! New capacity is rounded up to a multiple of `step` x current (at least 1
+//! unit) and clamped to the hour's [min, max]. Stale demand (no sample for
+//! `stale_after`) never moves capacity, except the schedule's own minimum.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::budget::DecreaseLedger;
+use super::demand::DemandView;
+use crate::config::{CapacityLimits, DynamoPolicy, HourTable, Schedule};
+use crate::series::{least_squares, percentile};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    HourMin,
+    Prewarm,
+    Surge,
+    Trend,
+    HourMax,
+    LowDemand,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::HourMin => "hour_min",
+            Rule::Prewarm => "prewarm",
+            Rule::Surge => "surge",
+            Rule::Trend => "trend",
+            Rule::HourMax => "hour_max",
+            Rule::LowDemand => "low_demand",
+        }
+    }
+}
+
+/// The figures that justified a change.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Units/s the rule acted on (peak, prediction or p99), if demand-based.
+    pub demand: Option<f64>,
+    /// The band edge it was compared with.
+    pub threshold: Option<f64>,
+    /// Seconds of demand behind it.
+    pub window_s: u64,
+}
+
+impl Evidence {
+    const SCHEDULE: Evidence = Evidence {
+        demand: None,
+        threshold: None,
+        window_s: 0,
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReason {
+    /// No sample for `stale_after`: never act on stale data.
+    Stale,
+    /// Demand is inside the band.
+    InBand,
+    /// Demand wants more, but capacity is at the hour's max.
+    AtMax,
+    /// Not enough known history for a decrease yet.
+    ShortHistory,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum OpVerdict {
+    Hold {
+        reason: HoldReason,
+    },
+    Up {
+        to: u64,
+        rule: Rule,
+        evidence: Evidence,
+    },
+    Down {
+        to: u64,
+        rule: Rule,
+        evidence: Evidence,
+        /// Saves at least `min_decrease` (or enforces the hour's max).
+        worth_it: bool,
+    },
+}
+
+/// Where one operation (read or write) of a resource stands now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OpContext {
+    pub provisioned: u64,
+    /// This hour's limits.
+    pub limits: CapacityLimits,
+    /// The highest min of this hour and every hour starting within `down_lookahead`.
+    pub upcoming_min: u64,
+    /// The min of the hour starting within `prewarm`, when it is higher than this hour's.
+    pub prewarm_min: Option<u64>,
+}
+
+impl OpContext {
+    /// Reads the hour table at `now` in the schedule's time zone.
+    pub fn at(
+        hours: &HourTable<CapacityLimits>,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+        provisioned: u64,
+        p: &DynamoPolicy,
+    ) -> OpContext {
+        let limits = hours[schedule.local_hour(now) as usize];
+        // Sample the schedule once a minute ahead: hour boundaries in any
+        // time zone fall on whole minutes.
+        let minutes = (p.down_lookahead.as_secs() / 60) as i64;
+        let upcoming_min = (0..=minutes)
+            .map(|m| hours[schedule.local_hour(now + chrono::TimeDelta::minutes(m)) as usize].min)
+            .max()
+            .unwrap_or(limits.min);
+        let ahead = now + chrono::TimeDelta::from_std(p.prewarm).unwrap_or_default();
+        let next = hours[schedule.local_hour(ahead) as usize];
+        OpContext {
+            provisioned,
+            limits,
+            upcoming_min,
+            prewarm_min: (next.min > limits.min).then_some(next.min),
+        }
+    }
+}
+
+/// The unit new capacity is rounded up to.
+fn step_unit(current: u64, step: f64) -> u64 {
+    ((current as f64 * step).ceil() as u64).max(1)
+}
+
+fn round_up(units: f64, unit: u64) -> u64 {
+    let whole = units.max(0.0).ceil() as u64;
+    whole.div_ceil(unit) * unit
+}
+
+/// Decides one operation of one resource.
+pub fn decide_op(
+    view: &DemandView,
+    ctx: &OpContext,
+    p: &DynamoPolicy,
+    stale_after_s: i64,
+) -> OpVerdict {
+    let cur = ctx.provisioned;
+    let limits = ctx.limits;
+    let unit = step_unit(cur, p.step);
+    let size = |demand: f64| round_up(demand / limits.target, unit).clamp(limits.min, limits.max);
+
+    let mut up: Option<(u64, Rule, Evidence)> = None;
+    let mut consider = |to: u64, rule: Rule, evidence: Evidence| {
+        if to > cur && up.is_none_or(|(best, _, _)| to > best) {
+            up = Some((to, rule, evidence));
+        }
+    };
+    if cur < limits.min {
+        consider(limits.min, Rule::HourMin, Evidence::SCHEDULE);
+    }
+    if let Some(m) = ctx.prewarm_min {
+        consider(m.min(limits.max), Rule::Prewarm, Evidence::SCHEDULE);
+    }
+
+    let stale = view.is_stale(stale_after_s);
+    let band_hi = cur as f64 * limits.target * (1.0 + p.tolerance);
+    let mut wants_more = false;
+    if !stale {
+        let n = p.up_window.as_secs().max(1) as usize;
+        let newest = view.newest(n);
+        if newest.len() == n && newest.iter().all(|v| !v.is_nan() && *v > band_hi) {
+            let peak = newest.iter().copied().fold(f64::MIN, f64::max);
+            wants_more = true;
+            consider(
+                size(peak),
+                Rule::Surge,
+                Evidence {
+                    demand: Some(peak),
+                    threshold: Some(band_hi),
+                    window_s: n as u64,
+                },
+            );
+        }
+        if let Some((predicted, window_s)) = trend_prediction(view, p) {
+            if predicted > band_hi {
+                wants_more = true;
+                consider(
+                    size(predicted),
+                    Rule::Trend,
+                    Evidence {
+                        demand: Some(predicted),
+                        threshold: Some(band_hi),
+                        window_s,
+                    },
+                );
+            }
+        }
+    }
+    if let Some((to, rule, evidence)) = up {
+        return OpVerdict::Up { to, rule, evidence };
+    }
+    if stale {
+        return OpVerdict::Hold {
+            reason: HoldReason::Stale,
+        };
+    }
+    if wants_more {
+        return OpVerdict::Hold {
+            reason: HoldReason::AtMax,
+        };
+    }
+
+    let low = low_demand(view, ctx, p, unit);
+    if cur > limits.max {
+        let (to, rule, evidence) = match low {
+            Some((to, evidence)) if to < limits.max => (to, Rule::LowDemand, evidence),
+            _ => (limits.max, Rule::HourMax, Evidence::SCHEDULE),
+        };
+        return OpVerdict::Down {
+            to,
+            rule,
+            evidence,
+            worth_it: true,
+        };
+    }
+    match low {
+        Some((to, evidence)) if to < cur => OpVerdict::Down {
+            to,
+            rule: Rule::LowDemand,
+            evidence,
+            worth_it: (cur - to) as f64 >= p.min_decrease * cur as f64,
+        },
+        Some(_) => OpVerdict::Hold {
+            reason: HoldReason::InBand,
+        },
+        None if view.window(p.down_window.as_secs() as usize).1 > 0 => OpVerdict::Hold {
+            reason: HoldReason::ShortHistory,
+        },
+        None => OpVerdict::Hold {
+            reason: HoldReason::InBand,
+        },
+    }
+}
+
+/// The trend's prediction `lead` seconds ahead, when the line is credible.
+fn trend_prediction(view: &DemandView, p: &DynamoPolicy) -> Option<(f64, u64)> {
+    let n = p.trend_window.as_secs() as usize;
+    if n < 3 {
+        return None;
+    }
+    let skip = view.seconds.len().saturating_sub(n);
+    let points: Vec<(f64, f64)> = view.seconds[skip..]
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_nan())
+        .map(|(i, v)| (i as f64, *v))
+        .collect();
+    if points.len() < n / 2 || points.len() < 3 {
+        return None;
+    }
+    let fit = least_squares(&points)?;
+    if fit.slope <= 0.0 || fit.r2 < 0.6 {
+        return None;
+    }
+    let peak = points.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    // x of the second that just ended is n - 1; now is about one second later.
+    let at = (view.seconds.len() - skip) as f64 + p.lead.as_secs_f64();
+    Some((fit.at(at).min(peak * 1.5), n as u64))
+}
+
+/// Where capacity could go after a long quiet window, if it was quiet.
+fn low_demand(
+    view: &DemandView,
+    ctx: &OpContext,
+    p: &DynamoPolicy,
+    unit: u64,
+) -> Option<(u64, Evidence)> {
+    let n = p.down_window.as_secs() as usize;
+    if n == 0 || view.seconds.len() < n {
+        return None;
+    }
+    let (mut known, unknown) = view.window(n);
+    if known.is_empty() || unknown as f64 > 0.05 * n as f64 {
+        return None;
+    }
+    let band_lo = ctx.provisioned as f64 * ctx.limits.target * (1.0 - p.tolerance);
+    let newest_quiet = view
+        .newest(p.up_window.as_secs().max(1) as usize)
+        .iter()
+        .all(|v| v.is_nan() || *v < band_lo);
+    known.sort_by(f64::total_cmp);
+    if known[known.len() - 1] >= band_lo || !newest_quiet {
+        return None;
+    }
+    let p99 = percentile(&known, 0.99);
+    let floor = ctx.limits.min.max(ctx.upcoming_min);
+    let to = round_up(p99 / ctx.limits.target, unit)
+        .max(floor)
+        .min(ctx.limits.max.max(floor));
+    Some((
+        to,
+        Evidence {
+            demand: Some(p99),
+            threshold: Some(band_lo),
+            window_s: n as u64,
+        },
+    ))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Read,
+    Write,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Write => "write",
+        }
+    }
+}
+
+/// One capacity change of a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Change {
+    pub op: Op,
+    pub from: u64,
+    pub to: u64,
+    pub rule: Rule,
+    pub evidence: Evidence,
+}
+
+/// What to do with one table or index now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "plan", rename_all = "snake_case")]
+pub enum Plan {
+    Hold,
+    /// One UpdateTable call; `decrease` when it lowers any capacity (and so spends a decrease).
+    Update {
+        changes: Vec<Change>,
+        decrease: bool,
+    },
+    /// A worthwhile decrease waits for the budget.
+    WaitForBudget {
+        changes: Vec<Change>,
+        next_allowed: DateTime<Utc>,
+    },
+}
+
+/// Combines the read and write verdicts of one resource under its budget:
+/// increases go at once; a decrease is spent only when one is worth it,
+/// and then carries the other operation's decrease in the same call.
+///
+/// The reserve: when spending a decrease now would leave fewer than
+/// `reserve` achievable before UTC midnight, only a decrease that saves at
+/// least twice `min_decrease` (or enforces the hour's max) is spent; the
+/// others wait, so the day's last decreases go to the largest savings.
+pub fn plan(
+    verdicts: &[(Op, u64, OpVerdict)],
+    ledger: &DecreaseLedger,
+    now: DateTime<Utc>,
+    p: &DynamoPolicy,
+) -> Plan {
+    let change = |op: Op, from: u64, to: u64, rule: Rule, evidence: Evidence| Change {
+        op,
+        from,
+        to,
+        rule,
+        evidence,
+    };
+    let ups: Vec<Change> = verdicts
+        .iter()
+        .filter_map(|(op, from, v)| match v {
+            OpVerdict::Up { to, rule, evidence } => Some(change(*op, *from, *to, *rule, *evidence)),
+            _ => None,
+        })
+        .collect();
+    let downs: Vec<Change> = verdicts
+        .iter()
+        .filter_map(|(op, from, v)| match v {
+            OpVerdict::Down {
+                to, rule, evidence, ..
+            } => Some(change(*op, *from, *to, *rule, *evidence)),
+            _ => None,
+        })
+        .collect();
+    let any_worth = verdicts
+        .iter()
+        .any(|(_, _, v)| matches!(v, OpVerdict::Down { worth_it: true, .. }));
+    let can_decrease = any_worth && spendable(ledger, now, p, &downs);
+    match (ups.is_empty(), can_decrease) {
+        (false, true) => Plan::Update {
+            changes: ups.into_iter().chain(downs).collect(),
+            decrease: true,
+        },
+        (false, false) => Plan::Update {
+            changes: ups,
+            decrease: false,
+        },
+        (true, true) => Plan::Update {
+            changes: downs,
+            decrease: true,
+        },
+        (true, false) if any_worth => Plan::WaitForBudget {
+            next_allowed: next_spendable(ledger, now, p, &downs),
+            changes: downs,
+        },
+        (true, false) => Plan::Hold,
+    }
+}
+
+/// Whether the budget lets these decreases go now (see [`plan`]).
+fn spendable(
+    ledger: &DecreaseLedger,
+    now: DateTime<Utc>,
+    p: &DynamoPolicy,
+    downs: &[Change],
+) -> bool {
+    match ledger.left_after_spending(now) {
+        None => false,
+        Some(left) if left >= p.reserve as usize => true,
+        Some(_) => downs.iter().any(|c| {
+            c.rule == Rule::HourMax
+                || (c.from - c.to.min(c.from)) as f64 >= 2.0 * p.min_decrease * c.from as f64
+        }),
+    }
+}
+
+/// The first whole minute from `now` at which these decreases may go.
+fn next_spendable(
+    ledger: &DecreaseLedger,
+    now: DateTime<Utc>,
+    p: &DynamoPolicy,
+    downs: &[Change],
+) -> DateTime<Utc> {
+    let mut t = ledger.next_allowed(now);
+    for _ in 0..(26 * 60) {
+        if spendable(ledger, t, p, downs) {
+            return t;
+        }
+        t += chrono::TimeDelta::minutes(1);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests;
