@@ -32,17 +32,24 @@ fn fixture() -> Fixture {
     }
 }
 
-/// Ingests `packets` at T0 and returns (requests at T0, writes at T0).
+/// Ingests `packets` at T0 and compares (requests at T0, writes at T0);
+/// None: the stream never had a sample, so its second is unknown.
 #[track_caller]
-fn check(packets: &[&[u8]], expected: (f32, f32)) -> Fixture {
+fn check(packets: &[&[u8]], expected: (Option<f32>, Option<f32>)) -> Fixture {
     let mut f = fixture();
     for p in packets {
         f.router.ingest(p, T0, &mut f.store, &f.counters);
     }
     f.store.seal(T0 + 3);
     let got = (
-        f.store.point(f.requests, T0).map_or(0.0, |p| p.value),
-        f.store.point(f.writes, T0).map_or(0.0, |p| p.value),
+        f.store
+            .point(f.requests, T0)
+            .filter(|p| !p.is_gap())
+            .map(|p| p.value),
+        f.store
+            .point(f.writes, T0)
+            .filter(|p| !p.is_gap())
+            .map(|p| p.value),
     );
     assert_eq!(got, expected);
     f
@@ -55,7 +62,7 @@ fn counters_sum() {
             b"http.requests:1|c",
             b"http.requests:2|c\nhttp.requests:3|c",
         ],
-        (6.0, 0.0),
+        (Some(6.0), None),
     );
 }
 
@@ -63,7 +70,7 @@ fn counters_sum() {
 fn sample_rate_scales_up() {
     check(
         &[b"http.requests:1|c|@0.1", b"http.requests:1|c|@0.5"],
-        (12.0, 0.0),
+        (Some(12.0), None),
     );
 }
 
@@ -71,7 +78,7 @@ fn sample_rate_scales_up() {
 fn timers_count_one_request_per_sample() {
     let f = check(
         &[b"http.latency:12|ms\nhttp.latency:30|ms|@0.5\nhttp.latency:1:2:3|d"],
-        (6.0, 0.0),
+        (Some(6.0), None),
     );
     assert!(!f.store.point(f.requests, T0).unwrap().p50_ms.is_nan());
 }
@@ -80,13 +87,13 @@ fn timers_count_one_request_per_sample() {
 fn tags_select_the_units_stream() {
     check(
         &[b"ddb.consumed:5|c|#table:posts,op:write\nddb.consumed:7|c|#op:write,table:posts,env:prod\nddb.consumed:100|c|#table:posts,op:read"],
-        (0.0, 12.0),
+        (None, Some(12.0)),
     );
 }
 
 #[test]
 fn malformed_lines_are_counted_and_the_rest_kept() {
-    let f = check(&[b"http.requests:1|c\ngarbage\nhttp.requests:x|c\nhttp.requests:1|c|@7\n\r\nhttp.requests:2|c\r\n"], (3.0, 0.0));
+    let f = check(&[b"http.requests:1|c\ngarbage\nhttp.requests:x|c\nhttp.requests:1|c|@7\n\r\nhttp.requests:2|c\r\n"], (Some(3.0), None));
     let snap = f.counters.snapshot();
     assert_eq!(snap.accepted, 2);
     assert_eq!(snap.dropped(crate::ingest::DropReason::NoValue), 1);
@@ -98,7 +105,7 @@ fn malformed_lines_are_counted_and_the_rest_kept() {
 fn invalid_utf8_drops_only_the_bad_line() {
     let f = check(
         &[b"http.requests:1|c\n\xff\xfe:1|c\nhttp.requests:1|c"],
-        (2.0, 0.0),
+        (Some(2.0), None),
     );
     assert_eq!(
         f.counters
@@ -112,7 +119,7 @@ fn invalid_utf8_drops_only_the_bad_line() {
 fn unselected_metrics_are_counted_as_unmatched() {
     let f = check(
         &[b"other.metric:1|c\nddb.consumed:1|c|#table:other"],
-        (0.0, 0.0),
+        (None, None),
     );
     assert_eq!(f.counters.snapshot().unmatched, 2);
 }
