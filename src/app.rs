@@ -14,16 +14,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::actuator::{Actuator, RetryPolicy};
+use crate::advisor::dynamodb::{DynamoAdvisor, SharedAdvice};
 use crate::api::{self, ApiState};
+use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::cloud::aws::AwsCloud;
 use crate::cloud::tracker::{self, CloudView, SharedView};
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::ingest::access_log::{self, Follower};
 use crate::ingest::statsd::{self, StatsdRouter};
 use crate::ingest::status_page::{self, StatusPoller};
 use crate::ingest::{lock, CounterSnapshot, SharedStore, Sink, SourceCounters};
 use crate::series::{SeriesStore, StoreConfig, StreamKind};
+use crate::state::BudgetStore;
 
 /// How long tasks get to finish after the stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
@@ -48,7 +52,7 @@ fn store_config(config: &Config) -> StoreConfig {
 
 /// Runs the daemon until `shutdown` is cancelled.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     clock: SharedClock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -155,6 +159,25 @@ pub async fn run(
         .instrument(tracing::info_span!("series")),
     );
 
+    let (audit, audit_error) = AuditLog::open(&config.state_dir, clock.now());
+    if let Some(e) = audit_error {
+        tracing::error!(error = %e, "Audit log unavailable: decisions are kept in memory and nothing is applied.");
+    }
+    let audit = Arc::new(audit);
+    let budget = match BudgetStore::load(&config.state_dir) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot read the decrease budget: running every table in dry-run until it is repaired.");
+            config.mode = Mode::DryRun;
+            for t in &mut config.dynamodb.tables {
+                t.mode = Some(Mode::DryRun);
+            }
+            BudgetStore::empty(&config.state_dir)
+        }
+    };
+    let budget = Arc::new(Mutex::new(budget));
+    let advice: SharedAdvice = Arc::new(RwLock::new(Vec::new()));
+
     let tables: Vec<String> = config
         .dynamodb
         .tables
@@ -178,6 +201,29 @@ pub async fn run(
                     shutdown.clone(),
                 )
                 .instrument(tracing::info_span!("dynamodb")),
+            );
+            let actuator = Arc::new(Actuator {
+                cloud: cloud.clone(),
+                audit: audit.clone(),
+                budget: budget.clone(),
+                view: view.clone(),
+                clock: clock.clone(),
+                retry: RetryPolicy::default(),
+                settle_timeout: Duration::from_secs(300),
+            });
+            let advisor = DynamoAdvisor::new(
+                Arc::new(config.clone()),
+                store.clone(),
+                view.clone(),
+                clock.clone(),
+                actuator,
+                advice.clone(),
+                tasks.clone(),
+            );
+            tasks.spawn(
+                advisor
+                    .run(shutdown.clone())
+                    .instrument(tracing::info_span!("dynamodb_advisor")),
             );
         }
         if let (Some(group), Some(asg)) = (group, &config.asg) {
@@ -209,6 +255,8 @@ pub async fn run(
             view: view.clone(),
             clock: clock.clone(),
             started_at,
+            advice: advice.clone(),
+            audit: audit.clone(),
         };
         let token = shutdown.clone();
         tasks.spawn(

@@ -5,11 +5,15 @@
 //! `cloud`; `api` reads snapshots. See ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
+pub mod actuator;
+pub mod advisor;
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod clock;
 pub mod cloud;
 pub mod config;
 pub mod ingest;
 pub mod policy;
 pub mod series;
+pub mod state;

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::advisor::dynamodb::{ResourceAdvice, SharedAdvice};
+use crate::audit::{AuditLog, AuditRecord};
 use crate::clock::SharedClock;
 use crate::cloud::tracker::{self, CloudView, SharedView};
 use crate::config::Mode;
@@ -30,6 +32,8 @@ pub struct ApiState {
     pub view: SharedView,
     pub clock: SharedClock,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    pub advice: SharedAdvice,
+    pub audit: Arc<AuditLog>,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,6 +44,10 @@ pub struct Status {
     pub streams: Vec<StreamSummary>,
     pub ingest: Vec<CounterSnapshot>,
     pub cloud: CloudView,
+    /// The DynamoDB advisor's view of every table and index.
+    pub dynamodb: Vec<ResourceAdvice>,
+    /// The newest decisions, newest first.
+    pub decisions: Vec<AuditRecord>,
 }
 
 impl ApiState {
@@ -55,6 +63,12 @@ impl ApiState {
             streams,
             ingest: self.counters.iter().map(|c| c.snapshot()).collect(),
             cloud: tracker::read(&self.view).clone(),
+            dynamodb: self
+                .advice
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            decisions: self.audit.recent(None, 20),
         }
     }
 }

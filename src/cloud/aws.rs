@@ -23,13 +23,17 @@ pub struct AwsCloud {
 
 impl AwsCloud {
     pub async fn connect(config: &AwsConfig) -> AwsCloud {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(15))
-                .build(),
-        );
+        // rapidscale retries on its own terms (backoff with jitter, bounded,
+        // audited); the SDK's own retries would multiply the calls.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .operation_attempt_timeout(Duration::from_secs(5))
+                    .operation_timeout(Duration::from_secs(15))
+                    .build(),
+            );
         if let Some(region) = &config.region {
             loader = loader.region(Region::new(region.clone()));
         }
@@ -175,6 +179,14 @@ impl CloudBackend for AwsCloud {
                     .map(|s| s.as_str().to_string())
                     .unwrap_or_default(),
                 provisioned: throughput(g.provisioned_throughput()),
+                decreases_today: g
+                    .provisioned_throughput()
+                    .and_then(|p| p.number_of_decreases_today())
+                    .map(|n| n as u64),
+                last_decrease: g
+                    .provisioned_throughput()
+                    .and_then(|p| p.last_decrease_date_time())
+                    .and_then(to_utc),
             })
             .collect();
         Ok(TableDescription {
@@ -196,6 +208,53 @@ impl CloudBackend for AwsCloud {
                 .and_then(|p| p.last_decrease_date_time())
                 .and_then(to_utc),
         })
+    }
+
+    async fn update_capacity(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        capacity: Throughput,
+    ) -> Result<(), CloudError> {
+        use aws_sdk_dynamodb::types::{
+            GlobalSecondaryIndexUpdate, ProvisionedThroughput, UpdateGlobalSecondaryIndexAction,
+        };
+        let resource = match index {
+            Some(i) => format!("{table}/{i}"),
+            None => table.to_string(),
+        };
+        let bad_request = |e: aws_sdk_dynamodb::error::BuildError| CloudError {
+            operation: "UpdateTable",
+            resource: resource.clone(),
+            kind: CloudErrorKind::Other,
+            message: e.to_string(),
+        };
+        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let pt = ProvisionedThroughput::builder()
+            .read_capacity_units(to_i64(capacity.read))
+            .write_capacity_units(to_i64(capacity.write))
+            .build()
+            .map_err(bad_request)?;
+        let request = self.dynamodb.update_table().table_name(table);
+        let request = match index {
+            None => request.provisioned_throughput(pt),
+            Some(i) => request.global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder()
+                    .update(
+                        UpdateGlobalSecondaryIndexAction::builder()
+                            .index_name(i)
+                            .provisioned_throughput(pt)
+                            .build()
+                            .map_err(bad_request)?,
+                    )
+                    .build(),
+            ),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| classify("UpdateTable", &resource, e))?;
+        Ok(())
     }
 
     async fn describe_group(&self, name: &str) -> Result<GroupDescription, CloudError> {

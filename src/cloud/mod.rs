@@ -20,7 +20,7 @@ pub enum BillingMode {
     PayPerRequest,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Throughput {
     pub read: u64,
     pub write: u64,
@@ -33,6 +33,9 @@ pub struct IndexDescription {
     pub status: String,
     /// None for on-demand tables.
     pub provisioned: Option<Throughput>,
+    /// As reported by AWS; emulators may leave these out.
+    pub decreases_today: Option<u64>,
+    pub last_decrease: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -132,4 +135,12 @@ pub trait CloudBackend: Send + Sync + 'static {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<GroupDescription, CloudError>> + Send;
+    /// Sets the provisioned capacity of a table (`index` None) or of one of
+    /// its global secondary indexes. Both values are always sent.
+    fn update_capacity(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        capacity: Throughput,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }

@@ -68,28 +68,35 @@ pub async fn track_tables<C: CloudBackend>(
                 _ = shutdown.cancelled() => return,
                 r = cloud.describe_table(name) => r,
             };
-            let now = clock.now();
-            let mut v = write(&view);
-            let entry = v.tables.entry(name.clone()).or_default();
-            apply(entry, result, now, |old, new| {
-                let changed = old.is_none_or(|o| {
-                    o.provisioned != new.provisioned
-                        || o.status != new.status
-                        || o.indexes != new.indexes
-                });
-                if changed {
-                    tracing::info!(
-                        table = %new.name,
-                        status = %new.status,
-                        read = new.provisioned.as_ref().map(|p| p.read),
-                        write = new.provisioned.as_ref().map(|p| p.write),
-                        indexes = new.indexes.len(),
-                        "Table capacity observed."
-                    );
-                }
-            });
+            store_table(&view, name, result, clock.now());
         }
     }
+}
+
+/// Records one DescribeTable result in the view, logging what changed.
+pub fn store_table(
+    view: &SharedView,
+    name: &str,
+    result: Result<TableDescription, CloudError>,
+    now: DateTime<Utc>,
+) {
+    let mut v = write(view);
+    let entry = v.tables.entry(name.to_string()).or_default();
+    apply(entry, result, now, |old, new| {
+        let changed = old.is_none_or(|o| {
+            o.provisioned != new.provisioned || o.status != new.status || o.indexes != new.indexes
+        });
+        if changed {
+            tracing::info!(
+                table = %new.name,
+                status = %new.status,
+                read = new.provisioned.as_ref().map(|p| p.read),
+                write = new.provisioned.as_ref().map(|p| p.write),
+                indexes = new.indexes.len(),
+                "Table capacity observed."
+            );
+        }
+    });
 }
 
 /// Polls the group every `interval` until `shutdown`.

@@ -200,7 +200,7 @@ impl Default for DynamoPolicy {
 }
 
 /// Effective limits for one hour of the day.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct CapacityLimits {
     pub target: f64,
     pub min: u64,

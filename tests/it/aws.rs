@@ -100,7 +100,7 @@ pub async fn create_group(cloud: &AwsCloud, name: &str, desired: i32) {
 }
 
 /// A name no earlier run against the same moto server used.
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -85,6 +85,11 @@ impl Daemon {
         }
     }
 
+    /// `{dir}/state`, where configs written with `{dir}` keep their state.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("state")
+    }
+
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let url = format!("http://{}{}", self.api.expect("api configured"), path);
         reqwest::get(&url)

@@ -2,6 +2,7 @@
 //! daemon; AWS is moto's server, started by scripts/test.
 
 mod aws;
+mod dynamodb;
 mod harness;
 mod ingest;
 mod lifecycle;

@@ -1,0 +1,265 @@
+//! Decision -> audit record -> (apply mode) cloud call -> audit record.
+//!
+//! Invariants: in apply mode the call is made only after its `decided`
+//! record is on disk; every call ends with a `completed` record; retries on
+//! throttling use exponential backoff with full jitter and are bounded; a
+//! call already sent when shutdown starts is allowed to finish, no new
+//! attempt starts after it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::{AuditChange, AuditLog, AuditRecord, Outcome, Phase};
+use crate::clock::SharedClock;
+use crate::cloud::tracker::{self, SharedView};
+use crate::cloud::{CloudBackend, CloudErrorKind, Throughput};
+use crate::config::Mode;
+use crate::policy::dynamodb::{Change, Op};
+use crate::state::BudgetStore;
+
+/// Exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before retry number `attempt` (0-based), given a uniform
+    /// random number in [0, 1).
+    pub fn delay(&self, attempt: u32, random: f64) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.cap);
+        ceiling.mul_f64(random.clamp(0.0, 1.0))
+    }
+}
+
+/// One UpdateTable call for a table or one of its indexes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableUpdate {
+    pub table: String,
+    pub index: Option<String>,
+    pub current: Throughput,
+    pub changes: Vec<Change>,
+    pub decrease: bool,
+    pub mode: Mode,
+}
+
+impl TableUpdate {
+    /// `table` or `table/index`: the key of the resource's decrease ledger.
+    pub fn resource(&self) -> String {
+        resource_key(&self.table, self.index.as_deref())
+    }
+
+    pub fn target(&self) -> Throughput {
+        let mut t = self.current;
+        for c in &self.changes {
+            match c.op {
+                Op::Read => t.read = c.to,
+                Op::Write => t.write = c.to,
+            }
+        }
+        t
+    }
+}
+
+pub fn resource_key(table: &str, index: Option<&str>) -> String {
+    match index {
+        Some(i) => format!("{table}/{i}"),
+        None => table.to_string(),
+    }
+}
+
+fn audit_changes(changes: &[Change]) -> Vec<AuditChange> {
+    changes
+        .iter()
+        .map(|c| AuditChange {
+            op: c.op.as_str().to_string(),
+            from: c.from,
+            to: c.to,
+            rule: c.rule.as_str().to_string(),
+            demand: c.evidence.demand,
+            threshold: c.evidence.threshold,
+            window_s: c.evidence.window_s,
+        })
+        .collect()
+}
+
+pub struct Actuator<C> {
+    pub cloud: Arc<C>,
+    pub audit: Arc<AuditLog>,
+    pub budget: Arc<Mutex<BudgetStore>>,
+    pub view: SharedView,
+    pub clock: SharedClock,
+    pub retry: RetryPolicy,
+    /// How long to follow a table that stays UPDATING after our call.
+    pub settle_timeout: Duration,
+}
+
+impl<C: CloudBackend> Actuator<C> {
+    fn record(
+        &self,
+        id: &str,
+        phase: Phase,
+        u: &TableUpdate,
+        outcome: Outcome,
+        reason: Option<String>,
+        error: Option<String>,
+    ) -> AuditRecord {
+        AuditRecord {
+            id: id.to_string(),
+            time: self.clock.now(),
+            phase,
+            service: "dynamodb".into(),
+            resource: u.resource(),
+            mode: u.mode,
+            outcome,
+            changes: audit_changes(&u.changes),
+            decrease: u.decrease,
+            reason,
+            error,
+        }
+    }
+
+    /// Dry run, or a decision that is not carried out: one record.
+    pub fn note(&self, u: &TableUpdate, outcome: Outcome, reason: Option<String>) {
+        let id = self.audit.new_id();
+        let rec = self.record(&id, Phase::Decided, u, outcome, reason, None);
+        if let Err(e) = self.audit.append(&rec) {
+            tracing::warn!(error = %e, "Cannot write the audit log; the record is kept in memory only.");
+        }
+        let target = u.target();
+        tracing::info!(
+            resource = %u.resource(),
+            outcome = ?outcome,
+            read = %format!("{} -> {}", u.current.read, target.read),
+            write = %format!("{} -> {}", u.current.write, target.write),
+            rules = %u.changes.iter().map(|c| c.rule.as_str()).collect::<Vec<_>>().join(","),
+            "Capacity decision."
+        );
+    }
+
+    /// Applies one update: audit, call with retries, budget, audit, refresh.
+    pub async fn apply(&self, u: TableUpdate, shutdown: CancellationToken) -> Outcome {
+        let id = self.audit.new_id();
+        let resource = u.resource();
+        let target = u.target();
+        if let Err(e) =
+            self.audit
+                .append(&self.record(&id, Phase::Decided, &u, Outcome::Pending, None, None))
+        {
+            tracing::error!(resource = %resource, error = %e, "Audit log unavailable: not applying a capacity change without a record.");
+            let rec = self.record(
+                &id,
+                Phase::Completed,
+                &u,
+                Outcome::Skipped,
+                Some("audit log unavailable".into()),
+                Some(e.to_string()),
+            );
+            let _ = self.audit.append(&rec);
+            return Outcome::Skipped;
+        }
+        tracing::info!(
+            resource = %resource,
+            read = %format!("{} -> {}", u.current.read, target.read),
+            write = %format!("{} -> {}", u.current.write, target.write),
+            rules = %u.changes.iter().map(|c| c.rule.as_str()).collect::<Vec<_>>().join(","),
+            "Updating table capacity."
+        );
+        let mut attempt = 0;
+        let (outcome, reason, error) = loop {
+            let result = self
+                .cloud
+                .update_capacity(&u.table, u.index.as_deref(), target)
+                .await;
+            match result {
+                Ok(()) => break (Outcome::Applied, None, None),
+                Err(e) if e.is_retryable() && attempt + 1 < self.retry.max_attempts => {
+                    let pause = self.retry.delay(attempt, fastrand::f64());
+                    tracing::warn!(resource = %resource, kind = ?e.kind, attempt, pause_ms = pause.as_millis() as u64, "UpdateTable failed; retrying.");
+                    attempt += 1;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break (Outcome::Failed, Some("shutting down".to_string()), Some(e.message.clone())),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+                Err(e) => {
+                    if e.kind == CloudErrorKind::LimitExceeded && u.decrease {
+                        // AWS says the day's decreases are spent here: believe it for an hour.
+                        let until = self.clock.now() + chrono::TimeDelta::hours(1);
+                        self.with_budget(&resource, |l| l.block_until(until));
+                    }
+                    tracing::warn!(resource = %resource, kind = ?e.kind, error = %e.message, "UpdateTable failed.");
+                    break (
+                        Outcome::Failed,
+                        Some(format!("{:?} after {} attempt(s)", e.kind, attempt + 1)),
+                        Some(e.message.clone()),
+                    );
+                }
+            }
+        };
+        if outcome == Outcome::Applied && u.decrease {
+            let now = self.clock.now();
+            self.with_budget(&resource, |l| l.record(now));
+        }
+        let rec = self.record(&id, Phase::Completed, &u, outcome, reason, error);
+        if let Err(e) = self.audit.append(&rec) {
+            tracing::error!(resource = %resource, error = %e, "Cannot complete the audit record.");
+        }
+        if outcome == Outcome::Applied {
+            self.settle(&u.table, shutdown).await;
+        }
+        outcome
+    }
+
+    fn with_budget(
+        &self,
+        resource: &str,
+        f: impl FnOnce(&mut crate::policy::budget::DecreaseLedger),
+    ) {
+        let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        f(budget.ledger_mut(resource));
+        if let Err(e) = budget.save() {
+            tracing::error!(error = %e, "Cannot persist the decrease budget; a restart would forget today's decreases.");
+        }
+    }
+
+    /// Reads the table back right after our call, and follows it while it
+    /// is UPDATING, so the next decision sees the new capacity.
+    async fn settle(&self, table: &str, shutdown: CancellationToken) {
+        let deadline = tokio::time::Instant::now() + self.settle_timeout;
+        loop {
+            let result = self.cloud.describe_table(table).await;
+            let active = result.as_ref().is_ok_and(|t| {
+                t.status == "ACTIVE" && t.indexes.iter().all(|i| i.status == "ACTIVE")
+            });
+            tracker::store_table(&self.view, table, result, self.clock.now());
+            if active || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,299 @@
+// Error paths moto cannot produce (throttling, LimitExceededException),
+// driven through the real SDK client with aws-smithy-mocks responses.
+use std::sync::{Arc, Mutex, RwLock};
+
+use aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput;
+use aws_sdk_dynamodb::operation::update_table::UpdateTableOutput;
+use aws_sdk_dynamodb::types::{TableDescription as SdkTable, TableStatus};
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use chrono::DateTime;
+
+use super::*;
+use crate::audit::read_file;
+use crate::clock::{Clock, TokioClock};
+use crate::cloud::aws::AwsCloud;
+use crate::cloud::tracker::CloudView;
+use crate::policy::dynamodb::{Evidence, Rule as PolicyRule};
+
+fn throttled() -> HttpResponse {
+    HttpResponse::new(
+        StatusCode::try_from(400).unwrap(),
+        SdkBody::from(
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#,
+        ),
+    )
+}
+
+fn describe_ok() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::describe_table).then_output(|| {
+        DescribeTableOutput::builder()
+            .table(
+                SdkTable::builder()
+                    .table_name("posts")
+                    .table_status(TableStatus::Active)
+                    .build(),
+            )
+            .build()
+    })
+}
+
+struct Fixture {
+    actuator: Actuator<AwsCloud>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture(rules: &[&Rule], state_dir_ok: bool) -> Fixture {
+    let ddb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, |c| c
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()));
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    let other = AwsCloud::from_sdk_config(&sdk);
+    let cloud = AwsCloud {
+        dynamodb: ddb,
+        autoscaling: other.autoscaling,
+        cloudwatch: other.cloudwatch,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state = if state_dir_ok {
+        dir.path().to_path_buf()
+    } else {
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "").unwrap();
+        blocker
+    };
+    let clock = Arc::new(TokioClock::starting_at(
+        DateTime::from_timestamp(1_764_403_200, 0).unwrap(),
+    ));
+    let (audit, _) = AuditLog::open(&state, clock.now());
+    let budget = BudgetStore::load(dir.path()).unwrap();
+    Fixture {
+        actuator: Actuator {
+            cloud: Arc::new(cloud),
+            audit: Arc::new(audit),
+            budget: Arc::new(Mutex::new(budget)),
+            view: Arc::new(RwLock::new(CloudView::default())),
+            clock,
+            retry: RetryPolicy::default(),
+            settle_timeout: Duration::from_secs(5),
+        },
+        _dir: dir,
+    }
+}
+
+fn update(decrease: bool) -> TableUpdate {
+    let (from, to) = if decrease { (100, 40) } else { (100, 300) };
+    TableUpdate {
+        table: "posts".into(),
+        index: None,
+        current: Throughput {
+            read: 100,
+            write: 50,
+        },
+        changes: vec![Change {
+            op: Op::Read,
+            from,
+            to,
+            rule: if decrease {
+                PolicyRule::LowDemand
+            } else {
+                PolicyRule::Surge
+            },
+            evidence: Evidence {
+                demand: Some(20.0),
+                threshold: Some(31.5),
+                window_s: 900,
+            },
+        }],
+        decrease,
+        mode: Mode::Apply,
+    }
+}
+
+#[test]
+fn backoff_is_exponential_with_full_jitter_and_capped() {
+    let r = RetryPolicy::default();
+    assert_eq!(r.delay(0, 0.0), Duration::ZERO);
+    assert_eq!(r.delay(0, 0.5), Duration::from_millis(100));
+    assert_eq!(r.delay(3, 0.5), Duration::from_millis(800));
+    assert_eq!(r.delay(10, 0.99), Duration::from_secs(10).mul_f64(0.99));
+    assert_eq!(r.delay(40, 1.0), Duration::from_secs(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_is_retried_then_applied() {
+    let update_rule = mock!(aws_sdk_dynamodb::Client::update_table)
+        .sequence()
+        .http_response(throttled)
+        .times(2)
+        .output(|| UpdateTableOutput::builder().build())
+        .build();
+    let describe = describe_ok();
+    let f = fixture(&[&update_rule, &describe], true);
+    let outcome = f
+        .actuator
+        .apply(update(false), CancellationToken::new())
+        .await;
+    assert_eq!(outcome, Outcome::Applied);
+    assert_eq!(update_rule.num_calls(), 3);
+    let records = read_file(f.actuator.audit.path()).unwrap();
+    let phases: Vec<(Phase, Outcome)> = records.iter().map(|r| (r.phase, r.outcome)).collect();
+    assert_eq!(
+        phases,
+        vec![
+            (Phase::Decided, Outcome::Pending),
+            (Phase::Completed, Outcome::Applied)
+        ]
+    );
+    assert_eq!(records[0].id, records[1].id);
+    assert_eq!(records[0].changes[0].to, 300);
+    // The table was read back right after the call.
+    assert!(describe.num_calls() >= 1);
+    assert!(f.actuator.view.read().unwrap().tables.contains_key("posts"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_are_bounded() {
+    let update_rule = mock!(aws_sdk_dynamodb::Client::update_table)
+        .sequence()
+        .http_response(throttled)
+        .repeatedly()
+        .build();
+    let f = fixture(&[&update_rule], true);
+    let start = tokio::time::Instant::now();
+    let outcome = f
+        .actuator
+        .apply(update(false), CancellationToken::new())
+        .await;
+    assert_eq!(outcome, Outcome::Failed);
+    assert_eq!(
+        update_rule.num_calls(),
+        RetryPolicy::default().max_attempts as usize
+    );
+    // Four pauses of at most 0.2, 0.4, 0.8 and 1.6 s.
+    assert!(
+        start.elapsed() <= Duration::from_millis(3000),
+        "{:?}",
+        start.elapsed()
+    );
+    let records = read_file(f.actuator.audit.path()).unwrap();
+    let last = records.last().unwrap();
+    assert_eq!(last.outcome, Outcome::Failed);
+    assert!(
+        last.error
+            .as_deref()
+            .unwrap()
+            .contains("ThrottlingException"),
+        "{last:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn limit_exceeded_blocks_decreases_for_an_hour() {
+    let update_rule = mock!(aws_sdk_dynamodb::Client::update_table).then_http_response(|| {
+        HttpResponse::new(
+            StatusCode::try_from(400).unwrap(),
+            SdkBody::from(r#"{"__type":"com.amazonaws.dynamodb.v20120810#LimitExceededException","message":"Subscriber limit exceeded: Provisioned throughput decreases are limited within a given UTC day."}"#),
+        )
+    });
+    let f = fixture(&[&update_rule], true);
+    let outcome = f
+        .actuator
+        .apply(update(true), CancellationToken::new())
+        .await;
+    assert_eq!(outcome, Outcome::Failed);
+    assert_eq!(update_rule.num_calls(), 1, "a limit is not retried");
+    let now = f.actuator.clock.now();
+    let ledger = f.actuator.budget.lock().unwrap().ledger("posts");
+    assert!(!ledger.allowed_at(now + chrono::TimeDelta::minutes(59)));
+    assert!(ledger.allowed_at(now + chrono::TimeDelta::minutes(61)));
+    // And it is persisted.
+    let reloaded = BudgetStore::load(f._dir.path()).unwrap();
+    assert!(!reloaded.ledger("posts").allowed_at(now));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_applied_decrease_is_spent_and_persisted() {
+    let update_rule = mock!(aws_sdk_dynamodb::Client::update_table)
+        .then_output(|| UpdateTableOutput::builder().build());
+    let describe = describe_ok();
+    let f = fixture(&[&update_rule, &describe], true);
+    assert_eq!(
+        f.actuator
+            .apply(update(true), CancellationToken::new())
+            .await,
+        Outcome::Applied
+    );
+    let now = f.actuator.clock.now();
+    assert_eq!(
+        BudgetStore::load(f._dir.path())
+            .unwrap()
+            .ledger("posts")
+            .used_today(now),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_call_without_an_audit_record() {
+    let update_rule = mock!(aws_sdk_dynamodb::Client::update_table)
+        .then_output(|| UpdateTableOutput::builder().build());
+    let f = fixture(&[&update_rule], false);
+    assert_eq!(
+        f.actuator
+            .apply(update(false), CancellationToken::new())
+            .await,
+        Outcome::Skipped
+    );
+    assert_eq!(update_rule.num_calls(), 0);
+    let in_memory = f.actuator.audit.recent(None, 10);
+    assert_eq!(in_memory[0].outcome, Outcome::Skipped);
+    assert_eq!(
+        in_memory[0].reason.as_deref(),
+        Some("audit log unavailable")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_retrying() {
+    let update_rule = mock!(aws_sdk_dynamodb::Client::update_table)
+        .sequence()
+        .http_response(throttled)
+        .repeatedly()
+        .build();
+    let f = fixture(&[&update_rule], true);
+    let token = CancellationToken::new();
+    token.cancel();
+    assert_eq!(
+        f.actuator.apply(update(false), token).await,
+        Outcome::Failed
+    );
+    assert_eq!(
+        update_rule.num_calls(),
+        1,
+        "the call in flight finished; no new attempt started"
+    );
+    let last = read_file(f.actuator.audit.path()).unwrap().pop().unwrap();
+    assert_eq!(last.reason.as_deref(), Some("shutting down"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_records_a_recommendation_and_calls_nothing() {
+    let update_rule = mock!(aws_sdk_dynamodb::Client::update_table)
+        .then_output(|| UpdateTableOutput::builder().build());
+    let f = fixture(&[&update_rule], true);
+    let mut u = update(false);
+    u.mode = Mode::DryRun;
+    f.actuator.note(&u, Outcome::Recommended, None);
+    assert_eq!(update_rule.num_calls(), 0);
+    let records = read_file(f.actuator.audit.path()).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].outcome, records[0].mode),
+        (Outcome::Recommended, Mode::DryRun)
+    );
+}

@@ -1,0 +1,266 @@
+//! The audit log: one JSON line per decision in `state_dir/audit.jsonl`,
+//! written and fsynced *before* any AWS call it describes, and a second
+//! line with the same id once the call completed. The newest records are
+//! also kept in memory for the API.
+//!
+//! Invariant: in apply mode no AWS call is made unless its `decided`
+//! record reached the disk (see `actuator`).
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Mode;
+
+/// Records kept in memory.
+pub const MEMORY: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Written before acting.
+    Decided,
+    /// Written after the call returned.
+    Completed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Dry run: what rapidscale would have done.
+    Recommended,
+    /// Apply: the call is about to be made.
+    Pending,
+    Applied,
+    /// Not attempted (table busy, budget, audit log unavailable, ...).
+    Skipped,
+    Failed,
+}
+
+/// One capacity change in a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditChange {
+    /// "read", "write" or "desired".
+    pub op: String,
+    pub from: u64,
+    pub to: u64,
+    pub rule: String,
+    /// Demand figure the rule acted on (units/s or requests/s).
+    pub demand: Option<f64>,
+    pub threshold: Option<f64>,
+    pub window_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub id: String,
+    pub time: DateTime<Utc>,
+    pub phase: Phase,
+    /// "dynamodb" or "asg".
+    pub service: String,
+    /// Table (`posts`), index (`posts/by_user`) or group name.
+    pub resource: String,
+    pub mode: Mode,
+    pub outcome: Outcome,
+    pub changes: Vec<AuditChange>,
+    /// Whether the call lowers capacity (spends a DynamoDB decrease).
+    pub decrease: bool,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("open audit log {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("write audit log {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("audit log {path} is unavailable")]
+    Unavailable { path: String },
+}
+
+pub struct AuditLog {
+    path: PathBuf,
+    file: Mutex<Option<File>>,
+    recent: Mutex<VecDeque<AuditRecord>>,
+    id_prefix: String,
+    next_id: AtomicU64,
+}
+
+impl AuditLog {
+    /// Opens (creating) `state_dir/audit.jsonl`. When that fails the log
+    /// still keeps records in memory, but [`AuditLog::append`] fails, so
+    /// nothing is applied without a durable record.
+    pub fn open(state_dir: &Path, now: DateTime<Utc>) -> (AuditLog, Option<AuditError>) {
+        let path = state_dir.join("audit.jsonl");
+        let opened = std::fs::create_dir_all(state_dir)
+            .and_then(|_| OpenOptions::new().create(true).append(true).open(&path))
+            .map_err(|source| AuditError::Open {
+                path: path.display().to_string(),
+                source,
+            });
+        let (file, err) = match opened {
+            Ok(f) => (Some(f), None),
+            Err(e) => (None, Some(e)),
+        };
+        let log = AuditLog {
+            path,
+            file: Mutex::new(file),
+            recent: Mutex::new(VecDeque::new()),
+            id_prefix: format!("{:x}", now.timestamp_millis()),
+            next_id: AtomicU64::new(1),
+        };
+        (log, err)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new id, unique across restarts (start time + sequence).
+    pub fn new_id(&self) -> String {
+        format!(
+            "{}-{}",
+            self.id_prefix,
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Writes one record and fsyncs it; then keeps it in memory. The memory
+    /// copy is kept even when the disk write fails.
+    pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        self.remember(record.clone());
+        let mut line = serde_json::to_vec(record).expect("audit records serialize");
+        line.push(b'\n');
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(f) = file.as_mut() else {
+            return Err(AuditError::Unavailable {
+                path: self.path.display().to_string(),
+            });
+        };
+        f.write_all(&line)
+            .and_then(|_| f.sync_data())
+            .map_err(|source| AuditError::Write {
+                path: self.path.display().to_string(),
+                source,
+            })
+    }
+
+    fn remember(&self, record: AuditRecord) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        // The completion of a decision replaces its first record in memory.
+        if let Some(existing) = recent.iter_mut().rev().take(64).find(|r| r.id == record.id) {
+            *existing = record;
+            return;
+        }
+        if recent.len() == MEMORY {
+            recent.pop_front();
+        }
+        recent.push_back(record);
+    }
+
+    /// The newest records at or after `since`, newest first, at most `limit`.
+    pub fn recent(&self, since: Option<DateTime<Utc>>, limit: usize) -> Vec<AuditRecord> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .iter()
+            .rev()
+            .filter(|r| since.is_none_or(|s| r.time >= s))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Reads every record of an audit file (tests and tools).
+pub fn read_file(path: &Path) -> std::io::Result<Vec<AuditRecord>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(log: &AuditLog, phase: Phase, outcome: Outcome) -> AuditRecord {
+        AuditRecord {
+            id: log.new_id(),
+            time: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            phase,
+            service: "dynamodb".into(),
+            resource: "posts".into(),
+            mode: Mode::Apply,
+            outcome,
+            changes: vec![AuditChange {
+                op: "read".into(),
+                from: 10,
+                to: 50,
+                rule: "surge".into(),
+                demand: Some(30.0),
+                threshold: Some(7.7),
+                window_s: 2,
+            }],
+            decrease: false,
+            reason: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn records_reach_the_file_and_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, err) = AuditLog::open(dir.path(), Utc::now());
+        assert!(err.is_none());
+        let mut r = record(&log, Phase::Decided, Outcome::Pending);
+        log.append(&r).unwrap();
+        r.phase = Phase::Completed;
+        r.outcome = Outcome::Applied;
+        log.append(&r).unwrap();
+        let on_disk = read_file(log.path()).unwrap();
+        assert_eq!(on_disk.len(), 2, "both phases are on disk");
+        assert_eq!(on_disk[0].outcome, Outcome::Pending);
+        let in_memory = log.recent(None, 10);
+        assert_eq!(in_memory.len(), 1, "memory keeps the completed record only");
+        assert_eq!(in_memory[0].outcome, Outcome::Applied);
+    }
+
+    #[test]
+    fn an_unwritable_state_dir_refuses_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, "").unwrap();
+        let (log, err) = AuditLog::open(&blocker, Utc::now());
+        assert!(matches!(err, Some(AuditError::Open { .. })));
+        let r = record(&log, Phase::Decided, Outcome::Pending);
+        assert!(matches!(
+            log.append(&r),
+            Err(AuditError::Unavailable { .. })
+        ));
+        assert_eq!(log.recent(None, 10).len(), 1, "still visible in memory");
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = AuditLog::open(dir.path(), Utc::now());
+        for _ in 0..(MEMORY + 5) {
+            log.remember(record(&log, Phase::Decided, Outcome::Recommended));
+        }
+        assert_eq!(log.recent(None, usize::MAX).len(), MEMORY);
+    }
+}

@@ -1,0 +1,254 @@
+//! The DynamoDB advisor end to end: the daemon fed by StatsD over UDP,
+//! moto's DynamoDB behind it, capacity read back with DescribeTable.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rapidscale::audit::{read_file, Outcome};
+use rapidscale::cloud::CloudBackend;
+
+use crate::aws::{cloud, create_table, unique};
+use crate::harness::{moto_url, Daemon};
+
+/// Sends `rate` requests/s and `rate` write units/s for `table`, in ten
+/// packets a second, until dropped; `rate` can change while it runs.
+struct Traffic {
+    rate: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Traffic {
+    async fn start(target: std::net::SocketAddr, table: &str, rate: u64) -> Traffic {
+        let rate = Arc::new(AtomicU64::new(rate));
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let r = rate.clone();
+        let table = table.to_string();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let per_packet = r.load(Ordering::SeqCst) as f64 / 10.0;
+                let packet = format!("http.requests:{per_packet}|c\nddb.units:{per_packet}|c|#table:{table},op:write");
+                let _ = socket.send_to(packet.as_bytes(), target).await;
+            }
+        });
+        Traffic { rate, task }
+    }
+
+    fn set(&self, rate: u64) {
+        self.rate.store(rate, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn config(mode: &str, table: &str, extra_dynamodb: &str) -> String {
+    format!(
+        r#"
+mode = "{mode}"
+state_dir = "{{dir}}/state"
+[aws]
+region = "us-east-1"
+endpoint_url = "{moto}"
+[api]
+listen = "127.0.0.1:0"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[dynamodb]
+poll_interval = "1s"
+{extra_dynamodb}
+[[dynamodb.tables]]
+name = "{table}"
+read = {{ target = 0.5, min = 1, max = 1000, per_request = 1 }}
+write = {{ target = 0.5, min = 1, max = 1000, metric = "ddb.units{{table:{table},op:write}}" }}
+"#,
+        moto = moto_url()
+    )
+}
+
+async fn capacity(table: &str) -> (u64, u64) {
+    let t = cloud().await.describe_table(table).await.unwrap();
+    let p = t.provisioned.unwrap();
+    (p.read, p.write)
+}
+
+async fn wait_for_capacity(
+    table: &str,
+    within: Duration,
+    pred: impl Fn((u64, u64)) -> bool,
+) -> (u64, u64) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let c = capacity(table).await;
+        if pred(c) {
+            return c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "capacity stayed at {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn apply_mode_follows_a_five_fold_step_within_seconds() {
+    let table = unique("step");
+    create_table(&cloud().await, &table).await; // read 10, write 5
+    let c = cloud().await;
+    c.dynamodb
+        .update_table()
+        .table_name(&table)
+        .provisioned_throughput(
+            aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+                .read_capacity_units(100)
+                .write_capacity_units(50)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let d = Daemon::start(&config("apply", &table, "")).await;
+    // 20 units/s: inside the band of both (read 45..55, write 22.5..27.5 is above 20 but below the up edge).
+    let traffic = Traffic::start(d.statsd.unwrap(), &table, 20).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        capacity(&table).await,
+        (100, 50),
+        "steady traffic inside the band changes nothing"
+    );
+    traffic.set(100);
+    let started = tokio::time::Instant::now();
+    let (read, write) = wait_for_capacity(&table, Duration::from_secs(15), |(r, w)| {
+        r >= 200 && w >= 200
+    })
+    .await;
+    let took = started.elapsed();
+    // ceil(100 / 0.5) = 200, rounded up to 5 % of the old capacity.
+    assert!(
+        (200..=230).contains(&read) && (200..=230).contains(&write),
+        "{read} {write}"
+    );
+    eprintln!("step answered in {took:?}");
+    let status = d.get_json("/api/v1/status").await;
+    let decisions = status["decisions"].as_array().unwrap();
+    assert!(
+        decisions
+            .iter()
+            .any(|r| r["outcome"] == "applied" && r["changes"][0]["rule"] == "surge"),
+        "{decisions:#?}"
+    );
+    drop(traffic);
+    d.terminate().await;
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_and_records_the_recommendation() {
+    let table = unique("dry");
+    create_table(&cloud().await, &table).await; // read 10, write 5
+    let d = Daemon::start(&config("dry-run", &table, "")).await;
+    let state = d.state_dir();
+    let traffic = Traffic::start(d.statsd.unwrap(), &table, 2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    traffic.set(50);
+    let status = d
+        .wait_for_status(Duration::from_secs(15), "a recommendation", |s| {
+            s["decisions"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|r| r["outcome"] == "recommended"))
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        capacity(&table).await,
+        (10, 5),
+        "dry-run never calls UpdateTable"
+    );
+    let records = read_file(&state.join("audit.jsonl")).unwrap();
+    let recommended: Vec<_> = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Recommended)
+        .collect();
+    assert!(!recommended.is_empty(), "recommendations on disk");
+    assert!(recommended.iter().all(|r| r.resource == table
+        && r.changes
+            .iter()
+            .all(|c| c.demand.is_some() && c.rule == "surge")));
+    // As the surge fills whole seconds the recommendation reaches 50 / 0.5 = 100 units.
+    assert!(
+        recommended.iter().any(|r| r
+            .changes
+            .iter()
+            .any(|c| c.op == "write" && c.from == 5 && c.to >= 100)),
+        "{recommended:#?}"
+    );
+    // An unchanged recommendation is recorded once, not four times a second.
+    assert!(recommended.len() < 10, "{}", recommended.len());
+    let advice = &status["dynamodb"][0];
+    assert_eq!(advice["resource"], table.as_str());
+    drop(traffic);
+    d.terminate().await;
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_decrease_budget() {
+    let table = unique("budget");
+    let c = cloud().await;
+    create_table(&c, &table).await;
+    c.dynamodb
+        .update_table()
+        .table_name(&table)
+        .provisioned_throughput(
+            aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+                .read_capacity_units(100)
+                .write_capacity_units(100)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let cfg = config("apply", &table, "down_window = \"3s\"");
+    let state_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg.replace("{dir}/state", &state_dir.path().display().to_string());
+    let d = Daemon::start(&cfg).await;
+    let traffic = Traffic::start(d.statsd.unwrap(), &table, 20).await;
+    // Low demand for 3 s: one combined read + write decrease to 40.
+    let (read, write) =
+        wait_for_capacity(&table, Duration::from_secs(20), |(r, w)| r < 100 && w < 100).await;
+    assert_eq!((read, write), (40, 40));
+    d.wait_for_status(Duration::from_secs(5), "the decrease counted", |s| {
+        s["dynamodb"][0]["decreases_used_today"] == 1
+    })
+    .await;
+    drop(traffic);
+    d.terminate().await;
+
+    let d = Daemon::start(&cfg).await;
+    let status = d
+        .wait_for_status(Duration::from_secs(10), "the table advised", |s| {
+            s["dynamodb"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    assert_eq!(
+        status["dynamodb"][0]["decreases_used_today"], 1,
+        "{:#}",
+        status["dynamodb"]
+    );
+    let records = read_file(&state_dir.path().join("audit.jsonl")).unwrap();
+    let applied: Vec<_> = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Applied)
+        .collect();
+    assert_eq!(applied.len(), 1, "one decrease, one call: {records:#?}");
+    assert!(applied[0].decrease);
+    assert_eq!(applied[0].changes.len(), 2, "read and write in one call");
+    d.terminate().await;
+}
