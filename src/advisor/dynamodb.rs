@@ -76,6 +76,37 @@ pub struct ResourceAdvice {
 
 pub type SharedAdvice = Arc<RwLock<Vec<ResourceAdvice>>>;
 
+/// What the gates look at.
+#[derive(Debug, Clone, Copy)]
+pub struct TableState<'a> {
+    pub billing_mode: BillingMode,
+    pub table_status: &'a str,
+    /// The status of the table or index being changed.
+    pub resource_status: &'a str,
+    pub described_recently: bool,
+    pub update_in_flight: bool,
+}
+
+/// Why a change cannot be made now, if it cannot.
+pub fn gate(s: &TableState) -> Option<String> {
+    if s.billing_mode == BillingMode::PayPerRequest {
+        Some("on-demand table: reported, never changed".to_string())
+    } else if !s.described_recently {
+        Some("table state is older than 3 poll intervals: AWS unavailable?".to_string())
+    } else if s.table_status != "ACTIVE" {
+        Some(format!("table is {}: waiting for ACTIVE", s.table_status))
+    } else if s.resource_status != "ACTIVE" {
+        Some(format!(
+            "index is {}: waiting for ACTIVE",
+            s.resource_status
+        ))
+    } else if s.update_in_flight {
+        Some("an update of this table is in flight".to_string())
+    } else {
+        None
+    }
+}
+
 pub struct DynamoAdvisor<C> {
     pub config: Arc<Config>,
     pub store: SharedStore,
@@ -197,27 +228,13 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
                     );
                     a.mode = mode;
                     a.status = status.clone();
-                    let gate = if desc.billing_mode == BillingMode::PayPerRequest {
-                        Some("on-demand table: reported, never changed".to_string())
-                    } else if !fresh {
-                        Some(
-                            "table state is older than 3 poll intervals: AWS unavailable?"
-                                .to_string(),
-                        )
-                    } else if desc.status != "ACTIVE" || status != "ACTIVE" {
-                        Some(format!(
-                            "table is {}: waiting for ACTIVE",
-                            if desc.status != "ACTIVE" {
-                                &desc.status
-                            } else {
-                                &status
-                            }
-                        ))
-                    } else if table_busy || table_action_taken {
-                        Some("an update of this table is in flight".to_string())
-                    } else {
-                        None
-                    };
+                    let gate = gate(&TableState {
+                        billing_mode: desc.billing_mode,
+                        table_status: &desc.status,
+                        resource_status: &status,
+                        described_recently: fresh,
+                        update_in_flight: table_busy || table_action_taken,
+                    });
                     if let (Some(Plan::Update { changes, decrease }), Some(current)) =
                         (&a.plan, provisioned)
                     {
@@ -391,39 +408,19 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
         history: usize,
         stale_s: i64,
     ) -> (DemandView, DemandSource) {
-        let metric_view = spec
+        let metric = spec
             .metric
             .as_ref()
             .and_then(|_| store.id(&units_stream(table, index, op.as_str())))
             .map(|id| DemandView::from_store(store, id, now_f, history));
-        if let Some(v) = &metric_view {
-            if !v.is_stale(stale_s) {
-                return (v.clone(), DemandSource::Metric);
+        let requests_stream = self.config.ingest.requests_stream.as_deref();
+        let from_requests = match (spec.per_request, requests_stream.and_then(|n| store.id(n))) {
+            (Some(per_request), Some(id)) => {
+                Some(DemandView::from_store(store, id, now_f, history).scaled(per_request))
             }
-        }
-        let requests = self
-            .config
-            .ingest
-            .requests_stream
-            .as_deref()
-            .and_then(|name| store.id(name));
-        if let (Some(per_request), Some(id)) = (spec.per_request, requests) {
-            let v = DemandView::from_store(store, id, now_f, history).scaled(per_request);
-            if !v.is_stale(stale_s) || metric_view.is_none() {
-                let source = if v.is_stale(stale_s) {
-                    DemandSource::None
-                } else {
-                    DemandSource::Requests
-                };
-                return (v, source);
-            }
-        }
-        let empty = DemandView {
-            seconds: vec![f64::NAN; history],
-            partial_rate: None,
-            silent_for: None,
+            _ => None,
         };
-        (metric_view.unwrap_or(empty), DemandSource::None)
+        pick_demand(metric, from_requests, history, stale_s)
     }
 
     fn act(&mut self, update: TableUpdate, gate: Option<String>, shutdown: &CancellationToken) {
@@ -475,3 +472,30 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
         }
     }
 }
+
+/// Reported units win while they are fresh; otherwise requests/s x
+/// per_request when that is fresh; otherwise nothing is known.
+pub fn pick_demand(
+    metric: Option<DemandView>,
+    from_requests: Option<DemandView>,
+    history: usize,
+    stale_s: i64,
+) -> (DemandView, DemandSource) {
+    match (metric, from_requests) {
+        (Some(m), _) if !m.is_stale(stale_s) => (m, DemandSource::Metric),
+        (_, Some(r)) if !r.is_stale(stale_s) => (r, DemandSource::Requests),
+        (Some(m), _) => (m, DemandSource::None),
+        (None, Some(r)) => (r, DemandSource::None),
+        (None, None) => (
+            DemandView {
+                seconds: vec![f64::NAN; history],
+                partial_rate: None,
+                silent_for: None,
+            },
+            DemandSource::None,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

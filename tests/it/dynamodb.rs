@@ -47,7 +47,12 @@ impl Drop for Traffic {
     }
 }
 
-fn config(mode: &str, table: &str, extra_dynamodb: &str) -> String {
+fn config(mode: &str, table: &str, extra_dynamodb: &str, with_index: bool) -> String {
+    let index = if with_index {
+        "[[dynamodb.tables.indexes]]\nname = \"by_user\"\nread = { target = 0.5, min = 1, max = 1000, per_request = 1 }\n"
+    } else {
+        ""
+    };
     format!(
         r#"
 mode = "{mode}"
@@ -67,7 +72,7 @@ poll_interval = "1s"
 name = "{table}"
 read = {{ target = 0.5, min = 1, max = 1000, per_request = 1 }}
 write = {{ target = 0.5, min = 1, max = 1000, metric = "ddb.units{{table:{table},op:write}}" }}
-"#,
+{index}"#,
         moto = moto_url()
     )
 }
@@ -115,7 +120,7 @@ async fn apply_mode_follows_a_five_fold_step_within_seconds() {
         .send()
         .await
         .unwrap();
-    let d = Daemon::start(&config("apply", &table, "")).await;
+    let d = Daemon::start(&config("apply", &table, "", true)).await;
     // 20 units/s: inside the band of both (read 45..55, write 22.5..27.5 is above 20 but below the up edge).
     let traffic = Traffic::start(d.statsd.unwrap(), &table, 20).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -137,6 +142,20 @@ async fn apply_mode_follows_a_five_fold_step_within_seconds() {
         "{read} {write}"
     );
     eprintln!("step answered in {took:?}");
+    // The index (read 7 from the start: already below 20 req/s) is raised through GlobalSecondaryIndexUpdates.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let t = cloud().await.describe_table(&table).await.unwrap();
+        let index_read = t.indexes[0].provisioned.unwrap().read;
+        if index_read >= 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "index stayed at {index_read}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let status = d.get_json("/api/v1/status").await;
     let decisions = status["decisions"].as_array().unwrap();
     assert!(
@@ -153,7 +172,7 @@ async fn apply_mode_follows_a_five_fold_step_within_seconds() {
 async fn dry_run_changes_nothing_and_records_the_recommendation() {
     let table = unique("dry");
     create_table(&cloud().await, &table).await; // read 10, write 5
-    let d = Daemon::start(&config("dry-run", &table, "")).await;
+    let d = Daemon::start(&config("dry-run", &table, "", false)).await;
     let state = d.state_dir();
     let traffic = Traffic::start(d.statsd.unwrap(), &table, 2).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -215,7 +234,7 @@ async fn a_restart_keeps_the_decrease_budget() {
         .send()
         .await
         .unwrap();
-    let cfg = config("apply", &table, "down_window = \"3s\"");
+    let cfg = config("apply", &table, "down_window = \"3s\"", false);
     let state_dir = tempfile::tempdir().unwrap();
     let cfg = cfg.replace("{dir}/state", &state_dir.path().display().to_string());
     let d = Daemon::start(&cfg).await;
@@ -250,5 +269,60 @@ async fn a_restart_keeps_the_decrease_budget() {
     assert_eq!(applied.len(), 1, "one decrease, one call: {records:#?}");
     assert!(applied[0].decrease);
     assert_eq!(applied[0].changes.len(), 2, "read and write in one call");
+    d.terminate().await;
+}
+
+#[tokio::test]
+async fn on_demand_tables_are_reported_but_never_changed() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let table = unique("ondemand");
+    cloud()
+        .await
+        .dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let d = Daemon::start(&config("apply", &table, "", false)).await;
+    let traffic = Traffic::start(d.statsd.unwrap(), &table, 300).await;
+    let status = d
+        .wait_for_status(Duration::from_secs(15), "an observed peak", |s| {
+            s["dynamodb"][0]["ops"][1]["peak_60s"]
+                .as_f64()
+                .is_some_and(|p| p >= 250.0)
+        })
+        .await;
+    let advice = &status["dynamodb"][0];
+    assert_eq!(advice["billing_mode"], "PAY_PER_REQUEST");
+    assert!(advice["plan"].is_null(), "{advice:#}");
+    assert!(
+        status["decisions"].as_array().unwrap().is_empty(),
+        "{:#}",
+        status["decisions"]
+    );
+    let t = cloud().await.describe_table(&table).await.unwrap();
+    assert_eq!(
+        t.billing_mode,
+        rapidscale::cloud::BillingMode::PayPerRequest
+    );
+    drop(traffic);
     d.terminate().await;
 }
