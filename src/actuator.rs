@@ -78,6 +78,33 @@ impl TableUpdate {
     }
 }
 
+/// One SetDesiredCapacity call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupChange {
+    pub group: String,
+    pub from: u32,
+    pub to: u32,
+    pub rule: &'static str,
+    pub fleet_rps: Option<f64>,
+    pub needed: Option<u32>,
+    pub window_s: u64,
+    pub mode: Mode,
+}
+
+impl GroupChange {
+    fn audit_change(&self) -> AuditChange {
+        AuditChange {
+            op: "desired".into(),
+            from: self.from as u64,
+            to: self.to as u64,
+            rule: self.rule.to_string(),
+            demand: self.fleet_rps,
+            threshold: self.needed.map(|n| n as f64),
+            window_s: self.window_s,
+        }
+    }
+}
+
 pub fn resource_key(table: &str, index: Option<&str>) -> String {
     match index {
         Some(i) => format!("{table}/{i}"),
@@ -182,38 +209,24 @@ impl<C: CloudBackend> Actuator<C> {
             rules = %u.changes.iter().map(|c| c.rule.as_str()).collect::<Vec<_>>().join(","),
             "Updating table capacity."
         );
-        let mut attempt = 0;
-        let (outcome, reason, error) = loop {
-            let result = self
-                .cloud
-                .update_capacity(&u.table, u.index.as_deref(), target)
-                .await;
-            match result {
-                Ok(()) => break (Outcome::Applied, None, None),
-                Err(e) if e.is_retryable() && attempt + 1 < self.retry.max_attempts => {
-                    let pause = self.retry.delay(attempt, fastrand::f64());
-                    tracing::warn!(resource = %resource, kind = ?e.kind, attempt, pause_ms = pause.as_millis() as u64, "UpdateTable failed; retrying.");
-                    attempt += 1;
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break (Outcome::Failed, Some("shutting down".to_string()), Some(e.message.clone())),
-                        _ = tokio::time::sleep(pause) => {}
-                    }
-                }
-                Err(e) => {
-                    if e.kind == CloudErrorKind::LimitExceeded && u.decrease {
+        let decrease = u.decrease;
+        let (outcome, reason, error) = self
+            .call_with_retries(
+                &resource,
+                &shutdown,
+                || {
+                    self.cloud
+                        .update_capacity(&u.table, u.index.as_deref(), target)
+                },
+                |kind| {
+                    if kind == CloudErrorKind::LimitExceeded && decrease {
                         // AWS says the day's decreases are spent here: believe it for an hour.
                         let until = self.clock.now() + chrono::TimeDelta::hours(1);
                         self.with_budget(&resource, |l| l.block_until(until));
                     }
-                    tracing::warn!(resource = %resource, kind = ?e.kind, error = %e.message, "UpdateTable failed.");
-                    break (
-                        Outcome::Failed,
-                        Some(format!("{:?} after {} attempt(s)", e.kind, attempt + 1)),
-                        Some(e.message.clone()),
-                    );
-                }
-            }
-        };
+                },
+            )
+            .await;
         if outcome == Outcome::Applied && u.decrease {
             let now = self.clock.now();
             self.with_budget(&resource, |l| l.record(now));
@@ -224,6 +237,107 @@ impl<C: CloudBackend> Actuator<C> {
         }
         if outcome == Outcome::Applied {
             self.settle(&u.table, shutdown).await;
+        }
+        outcome
+    }
+
+    /// Makes one call, retrying retryable errors with backoff and jitter
+    /// until `max_attempts`; `on_final_error` sees the kind of a final error.
+    async fn call_with_retries<F, Fut>(
+        &self,
+        resource: &str,
+        shutdown: &CancellationToken,
+        call: F,
+        on_final_error: impl FnOnce(CloudErrorKind),
+    ) -> (Outcome, Option<String>, Option<String>)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::cloud::CloudError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Ok(()) => return (Outcome::Applied, None, None),
+                Err(e) if e.is_retryable() && attempt + 1 < self.retry.max_attempts => {
+                    let pause = self.retry.delay(attempt, fastrand::f64());
+                    tracing::warn!(resource = %resource, operation = e.operation, kind = ?e.kind, attempt, pause_ms = pause.as_millis() as u64, "Call failed; retrying.");
+                    attempt += 1;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return (Outcome::Failed, Some("shutting down".to_string()), Some(e.message.clone())),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+                Err(e) => {
+                    on_final_error(e.kind);
+                    tracing::warn!(resource = %resource, operation = e.operation, kind = ?e.kind, error = %e.message, "Call failed.");
+                    return (
+                        Outcome::Failed,
+                        Some(format!("{:?} after {} attempt(s)", e.kind, attempt + 1)),
+                        Some(e.message.clone()),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Sets a group's desired capacity: audit, call with retries, audit.
+    /// In dry-run only the recommendation is recorded.
+    pub async fn apply_group(&self, change: GroupChange, shutdown: CancellationToken) -> Outcome {
+        let id = self.audit.new_id();
+        let record = |phase, outcome, reason: Option<String>, error: Option<String>| AuditRecord {
+            id: id.clone(),
+            time: self.clock.now(),
+            phase,
+            service: "asg".into(),
+            resource: change.group.clone(),
+            mode: change.mode,
+            outcome,
+            changes: vec![change.audit_change()],
+            decrease: change.to < change.from,
+            reason,
+            error,
+        };
+        if change.mode == Mode::DryRun {
+            if let Err(e) =
+                self.audit
+                    .append(&record(Phase::Decided, Outcome::Recommended, None, None))
+            {
+                tracing::warn!(error = %e, "Cannot write the audit log; the record is kept in memory only.");
+            }
+            tracing::info!(group = %change.group, from = change.from, to = change.to, rule = change.rule, "Group size recommended.");
+            return Outcome::Recommended;
+        }
+        if let Err(e) = self
+            .audit
+            .append(&record(Phase::Decided, Outcome::Pending, None, None))
+        {
+            tracing::error!(group = %change.group, error = %e, "Audit log unavailable: not changing the group without a record.");
+            let _ = self.audit.append(&record(
+                Phase::Completed,
+                Outcome::Skipped,
+                Some("audit log unavailable".into()),
+                Some(e.to_string()),
+            ));
+            return Outcome::Skipped;
+        }
+        tracing::info!(group = %change.group, from = change.from, to = change.to, rule = change.rule, "Setting desired capacity.");
+        let (outcome, reason, error) = self
+            .call_with_retries(
+                &change.group,
+                &shutdown,
+                || self.cloud.set_desired_capacity(&change.group, change.to),
+                |_| {},
+            )
+            .await;
+        if let Err(e) = self
+            .audit
+            .append(&record(Phase::Completed, outcome, reason, error))
+        {
+            tracing::error!(group = %change.group, error = %e, "Cannot complete the audit record.");
+        }
+        if outcome == Outcome::Applied {
+            let result = self.cloud.describe_group(&change.group).await;
+            tracker::store_group(&self.view, &change.group, result, self.clock.now());
         }
         outcome
     }

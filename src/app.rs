@@ -15,13 +15,15 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::actuator::{Actuator, RetryPolicy};
+use crate::advisor::asg::{GroupAdvisor, SharedGroupAdvice};
 use crate::advisor::dynamodb::{DynamoAdvisor, SharedAdvice};
 use crate::api::{self, ApiState};
 use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::cloud::aws::AwsCloud;
 use crate::cloud::tracker::{self, CloudView, SharedView};
-use crate::config::{Config, Mode};
+use crate::cloud::CloudBackend;
+use crate::config::{AsgConfig, Config, Mode};
 use crate::ingest::access_log::{self, Follower};
 use crate::ingest::statsd::{self, StatsdRouter};
 use crate::ingest::status_page::{self, StatusPoller};
@@ -178,18 +180,25 @@ pub async fn run(
     let budget = Arc::new(Mutex::new(budget));
     let advice: SharedAdvice = Arc::new(RwLock::new(Vec::new()));
 
+    let group_advice: SharedGroupAdvice = Arc::new(RwLock::new(None));
     let tables: Vec<String> = config
         .dynamodb
         .tables
         .iter()
         .map(|t| t.name.clone())
         .collect();
-    let group = config.asg.as_ref().and_then(|a| a.name.clone());
-    if config.asg.as_ref().is_some_and(|a| a.name.is_none()) {
-        tracing::warn!("asg.name is not set and group discovery from instance metadata is not available in this version; the group is not tracked.");
-    }
-    if !tables.is_empty() || group.is_some() {
+    if !tables.is_empty() || config.asg.is_some() {
         let cloud = Arc::new(AwsCloud::connect(&config.aws).await);
+        let actuator = Arc::new(Actuator {
+            cloud: cloud.clone(),
+            audit: audit.clone(),
+            budget: budget.clone(),
+            view: view.clone(),
+            clock: clock.clone(),
+            retry: RetryPolicy::default(),
+            settle_timeout: Duration::from_secs(300),
+        });
+        let shared_config = Arc::new(config.clone());
         if !tables.is_empty() {
             tasks.spawn(
                 tracker::track_tables(
@@ -202,21 +211,12 @@ pub async fn run(
                 )
                 .instrument(tracing::info_span!("dynamodb")),
             );
-            let actuator = Arc::new(Actuator {
-                cloud: cloud.clone(),
-                audit: audit.clone(),
-                budget: budget.clone(),
-                view: view.clone(),
-                clock: clock.clone(),
-                retry: RetryPolicy::default(),
-                settle_timeout: Duration::from_secs(300),
-            });
             let advisor = DynamoAdvisor::new(
-                Arc::new(config.clone()),
+                shared_config.clone(),
                 store.clone(),
                 view.clone(),
                 clock.clone(),
-                actuator,
+                actuator.clone(),
                 advice.clone(),
                 tasks.clone(),
             );
@@ -226,18 +226,38 @@ pub async fn run(
                     .instrument(tracing::info_span!("dynamodb_advisor")),
             );
         }
-        if let (Some(group), Some(asg)) = (group, &config.asg) {
-            tasks.spawn(
-                tracker::track_group(
-                    cloud,
-                    group,
-                    asg.poll_interval,
-                    view.clone(),
-                    clock.clone(),
-                    shutdown.clone(),
-                )
-                .instrument(tracing::info_span!("asg")),
-            );
+        if let Some(asg) = &config.asg {
+            match resolve_group(cloud.as_ref(), asg).await {
+                Some(group) => {
+                    let foreign = match cloud.scaling_policies(&group).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::warn!(group = %group, error = %e, "Cannot list the group's scaling policies.");
+                            Vec::new()
+                        }
+                    };
+                    if !foreign.is_empty() {
+                        tracing::warn!(group = %group, policies = %foreign.join(", "), "The group has its own scaling policies; they may fight rapidscale's decisions.");
+                    }
+                    tasks.spawn(
+                        tracker::track_group(cloud.clone(), group.clone(), asg.poll_interval, view.clone(), clock.clone(), shutdown.clone())
+                            .instrument(tracing::info_span!("asg")),
+                    );
+                    let advisor = GroupAdvisor::new(
+                        shared_config.clone(),
+                        group,
+                        store.clone(),
+                        view.clone(),
+                        clock.clone(),
+                        actuator.clone(),
+                        group_advice.clone(),
+                        tasks.clone(),
+                        foreign,
+                    );
+                    tasks.spawn(advisor.run(shutdown.clone()).instrument(tracing::info_span!("asg_advisor")));
+                }
+                None => tracing::error!("The Auto Scaling group is unknown: set asg.name, or run on an instance of the group."),
+            }
         }
     }
 
@@ -256,6 +276,7 @@ pub async fn run(
             clock: clock.clone(),
             started_at,
             advice: advice.clone(),
+            group_advice: group_advice.clone(),
             audit: audit.clone(),
         };
         let token = shutdown.clone();
@@ -357,5 +378,35 @@ async fn seal_and_summarize(
             }
         }
         last_counts = now_counts;
+    }
+}
+
+/// The group's name: configured, or discovered from instance metadata.
+async fn resolve_group<C: CloudBackend>(cloud: &C, asg: &AsgConfig) -> Option<String> {
+    if let Some(name) = &asg.name {
+        return Some(name.clone());
+    }
+    let ecs = std::env::var("ECS_CONTAINER_METADATA_URI_V4").ok();
+    let identity =
+        match crate::cloud::identity::discover(&asg.metadata_endpoint, ecs.as_deref()).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot discover this instance's identity.");
+                return None;
+            }
+        };
+    match cloud.group_of_instance(&identity.instance_id).await {
+        Ok(Some(group)) => {
+            tracing::info!(instance = %identity.instance_id, group = %group, ecs_cluster = ?identity.ecs_cluster, ecs_task = ?identity.ecs_task_arn, "Discovered the Auto Scaling group.");
+            Some(group)
+        }
+        Ok(None) => {
+            tracing::error!(instance = %identity.instance_id, "This instance is in no Auto Scaling group.");
+            None
+        }
+        Err(e) => {
+            tracing::error!(instance = %identity.instance_id, error = %e, "Cannot look up this instance's group.");
+            None
+        }
     }
 }

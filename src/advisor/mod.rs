@@ -3,4 +3,5 @@
 //! for the API. No AWS types, no policy arithmetic here: only plumbing and
 //! the gates that need runtime state (calls in flight, table status, mode).
 
+pub mod asg;
 pub mod dynamodb;

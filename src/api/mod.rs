@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::advisor::asg::{GroupAdvice, SharedGroupAdvice};
 use crate::advisor::dynamodb::{ResourceAdvice, SharedAdvice};
 use crate::audit::{AuditLog, AuditRecord};
 use crate::clock::SharedClock;
@@ -33,6 +34,7 @@ pub struct ApiState {
     pub clock: SharedClock,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub advice: SharedAdvice,
+    pub group_advice: SharedGroupAdvice,
     pub audit: Arc<AuditLog>,
 }
 
@@ -46,6 +48,8 @@ pub struct Status {
     pub cloud: CloudView,
     /// The DynamoDB advisor's view of every table and index.
     pub dynamodb: Vec<ResourceAdvice>,
+    /// The group advisor's view: counts by state, fleet estimate, verdict.
+    pub asg: Option<GroupAdvice>,
     /// The newest decisions, newest first.
     pub decisions: Vec<AuditRecord>,
 }
@@ -65,6 +69,11 @@ impl ApiState {
             cloud: tracker::read(&self.view).clone(),
             dynamodb: self
                 .advice
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            asg: self
+                .group_advice
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),

@@ -257,6 +257,48 @@ impl CloudBackend for AwsCloud {
         Ok(())
     }
 
+    async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<(), CloudError> {
+        self.autoscaling
+            .set_desired_capacity()
+            .auto_scaling_group_name(group)
+            .desired_capacity(i32::try_from(desired).unwrap_or(i32::MAX))
+            .honor_cooldown(false)
+            .send()
+            .await
+            .map_err(|e| classify("SetDesiredCapacity", group, e))?;
+        Ok(())
+    }
+
+    async fn scaling_policies(&self, group: &str) -> Result<Vec<String>, CloudError> {
+        let out = self
+            .autoscaling
+            .describe_policies()
+            .auto_scaling_group_name(group)
+            .send()
+            .await
+            .map_err(|e| classify("DescribePolicies", group, e))?;
+        Ok(out
+            .scaling_policies()
+            .iter()
+            .filter_map(|p| p.policy_name().map(str::to_string))
+            .collect())
+    }
+
+    async fn group_of_instance(&self, instance_id: &str) -> Result<Option<String>, CloudError> {
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeAutoScalingInstances", instance_id, e))?;
+        Ok(out
+            .auto_scaling_instances()
+            .first()
+            .and_then(|i| i.auto_scaling_group_name())
+            .map(str::to_string))
+    }
+
     async fn describe_group(&self, name: &str) -> Result<GroupDescription, CloudError> {
         let out = self
             .autoscaling

@@ -135,6 +135,23 @@ pub trait CloudBackend: Send + Sync + 'static {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<GroupDescription, CloudError>> + Send;
+    /// Sets the group's desired capacity (HonorCooldown false: rapidscale
+    /// keeps its own timing).
+    fn set_desired_capacity(
+        &self,
+        group: &str,
+        desired: u32,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Names of the group's own scaling policies (they may fight rapidscale).
+    fn scaling_policies(
+        &self,
+        group: &str,
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+    /// The Auto Scaling group an instance belongs to, if any.
+    fn group_of_instance(
+        &self,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
     /// Sets the provisioned capacity of a table (`index` None) or of one of
     /// its global secondary indexes. Both values are always sent.
     fn update_capacity(
@@ -144,3 +161,5 @@ pub trait CloudBackend: Send + Sync + 'static {
         capacity: Throughput,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
+pub mod identity;
+pub mod members;

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::members::Membership;
 use super::{CloudBackend, CloudError, GroupDescription, TableDescription};
 use crate::clock::SharedClock;
 
@@ -35,6 +36,8 @@ impl<T> Default for Tracked<T> {
 pub struct CloudView {
     pub tables: BTreeMap<String, Tracked<TableDescription>>,
     pub group: Option<Tracked<GroupDescription>>,
+    /// Instance times and membership events of the group.
+    pub members: Membership,
 }
 
 pub type SharedView = Arc<RwLock<CloudView>>;
@@ -119,23 +122,42 @@ pub async fn track_group<C: CloudBackend>(
             _ = shutdown.cancelled() => return,
             r = cloud.describe_group(&group) => r,
         };
-        let now = clock.now();
-        let mut v = write(&view);
-        let entry = v.group.get_or_insert_with(Tracked::default);
-        apply(entry, result, now, |old, new| {
-            if old != Some(new) {
-                tracing::info!(
-                    group = %new.name,
-                    desired = new.desired,
-                    min = new.min,
-                    max = new.max,
-                    instances = new.instances.len(),
-                    serving = new.serving(),
-                    "Group membership observed."
-                );
-            }
-        });
+        store_group(&view, &group, result, clock.now());
     }
+}
+
+/// Records one DescribeAutoScalingGroups result, logging membership changes.
+pub fn store_group(
+    view: &SharedView,
+    _group: &str,
+    result: Result<GroupDescription, CloudError>,
+    now: DateTime<Utc>,
+) {
+    let mut v = write(view);
+    if let Ok(desc) = &result {
+        for e in v.members.update(desc, now) {
+            tracing::info!(group = %desc.name, instance = %e.instance, change = ?e.change, state = %e.lifecycle_state, "Group membership changed.");
+        }
+    }
+    let entry = v.group.get_or_insert_with(Tracked::default);
+    apply(entry, result, now, |old, new| {
+        if old.is_none_or(|o| {
+            o.desired != new.desired
+                || o.min != new.min
+                || o.max != new.max
+                || o.instances.len() != new.instances.len()
+        }) {
+            tracing::info!(
+                group = %new.name,
+                desired = new.desired,
+                min = new.min,
+                max = new.max,
+                instances = new.instances.len(),
+                serving = new.serving(),
+                "Group observed."
+            );
+        }
+    });
 }
 
 /// Records one poll result; `on_change(old, new)` runs for every success.

@@ -233,7 +233,7 @@ pub struct TableConfig {
     pub indexes: Vec<IndexConfig>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct GroupLimits {
     pub min: u32,
     pub max: u32,
@@ -247,6 +247,43 @@ pub struct AsgConfig {
     pub mode: Option<Mode>,
     pub poll_interval: Duration,
     pub hours: HourTable<GroupLimits>,
+    pub policy: AsgPolicy,
+    /// Base URL of the EC2 instance metadata service (IMDSv2).
+    pub metadata_endpoint: String,
+}
+
+/// Timing of the group policy (`[asg]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AsgPolicy {
+    /// Extra capacity over what the traffic needs.
+    pub headroom: f64,
+    /// How long the need must exceed serving + warming before scaling out.
+    pub up_window: Duration,
+    /// A pending instance counts as capacity on its way for this long.
+    pub warmup: Duration,
+    /// A new InService instance takes this long to get its share of the
+    /// traffic; until then it is capacity on its way, not a serving share.
+    pub settle: Duration,
+    /// Scale in to the highest need over this window.
+    pub stabilization: Duration,
+    /// At most this fraction of the group per scale-in (at least 1 instance).
+    pub max_step_in: f64,
+    /// Raise to a higher scheduled min this long before its hour.
+    pub prewarm: Duration,
+}
+
+impl Default for AsgPolicy {
+    fn default() -> Self {
+        Self {
+            headroom: 0.1,
+            up_window: Duration::from_secs(5),
+            warmup: Duration::from_secs(180),
+            settle: Duration::from_secs(30),
+            stabilization: Duration::from_secs(300),
+            max_step_in: 0.1,
+            prewarm: Duration::from_secs(180),
+        }
+    }
 }
 
 /// Environment variables that override the file (secrets and endpoints).
@@ -1340,11 +1377,50 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
             }
         }
     }
+    let d = AsgPolicy::default();
+    let headroom = t.float(p, "headroom");
+    let max_step_in = t.float(p, "max_step_in");
+    let mut dur = |p: &mut Problems, key: &str, default: Duration| {
+        t.duration(p, key).map(|d| d.value).unwrap_or(default)
+    };
+    let up_window = dur(p, "up_window", d.up_window);
+    let warmup = dur(p, "warmup", d.warmup);
+    let settle = dur(p, "settle", d.settle);
+    let stabilization = dur(p, "stabilization", d.stabilization);
+    // The prewarm defaults to the warm-up: new instances serve when the hour starts.
+    let prewarm = dur(p, "prewarm", warmup);
+    let mut fraction = |v: Option<Located<f64>>, default: f64, lo: f64, hi: f64| match v {
+        Some(v) if !(lo..=hi).contains(&v.value) => {
+            p.push(
+                v.span,
+                &v.key,
+                format!("must be in [{lo}, {hi}], got {}", v.value),
+            );
+            default
+        }
+        Some(v) => v.value,
+        None => default,
+    };
+    let policy = AsgPolicy {
+        headroom: fraction(headroom, d.headroom, 0.0, 10.0),
+        up_window,
+        warmup,
+        settle,
+        stabilization,
+        max_step_in: fraction(max_step_in, d.max_step_in, 0.0, 1.0),
+        prewarm,
+    };
+    let metadata_endpoint = t
+        .string(p, "metadata_endpoint")
+        .map(|m| m.value.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| "http://169.254.169.254".to_string());
     AsgConfig {
         name,
         mode,
         poll_interval,
         hours,
+        policy,
+        metadata_endpoint,
     }
 }
 

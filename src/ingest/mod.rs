@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock::SharedClock;
-use crate::series::{Observation, Rejected, SeriesStore, StreamId};
+use crate::series::{Arrival, Observation, Rejected, SeriesStore, StreamId};
 
 /// Why an input was dropped. `as_str` is the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -213,8 +213,8 @@ pub struct Sink {
 impl Sink {
     /// Records one observation, counting a refusal as a drop.
     pub fn observe(&self, stream: StreamId, second: i64, obs: Observation) -> bool {
-        let now_s = self.clock.unix_seconds();
-        match lock(&self.store).observe(stream, second, obs, now_s) {
+        let now = Arrival::at(self.clock.now());
+        match lock(&self.store).observe(stream, second, obs, now) {
             Ok(()) => true,
             Err(r) => {
                 self.counters.dropped(r.into());

@@ -7,6 +7,8 @@ use crate::series::{SeriesStore, StreamId};
 /// The current second counts once this much of it has passed; earlier its
 /// rate so far is too noisy to extrapolate.
 pub const PARTIAL_AFTER: f64 = 0.25;
+/// Samples the newest quarter-seconds need before their rate is used.
+pub const RECENT_MIN_SAMPLES: u32 = 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DemandView {
@@ -38,11 +40,16 @@ impl DemandView {
     ) -> DemandView {
         let now_s = now.floor() as i64;
         let elapsed = now - now_s as f64;
-        // Only a second that has samples has a rate so far (poll streams never do).
-        let partial_rate = store
-            .open_value(stream, now_s)
-            .filter(|_| elapsed >= PARTIAL_AFTER)
-            .map(|v| v / elapsed);
+        // Only a second that has samples has a rate so far (poll streams never
+        // do). The newest 250-500 ms win when they hold enough samples to be
+        // trusted: a step that lands mid-second then counts at its full height.
+        let partial_rate = (elapsed >= PARTIAL_AFTER)
+            .then(|| {
+                store
+                    .recent_rate(stream, now_s, elapsed, RECENT_MIN_SAMPLES)
+                    .or_else(|| store.open_value(stream, now_s).map(|v| v / elapsed))
+            })
+            .flatten();
         DemandView {
             seconds: store.recent(stream, now_s, history),
             partial_rate,

@@ -4,6 +4,7 @@
 //! sees an AWS type: callers pass `now`, the demand view and the last known
 //! capacity. Everything here is tested by table.
 
+pub mod asg;
 pub mod budget;
 pub mod demand;
 pub mod dynamodb;

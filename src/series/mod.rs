@@ -36,6 +36,28 @@ pub enum StreamKind {
     Poll,
 }
 
+/// When a sample arrived by the local clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    pub second: i64,
+    pub millis: u32,
+}
+
+impl From<i64> for Arrival {
+    fn from(second: i64) -> Self {
+        Arrival { second, millis: 0 }
+    }
+}
+
+impl Arrival {
+    pub fn at(t: chrono::DateTime<chrono::Utc>) -> Arrival {
+        Arrival {
+            second: t.timestamp(),
+            millis: t.timestamp_subsec_millis().min(999),
+        }
+    }
+}
+
 /// One sample for one second of one stream.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Observation {
@@ -133,6 +155,9 @@ const MAX_FUTURE_S: i64 = 2;
 #[derive(Default)]
 struct OpenSecond {
     observed: bool,
+    /// Of the current second only: what arrived in each quarter, and how many samples.
+    quarters: [f64; 4],
+    quarter_samples: [u32; 4],
     sum: f64,
     gauge: Option<f64>,
     members: Option<HashSet<u64>>,
@@ -251,14 +276,17 @@ impl SeriesStore {
         (0..self.streams.len() as u32).map(StreamId)
     }
 
-    /// Adds one observation to `second` of `stream`. `now_s` is the local clock.
+    /// Adds one observation to `second` of `stream`. `now` is the local
+    /// clock (a whole second, or a second and its milliseconds).
     pub fn observe(
         &mut self,
         stream: StreamId,
         second: i64,
         obs: Observation,
-        now_s: i64,
+        now: impl Into<Arrival>,
     ) -> Result<(), Rejected> {
+        let arrival = now.into();
+        let now_s = arrival.second;
         if let Some(sealed_below) = self.sealed_below {
             if second < sealed_below {
                 return Err(Rejected::Late);
@@ -275,6 +303,15 @@ impl SeriesStore {
         s.last_sample_second = Some(s.last_sample_second.map_or(second, |l| l.max(second)));
         let open = s.open.entry(second).or_default();
         open.observed = true;
+        if second == now_s {
+            let q = (arrival.millis / 250).min(3) as usize;
+            open.quarter_samples[q] += 1;
+            open.quarters[q] += match obs {
+                Observation::Count(n) => n,
+                Observation::Latency { count, .. } => count,
+                Observation::Gauge(_) | Observation::SetMember(_) => 0.0,
+            };
+        }
         match obs {
             Observation::Count(n) => open.sum += n,
             Observation::Latency { count, ms } => {
@@ -363,6 +400,30 @@ impl SeriesStore {
 
     pub fn last_sample_second(&self, stream: StreamId) -> Option<i64> {
         self.streams[stream.0 as usize].last_sample_second
+    }
+
+    /// The current second's rate over its newest 250-500 ms, when at least
+    /// `min_samples` samples arrived in that span. `elapsed` is how far into
+    /// `now_second` the clock is. A step that lands mid-second shows at its
+    /// full height here, while the whole second so far still averages it in.
+    pub fn recent_rate(
+        &self,
+        stream: StreamId,
+        now_second: i64,
+        elapsed: f64,
+        min_samples: u32,
+    ) -> Option<f64> {
+        let open = self.streams[stream.0 as usize].open.get(&now_second)?;
+        let current = ((elapsed * 4.0).floor() as usize).min(3);
+        if current == 0 {
+            return None;
+        }
+        let samples = open.quarter_samples[current - 1] + open.quarter_samples[current];
+        if samples < min_samples {
+            return None;
+        }
+        let span = 0.25 + (elapsed - current as f64 * 0.25).max(0.0);
+        Some((open.quarters[current - 1] + open.quarters[current]) / span)
     }
 
     /// The value of a second that is still open (the current second "so far").

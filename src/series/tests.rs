@@ -228,3 +228,28 @@ fn silence_is_unknown_not_zero() {
         ]
     );
 }
+
+#[test]
+fn recent_rate_shows_a_mid_second_step_at_full_height() {
+    let (mut s, web, _) = store();
+    let at = |ms: u32| Arrival {
+        second: T0,
+        millis: ms,
+    };
+    // 10 per quarter in the first quarter, then 100 per quarter from 250 ms on.
+    for _ in 0..10 {
+        s.observe(web, T0, Observation::Count(1.0), at(100))
+            .unwrap();
+    }
+    for ms in [300, 600] {
+        for _ in 0..100 {
+            s.observe(web, T0, Observation::Count(1.0), at(ms)).unwrap();
+        }
+    }
+    // At 0.75 s: quarters 1 and 2 (200 in 0.5 s) -> 400/s; the whole second so far says 280/s.
+    assert_eq!(s.recent_rate(web, T0, 0.75, 20), Some(400.0));
+    assert!((s.open_value(web, T0).unwrap() / 0.75 - 280.0).abs() < 1e-9);
+    // Too early in the second, or too few samples: no recent rate.
+    assert_eq!(s.recent_rate(web, T0, 0.2, 20), None);
+    assert_eq!(s.recent_rate(web, T0, 0.75, 500), None);
+}

@@ -33,6 +33,11 @@ impl Daemon {
     /// Starts `rapidscale run` with `config` (TOML; `{dir}` is replaced by a
     /// fresh temporary directory) and waits until it logs "rapidscale started.".
     pub async fn start(config: &str) -> Daemon {
+        Daemon::start_with_env(config, &[]).await
+    }
+
+    /// As `start`, with extra environment variables.
+    pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = config.replace("{dir}", &dir.path().display().to_string());
         let path = dir.path().join("rapidscale.toml");
@@ -44,6 +49,7 @@ impl Daemon {
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

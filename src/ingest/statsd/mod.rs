@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ingest::selector::MetricSelector;
 use crate::ingest::{DropReason, SourceCounters};
-use crate::series::{Observation, SeriesStore, StreamId};
+use crate::series::{Arrival, Observation, SeriesStore, StreamId};
 use parser::{parse_line, LineError, MetricKind};
 
 /// Routes metric lines to streams; built once from the config.
@@ -46,18 +46,19 @@ impl StatsdRouter {
     pub fn ingest(
         &self,
         packet: &[u8],
-        now_s: i64,
+        now: impl Into<Arrival>,
         store: &mut SeriesStore,
         counters: &SourceCounters,
     ) -> usize {
+        let now = now.into();
         match std::str::from_utf8(packet) {
-            Ok(text) => self.ingest_lines(text, now_s, store, counters),
+            Ok(text) => self.ingest_lines(text, now, store, counters),
             Err(_) => {
                 // Keep the valid lines of a packet with one bad byte sequence.
                 let mut accepted = 0;
                 for raw in packet.split(|b| *b == b'\n') {
                     match std::str::from_utf8(raw) {
-                        Ok(line) => accepted += self.ingest_lines(line, now_s, store, counters),
+                        Ok(line) => accepted += self.ingest_lines(line, now, store, counters),
                         Err(_) => counters.dropped(DropReason::NotUtf8),
                     }
                 }
@@ -69,7 +70,7 @@ impl StatsdRouter {
     fn ingest_lines(
         &self,
         text: &str,
-        now_s: i64,
+        now: Arrival,
         store: &mut SeriesStore,
         counters: &SourceCounters,
     ) -> usize {
@@ -87,14 +88,14 @@ impl StatsdRouter {
                         counters.unmatched();
                         continue;
                     };
-                    let second = l.timestamp.unwrap_or(now_s);
+                    let second = l.timestamp.unwrap_or(now.second);
                     let mut matched = false;
                     for (sel, stream) in routes {
                         if !sel.tags_match(l.tags) {
                             continue;
                         }
                         matched = true;
-                        if let Err(r) = record(&l, *stream, second, now_s, store) {
+                        if let Err(r) = record(&l, *stream, second, now, store) {
                             counters.dropped(r);
                         }
                     }
@@ -125,14 +126,14 @@ fn record(
     l: &parser::StatsdLine,
     stream: StreamId,
     second: i64,
-    now_s: i64,
+    now: Arrival,
     store: &mut SeriesStore,
 ) -> Result<(), DropReason> {
     let weight = 1.0 / l.sample_rate;
     match l.kind {
         MetricKind::Counter => {
             let total: f64 = l.numbers().sum();
-            store.observe(stream, second, Observation::Count(total * weight), now_s)?;
+            store.observe(stream, second, Observation::Count(total * weight), now)?;
         }
         k if k.is_sampled_event() => {
             for ms in l.numbers() {
@@ -140,7 +141,7 @@ fn record(
                     stream,
                     second,
                     Observation::Latency { count: weight, ms },
-                    now_s,
+                    now,
                 )?;
             }
         }
@@ -153,14 +154,14 @@ fn record(
                 } else {
                     Observation::Gauge(v)
                 };
-                store.observe(stream, second, obs, now_s)?;
+                store.observe(stream, second, obs, now)?;
             }
         }
         _ => {
             for member in l.members() {
                 let mut h = DefaultHasher::new();
                 member.hash(&mut h);
-                store.observe(stream, second, Observation::SetMember(h.finish()), now_s)?;
+                store.observe(stream, second, Observation::SetMember(h.finish()), now)?;
             }
         }
     }
@@ -210,9 +211,9 @@ fn handle_datagram(
         sink.counters.dropped(DropReason::PacketTooLarge);
         return;
     }
-    let now_s = sink.clock.unix_seconds();
+    let now = Arrival::at(sink.clock.now());
     let mut store = crate::ingest::lock(&sink.store);
-    router.ingest(packet, now_s, &mut store, &sink.counters);
+    router.ingest(packet, now, &mut store, &sink.counters);
 }
 
 #[cfg(test)]

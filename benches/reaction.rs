@@ -1,0 +1,325 @@
+//! Reaction time of the DynamoDB advisor against moto's DynamoDB.
+//!
+//! For each trial: steady StatsD traffic of 40 write units/s on a table with
+//! 100 WCU (target 0.5: inside the band), then a 5x step to 200 units/s.
+//! Measured from the first packet of the step, with DescribeTable polled
+//! every 25 ms: until the first increase shows (`first`), and until the
+//! new demand is inside the policy's band (capacity x 0.5 x 1.1 >= 200,
+//! i.e. >= 364 WCU: `enough`). Run with `up_window = "1s"` and with the
+//! defaults. A trial that does not get there in 30 s is reported as such.
+//!
+//! cargo bench --bench reaction [-- --trials N]
+//!
+//! Needs moto: uses RAPIDSCALE_TEST_MOTO_URL when set, otherwise starts
+//! `.venv/bin/moto_server` (scripts/test installs it).
+
+#![allow(clippy::disallowed_methods)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
+};
+use rapidscale::cloud::aws::AwsCloud;
+use rapidscale::cloud::CloudBackend;
+use rapidscale::config::AwsConfig;
+use tokio::time::Instant;
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn moto() -> (String, Option<Killed>) {
+    if let Ok(url) = std::env::var("RAPIDSCALE_TEST_MOTO_URL") {
+        return (url, None);
+    }
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/test once to install moto",
+        bin.display()
+    );
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (url, Some(Killed(child)))
+}
+
+struct Daemon {
+    _child: Killed,
+    statsd: SocketAddr,
+    api: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+fn start_daemon(moto: &str, table: &str, extra: &str) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"mode = "apply"
+state_dir = "{state}"
+[aws]
+region = "us-east-1"
+endpoint_url = "{moto}"
+[api]
+listen = "127.0.0.1:0"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[dynamodb]
+poll_interval = "1s"
+{extra}
+[[dynamodb.tables]]
+name = "{table}"
+write = {{ target = 0.5, min = 1, max = 10000, metric = "ddb.units{{table:{table},op:write}}" }}
+"#,
+            state = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapidscale"))
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&config)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rapidscale");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = loop {
+        let line = lines.next().expect("daemon exited").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"] == "rapidscale started." {
+            break v;
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let addr = |k: &str| -> SocketAddr {
+        started[k]
+            .as_str()
+            .unwrap()
+            .strip_prefix("Some(")
+            .unwrap()
+            .strip_suffix(')')
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    Daemon {
+        statsd: addr("statsd"),
+        api: addr("api"),
+        _child: Killed(child),
+        _dir: dir,
+    }
+}
+
+async fn set_capacity(cloud: &AwsCloud, table: &str, wcu: i64) {
+    cloud
+        .dynamodb
+        .update_table()
+        .table_name(table)
+        .provisioned_throughput(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(100)
+                .write_capacity_units(wcu)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn daemon_sees(api: SocketAddr, wcu: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(resp) = reqwest::get(format!("http://{api}/api/v1/status")).await {
+            if let Ok(v) = resp.json::<serde_json::Value>().await {
+                if v["dynamodb"][0]["ops"][0]["provisioned"].as_u64() == Some(wcu) {
+                    return;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "the daemon never saw {wcu} WCU");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+async fn run_variant(moto: &str, name: &str, extra: &str, trials: usize) {
+    let cloud = AwsCloud::connect(&AwsConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(moto.to_string()),
+        profile: None,
+    })
+    .await;
+    let table = format!("reaction-{}-{}", name, std::process::id());
+    cloud
+        .dynamodb
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .provisioned_throughput(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(100)
+                .write_capacity_units(100)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let d = start_daemon(moto, &table, extra);
+
+    // 100 packets/s; the rate is units/s; the first packet at a new rate stamps `changed_at`.
+    let rate = Arc::new(AtomicU64::new(40));
+    let changed_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let sender = {
+        let (rate, changed_at, table, target) =
+            (rate.clone(), changed_at.clone(), table.clone(), d.statsd);
+        tokio::spawn(async move {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            let mut last_rate = 0;
+            loop {
+                tick.tick().await;
+                let r = rate.load(Ordering::SeqCst);
+                let packet = format!("ddb.units:{}|c|#table:{table},op:write", r as f64 / 100.0);
+                let _ = socket.send_to(packet.as_bytes(), target).await;
+                if r != last_rate {
+                    *changed_at.lock().unwrap() = Some(Instant::now());
+                    last_rate = r;
+                }
+            }
+        })
+    };
+    let mut firsts = Vec::new();
+    let mut reactions = Vec::new();
+    for trial in 0..trials {
+        // Back to the baseline first, so the last trial's surge has left every window.
+        rate.store(40, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        set_capacity(&cloud, &table, 100).await;
+        daemon_sees(d.api, 100).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let before = cloud
+            .describe_table(&table)
+            .await
+            .unwrap()
+            .provisioned
+            .unwrap()
+            .write;
+        assert_eq!(
+            before, 100,
+            "steady baseline traffic must not move capacity"
+        );
+        *changed_at.lock().unwrap() = None;
+        rate.store(200, Ordering::SeqCst);
+        let mut first = None;
+        let give_up = Instant::now() + Duration::from_secs(30);
+        let reached = loop {
+            let t = cloud.describe_table(&table).await.unwrap();
+            let wcu = t.provisioned.unwrap().write;
+            if wcu > 100 && first.is_none() {
+                first = Some(Instant::now());
+            }
+            if wcu as f64 * 0.5 * 1.1 >= 200.0 {
+                break Instant::now();
+            }
+            if Instant::now() > give_up {
+                panic!("reaction/{name}: trial {trial}: capacity stuck at {wcu} WCU");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        let step_at = changed_at.lock().unwrap().expect("the step was sent");
+        let secs = (reached - step_at).as_secs_f64();
+        let first_secs = (first.unwrap_or(reached) - step_at).as_secs_f64();
+        println!("reaction/{name}: trial {trial:2}: first {first_secs:.3} s, enough {secs:.3} s");
+        firsts.push(first_secs);
+        reactions.push(secs);
+    }
+    sender.abort();
+    for (what, mut v) in [("first", firsts), ("enough", reactions)] {
+        v.sort_by(f64::total_cmp);
+        println!(
+            "reaction/{name}/{what}: {} trials: p50 {:.3} s, p95 {:.3} s, min {:.3} s, max {:.3} s",
+            v.len(),
+            percentile(&v, 0.50),
+            percentile(&v, 0.95),
+            v[0],
+            v[v.len() - 1]
+        );
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let trials = args
+        .iter()
+        .position(|a| a == "--trials")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let (moto_url, _moto) = moto();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        run_variant(&moto_url, "up_window_1s", "up_window = \"1s\"", trials).await;
+        run_variant(&moto_url, "defaults", "", trials).await;
+    });
+}

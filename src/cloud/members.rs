@@ -1,0 +1,332 @@
+//! Group membership over time: when each instance was first seen and since
+//! when it has been pending, the changes between two descriptions (joined,
+//! became InService, left, turned Unhealthy), and the derived counts the
+//! policy uses. Pure: descriptions and instants in, state out.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::GroupDescription;
+
+/// Events kept in memory.
+pub const EVENTS_KEPT: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipChange {
+    Joined,
+    BecameInService,
+    Left,
+    TurnedUnhealthy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MembershipEvent {
+    pub time: DateTime<Utc>,
+    pub instance: String,
+    pub change: MembershipChange,
+    pub lifecycle_state: String,
+}
+
+/// Instances by what they mean for capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct GroupCounts {
+    /// InService and Healthy, and past `settle`: sharing the traffic.
+    pub serving: u32,
+    /// InService and Healthy for less than `settle`: the load balancer is
+    /// still shifting traffic to them. Capacity on its way, like warming.
+    pub settling: u32,
+    /// Pending* for less than the warm-up: capacity on its way.
+    pub warming: u32,
+    /// Pending* for longer than the warm-up: not counted as capacity.
+    pub pending_too_long: u32,
+    /// Terminating*, Detaching, Terminated.
+    pub leaving: u32,
+    /// EnteringStandby, Standby.
+    pub standby: u32,
+    /// Warmed:* (warm pool).
+    pub warm_pool: u32,
+    /// InService but Unhealthy.
+    pub unhealthy: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceTimes {
+    pub first_seen: DateTime<Utc>,
+    /// Since when the instance has been in a Pending* state, if it is.
+    pub pending_since: Option<DateTime<Utc>>,
+    /// Since when it has been InService, when rapidscale saw it become so
+    /// (None: InService when first seen, or not InService).
+    pub in_service_since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Membership {
+    pub instances: BTreeMap<String, InstanceTimes>,
+    pub events: VecDeque<MembershipEvent>,
+    #[serde(skip)]
+    last: Option<GroupDescription>,
+}
+
+fn is_pending(state: &str) -> bool {
+    state.starts_with("Pending")
+}
+
+impl Membership {
+    /// Folds in a new description; returns the changes it brought.
+    pub fn update(&mut self, desc: &GroupDescription, now: DateTime<Utc>) -> Vec<MembershipEvent> {
+        let mut changes = Vec::new();
+        let previous = self.last.take();
+        let before = |id: &str| {
+            previous
+                .as_ref()
+                .and_then(|p| p.instances.iter().find(|i| i.id == id))
+        };
+        for i in &desc.instances {
+            let old = before(&i.id);
+            let mut push = |change| {
+                changes.push(MembershipEvent {
+                    time: now,
+                    instance: i.id.clone(),
+                    change,
+                    lifecycle_state: i.lifecycle_state.clone(),
+                })
+            };
+            match old {
+                None => {
+                    // The first description is the starting point, not a wave of joins.
+                    if previous.is_some() {
+                        push(MembershipChange::Joined);
+                    }
+                }
+                Some(o) => {
+                    if o.lifecycle_state != "InService" && i.lifecycle_state == "InService" {
+                        push(MembershipChange::BecameInService);
+                    }
+                    if o.health == "Healthy" && i.health == "Unhealthy" {
+                        push(MembershipChange::TurnedUnhealthy);
+                    }
+                }
+            }
+            let seen_before = previous.is_some();
+            let times = self.instances.entry(i.id.clone()).or_insert(InstanceTimes {
+                first_seen: now,
+                pending_since: None,
+                in_service_since: None,
+            });
+            let was_in_service = old.is_some_and(|o| o.lifecycle_state == "InService");
+            if i.lifecycle_state != "InService" {
+                times.in_service_since = None;
+            } else if !was_in_service && seen_before {
+                times.in_service_since = Some(now);
+            }
+            times.pending_since = match (is_pending(&i.lifecycle_state), times.pending_since) {
+                (true, Some(since)) => Some(since),
+                (true, None) => Some(now),
+                (false, _) => None,
+            };
+        }
+        if let Some(p) = &previous {
+            for o in &p.instances {
+                if !desc.instances.iter().any(|i| i.id == o.id) {
+                    changes.push(MembershipEvent {
+                        time: now,
+                        instance: o.id.clone(),
+                        change: MembershipChange::Left,
+                        lifecycle_state: o.lifecycle_state.clone(),
+                    });
+                }
+            }
+        }
+        self.instances
+            .retain(|id, _| desc.instances.iter().any(|i| &i.id == id));
+        for e in &changes {
+            if self.events.len() == EVENTS_KEPT {
+                self.events.pop_front();
+            }
+            self.events.push_back(e.clone());
+        }
+        self.last = Some(desc.clone());
+        changes
+    }
+
+    /// Counts by capacity meaning at `now`.
+    pub fn counts(
+        &self,
+        desc: &GroupDescription,
+        now: DateTime<Utc>,
+        warmup: Duration,
+        settle: Duration,
+    ) -> GroupCounts {
+        let mut c = GroupCounts::default();
+        let warmup = chrono::TimeDelta::from_std(warmup).unwrap_or(chrono::TimeDelta::MAX);
+        let settle = chrono::TimeDelta::from_std(settle).unwrap_or(chrono::TimeDelta::MAX);
+        for i in &desc.instances {
+            let s = i.lifecycle_state.as_str();
+            if is_pending(s) {
+                let since = self
+                    .instances
+                    .get(&i.id)
+                    .and_then(|t| t.pending_since)
+                    .unwrap_or(now);
+                if now - since < warmup {
+                    c.warming += 1;
+                } else {
+                    c.pending_too_long += 1;
+                }
+            } else if s == "InService" {
+                if i.health == "Healthy" {
+                    let since = self.instances.get(&i.id).and_then(|t| t.in_service_since);
+                    if since.is_some_and(|t| now - t < settle) {
+                        c.settling += 1;
+                    } else {
+                        c.serving += 1;
+                    }
+                } else {
+                    c.unhealthy += 1;
+                }
+            } else if s.starts_with("Terminat") || s.starts_with("Detach") {
+                c.leaving += 1;
+            } else if s.contains("Standby") {
+                c.standby += 1;
+            } else if s.starts_with("Warmed") {
+                c.warm_pool += 1;
+            }
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::InstanceDescription;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+    }
+
+    fn group(instances: &[(&str, &str, &str)]) -> GroupDescription {
+        GroupDescription {
+            name: "web".into(),
+            desired: instances.len() as u32,
+            min: 1,
+            max: 10,
+            instances: instances
+                .iter()
+                .map(|(id, state, health)| InstanceDescription {
+                    id: id.to_string(),
+                    lifecycle_state: state.to_string(),
+                    health: health.to_string(),
+                    availability_zone: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn changes_between_descriptions() {
+        let mut m = Membership::default();
+        assert!(
+            m.update(&group(&[("i-1", "InService", "Healthy")]), t(0))
+                .is_empty(),
+            "the first view is the baseline"
+        );
+        let e = m.update(
+            &group(&[
+                ("i-1", "InService", "Healthy"),
+                ("i-2", "Pending", "Healthy"),
+            ]),
+            t(5),
+        );
+        assert_eq!(
+            e.iter()
+                .map(|e| (e.instance.as_str(), e.change))
+                .collect::<Vec<_>>(),
+            vec![("i-2", MembershipChange::Joined)]
+        );
+        let e = m.update(
+            &group(&[
+                ("i-1", "InService", "Unhealthy"),
+                ("i-2", "InService", "Healthy"),
+            ]),
+            t(10),
+        );
+        let got: Vec<_> = e.iter().map(|e| (e.instance.as_str(), e.change)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("i-1", MembershipChange::TurnedUnhealthy),
+                ("i-2", MembershipChange::BecameInService)
+            ]
+        );
+        let e = m.update(&group(&[("i-2", "InService", "Healthy")]), t(15));
+        assert_eq!(e[0].change, MembershipChange::Left);
+        assert_eq!(m.events.len(), 4);
+        assert_eq!(m.instances.len(), 1);
+    }
+
+    #[test]
+    fn pending_time_and_counts() {
+        let mut m = Membership::default();
+        let warmup = Duration::from_secs(180);
+        let g = group(&[
+            ("i-1", "InService", "Healthy"),
+            ("i-2", "Pending", "Healthy"),
+            ("i-3", "Pending:Wait", "Healthy"),
+            ("i-4", "Terminating:Wait", "Healthy"),
+            ("i-5", "Standby", "Healthy"),
+            ("i-6", "Warmed:Stopped", "Healthy"),
+            ("i-7", "InService", "Unhealthy"),
+        ]);
+        m.update(&g, t(0));
+        let c = m.counts(&g, t(100), warmup, Duration::from_secs(30));
+        assert_eq!(
+            c,
+            GroupCounts {
+                serving: 1,
+                settling: 0,
+                warming: 2,
+                pending_too_long: 0,
+                leaving: 1,
+                standby: 1,
+                warm_pool: 1,
+                unhealthy: 1
+            }
+        );
+        // Still pending after the warm-up: no longer capacity on its way.
+        m.update(&g, t(150));
+        assert_eq!(m.instances["i-2"].pending_since, Some(t(0)));
+        let c = m.counts(&g, t(200), warmup, Duration::from_secs(30));
+        assert_eq!((c.warming, c.pending_too_long), (0, 2));
+    }
+
+    #[test]
+    fn new_in_service_instances_settle_before_they_count_as_serving() {
+        let mut m = Membership::default();
+        let (warmup, settle) = (Duration::from_secs(180), Duration::from_secs(30));
+        m.update(
+            &group(&[
+                ("i-1", "InService", "Healthy"),
+                ("i-2", "Pending", "Healthy"),
+            ]),
+            t(0),
+        );
+        let g = group(&[
+            ("i-1", "InService", "Healthy"),
+            ("i-2", "InService", "Healthy"),
+        ]);
+        m.update(&g, t(60));
+        let c = m.counts(&g, t(70), warmup, settle);
+        assert_eq!(
+            (c.serving, c.settling),
+            (1, 1),
+            "i-1 was InService when first seen: settled"
+        );
+        let c = m.counts(&g, t(90), warmup, settle);
+        assert_eq!((c.serving, c.settling), (2, 0));
+    }
+}
