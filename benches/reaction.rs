@@ -1,5 +1,6 @@
-//! Reaction time of the DynamoDB advisor against moto's DynamoDB.
+//! Reaction time of the DynamoDB and Auto Scaling advisors against moto.
 //!
+//! DynamoDB:
 //! For each trial: steady StatsD traffic of 40 write units/s on a table with
 //! 100 WCU (target 0.5: inside the band), then a 5x step to 200 units/s.
 //! Measured from the first packet of the step, with DescribeTable polled
@@ -8,7 +9,13 @@
 //! i.e. >= 364 WCU: `enough`). Run with `up_window = "1s"` and with the
 //! defaults. A trial that does not get there in 30 s is reported as such.
 //!
-//! cargo bench --bench reaction [-- --trials N]
+//! Auto Scaling: a group of 2 instances (100 requests/s each at target),
+//! steady fleet traffic of 150 requests/s split evenly over the serving
+//! instances, then a 3x step to 450. Measured from the first packet of the
+//! step until DescribeAutoScalingGroups shows a higher DesiredCapacity
+//! (polled every 25 ms). Run with `up_window = "1s"` and with the defaults.
+//!
+//! cargo bench --bench reaction [-- --trials N] [--only dynamodb|asg]
 //!
 //! Needs moto: uses RAPIDSCALE_TEST_MOTO_URL when set, otherwise starts
 //! `.venv/bin/moto_server` (scripts/test installs it).
@@ -249,8 +256,12 @@ async fn run_variant(moto: &str, name: &str, extra: &str, trials: usize) {
         // Back to the baseline first, so the last trial's surge has left every window.
         rate.store(40, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(3)).await;
+        let t_reset = Instant::now();
         set_capacity(&cloud, &table, 100).await;
         daemon_sees(d.api, 100).await;
+        if std::env::var_os("REACTION_DEBUG").is_some() {
+            eprintln!("reset seen after {:?}", t_reset.elapsed());
+        }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let before = cloud
             .describe_table(&table)
@@ -302,6 +313,200 @@ async fn run_variant(moto: &str, name: &str, extra: &str, trials: usize) {
     }
 }
 
+async fn run_group_variant(moto: &str, name: &str, extra: &str, trials: usize) {
+    let cloud = AwsCloud::connect(&AwsConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(moto.to_string()),
+        profile: None,
+    })
+    .await;
+    let group = format!("reaction-{}-{}", name, std::process::id());
+    cloud
+        .autoscaling
+        .create_launch_configuration()
+        .launch_configuration_name(format!("{group}-lc"))
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    cloud
+        .autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(&group)
+        .launch_configuration_name(format!("{group}-lc"))
+        .min_size(1)
+        .max_size(20)
+        .desired_capacity(2)
+        .availability_zones("us-east-1a")
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"mode = "apply"
+state_dir = "{state}"
+[aws]
+region = "us-east-1"
+endpoint_url = "{moto}"
+[api]
+listen = "127.0.0.1:0"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[asg]
+name = "{group}"
+target_rps_per_instance = 100
+min = 1
+max = 20
+poll_interval = "1s"
+settle = "2s"
+stabilization = "1h"
+{extra}
+"#,
+            state = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapidscale"))
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&config)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rapidscale");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = loop {
+        let line = lines.next().expect("daemon exited").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"] == "rapidscale started." {
+            break v;
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let _daemon = Killed(child);
+    let addr = |k: &str| -> SocketAddr {
+        started[k]
+            .as_str()
+            .unwrap()
+            .strip_prefix("Some(")
+            .unwrap()
+            .strip_suffix(')')
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (statsd, api) = (addr("statsd"), addr("api"));
+
+    let fleet = Arc::new(AtomicU64::new(150));
+    let changed_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let sender = {
+        let (fleet, changed_at, group, moto) = (
+            fleet.clone(),
+            changed_at.clone(),
+            group.clone(),
+            moto.to_string(),
+        );
+        tokio::spawn(async move {
+            let aws = AwsCloud::connect(&AwsConfig {
+                region: Some("us-east-1".into()),
+                endpoint_url: Some(moto),
+                profile: None,
+            })
+            .await;
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            let (mut serving, mut last_rate, mut n) = (2u64, 0u64, 0u64);
+            loop {
+                tick.tick().await;
+                if n % 50 == 0 {
+                    if let Ok(g) = aws.describe_group(&group).await {
+                        serving = (g.serving() as u64).max(1);
+                    }
+                }
+                n += 1;
+                let r = fleet.load(Ordering::SeqCst);
+                let packet = format!("http.requests:{}|c", r as f64 / serving as f64 / 100.0);
+                let _ = socket.send_to(packet.as_bytes(), statsd).await;
+                if r != last_rate {
+                    *changed_at.lock().unwrap() = Some(Instant::now());
+                    last_rate = r;
+                }
+            }
+        })
+    };
+    let mut reactions = Vec::new();
+    for trial in 0..trials {
+        fleet.store(150, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cloud
+            .autoscaling
+            .set_desired_capacity()
+            .auto_scaling_group_name(&group)
+            .desired_capacity(2)
+            .send()
+            .await
+            .unwrap();
+        // Wait until the daemon sees 2 settled instances, then 3 s of baseline.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v: serde_json::Value = reqwest::get(format!("http://{api}/api/v1/status"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["asg"]["desired"] == 2 && v["asg"]["counts"]["serving"] == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon never saw the reset group: {:#}",
+                v["asg"]
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            cloud.describe_group(&group).await.unwrap().desired,
+            2,
+            "steady traffic must not move the group"
+        );
+        *changed_at.lock().unwrap() = None;
+        fleet.store(450, Ordering::SeqCst);
+        let give_up = Instant::now() + Duration::from_secs(30);
+        let (reached, size) = loop {
+            let g = cloud.describe_group(&group).await.unwrap();
+            if g.desired > 2 {
+                break (Instant::now(), g.desired);
+            }
+            assert!(
+                Instant::now() < give_up,
+                "reaction/{name}: trial {trial}: desired stuck at 2"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        let step_at = changed_at.lock().unwrap().expect("the step was sent");
+        let secs = (reached - step_at).as_secs_f64();
+        println!("reaction/asg_{name}: trial {trial:2}: {secs:.3} s to desired {size}");
+        reactions.push(secs);
+    }
+    sender.abort();
+    reactions.sort_by(f64::total_cmp);
+    println!(
+        "reaction/asg_{name}: {} trials: p50 {:.3} s, p95 {:.3} s, min {:.3} s, max {:.3} s",
+        reactions.len(),
+        percentile(&reactions, 0.50),
+        percentile(&reactions, 0.95),
+        reactions[0],
+        reactions[reactions.len() - 1]
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
@@ -318,8 +523,19 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     rt.block_on(async {
-        run_variant(&moto_url, "up_window_1s", "up_window = \"1s\"", trials).await;
-        run_variant(&moto_url, "defaults", "", trials).await;
+        if only.as_deref() != Some("asg") {
+            run_variant(&moto_url, "up_window_1s", "up_window = \"1s\"", trials).await;
+            run_variant(&moto_url, "defaults", "", trials).await;
+        }
+        if only.as_deref() != Some("dynamodb") {
+            run_group_variant(&moto_url, "up_window_1s", "up_window = \"1s\"", trials).await;
+            run_group_variant(&moto_url, "defaults", "", trials).await;
+        }
     });
 }

@@ -297,3 +297,72 @@ async fn dry_run_records_a_recommendation_and_calls_nothing() {
         (Outcome::Recommended, Mode::DryRun)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn scaling_activity_in_progress_is_retried_with_backoff() {
+    use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+    use aws_sdk_autoscaling::operation::set_desired_capacity::SetDesiredCapacityOutput;
+    let busy = || {
+        HttpResponse::new(
+            StatusCode::try_from(400).unwrap(),
+            SdkBody::from(
+                r#"<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><Error><Type>Sender</Type><Code>ScalingActivityInProgress</Code><Message>Scaling activity 1234 is in progress and blocks this action.</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"#,
+            ),
+        )
+    };
+    let set = mock!(aws_sdk_autoscaling::Client::set_desired_capacity)
+        .sequence()
+        .http_response(busy)
+        .times(2)
+        .output(|| SetDesiredCapacityOutput::builder().build())
+        .build();
+    let describe = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
+        .then_output(|| DescribeAutoScalingGroupsOutput::builder().build());
+    let asg = mock_client!(
+        aws_sdk_autoscaling,
+        RuleMode::MatchAny,
+        [&set, &describe],
+        |c| c.retry_config(aws_sdk_autoscaling::config::retry::RetryConfig::disabled())
+    );
+    let f = fixture(&[], true);
+    let cloud = AwsCloud {
+        dynamodb: f.actuator.cloud.dynamodb.clone(),
+        autoscaling: asg,
+        cloudwatch: f.actuator.cloud.cloudwatch.clone(),
+    };
+    let actuator = Actuator {
+        cloud: Arc::new(cloud),
+        audit: f.actuator.audit.clone(),
+        budget: f.actuator.budget.clone(),
+        view: f.actuator.view.clone(),
+        clock: f.actuator.clock.clone(),
+        retry: RetryPolicy::default(),
+        settle_timeout: Duration::from_secs(5),
+    };
+    let change = GroupChange {
+        group: "web".into(),
+        from: 2,
+        to: 6,
+        rule: "surge",
+        fleet_rps: Some(600.0),
+        needed: Some(7),
+        window_s: 5,
+        mode: Mode::Apply,
+    };
+    assert_eq!(
+        actuator.apply_group(change, CancellationToken::new()).await,
+        Outcome::Applied
+    );
+    assert_eq!(set.num_calls(), 3);
+    let records = read_file(actuator.audit.path()).unwrap();
+    let last = records.last().unwrap();
+    assert_eq!(
+        (
+            last.service.as_str(),
+            last.outcome,
+            last.changes[0].op.as_str(),
+            last.changes[0].to
+        ),
+        ("asg", Outcome::Applied, "desired", 6)
+    );
+}
