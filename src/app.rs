@@ -226,38 +226,63 @@ pub async fn run(
                     .instrument(tracing::info_span!("dynamodb_advisor")),
             );
         }
-        if let Some(asg) = &config.asg {
-            match resolve_group(cloud.as_ref(), asg).await {
-                Some(group) => {
-                    let foreign = match cloud.scaling_policies(&group).await {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::warn!(group = %group, error = %e, "Cannot list the group's scaling policies.");
-                            Vec::new()
+        if let Some(asg) = config.asg.clone() {
+            // Discovery and DescribePolicies talk to AWS: they run in their
+            // own task so start-up and a stop signal never wait for them.
+            let (
+                cloud,
+                view,
+                clock,
+                store,
+                actuator,
+                group_advice,
+                tracker_tasks,
+                token,
+                shared_config,
+            ) = (
+                cloud.clone(),
+                view.clone(),
+                clock.clone(),
+                store.clone(),
+                actuator.clone(),
+                group_advice.clone(),
+                tasks.clone(),
+                shutdown.clone(),
+                shared_config.clone(),
+            );
+            tasks.spawn(
+                async move {
+                    let setup = async {
+                        let group = resolve_group(cloud.as_ref(), &asg).await?;
+                        let foreign = match cloud.scaling_policies(&group).await {
+                            Ok(p) => p,
+                            Err(e) => {
+                                tracing::warn!(group = %group, error = %e, "Cannot list the group's scaling policies.");
+                                Vec::new()
+                            }
+                        };
+                        if !foreign.is_empty() {
+                            tracing::warn!(group = %group, policies = %foreign.join(", "), "The group has its own scaling policies; they may fight rapidscale's decisions.");
                         }
+                        Some((group, foreign))
                     };
-                    if !foreign.is_empty() {
-                        tracing::warn!(group = %group, policies = %foreign.join(", "), "The group has its own scaling policies; they may fight rapidscale's decisions.");
-                    }
-                    tasks.spawn(
-                        tracker::track_group(cloud.clone(), group.clone(), asg.poll_interval, view.clone(), clock.clone(), shutdown.clone())
+                    let resolved = tokio::select! {
+                        _ = token.cancelled() => return,
+                        r = setup => r,
+                    };
+                    let Some((group, foreign)) = resolved else {
+                        tracing::error!("The Auto Scaling group is unknown: set asg.name, or run on an instance of the group.");
+                        return;
+                    };
+                    tracker_tasks.spawn(
+                        tracker::track_group(cloud.clone(), group.clone(), asg.poll_interval, view.clone(), clock.clone(), token.clone())
                             .instrument(tracing::info_span!("asg")),
                     );
-                    let advisor = GroupAdvisor::new(
-                        shared_config.clone(),
-                        group,
-                        store.clone(),
-                        view.clone(),
-                        clock.clone(),
-                        actuator.clone(),
-                        group_advice.clone(),
-                        tasks.clone(),
-                        foreign,
-                    );
-                    tasks.spawn(advisor.run(shutdown.clone()).instrument(tracing::info_span!("asg_advisor")));
+                    let advisor = GroupAdvisor::new(shared_config, group, store, view, clock, actuator, group_advice, tracker_tasks.clone(), foreign);
+                    advisor.run(token).await;
                 }
-                None => tracing::error!("The Auto Scaling group is unknown: set asg.name, or run on an instance of the group."),
-            }
+                .instrument(tracing::info_span!("asg_advisor")),
+            );
         }
     }
 

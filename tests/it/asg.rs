@@ -153,8 +153,42 @@ async fn a_step_scales_out_and_quiet_traffic_scales_in_one_step() {
 #[tokio::test]
 async fn dry_run_changes_nothing_and_records_the_recommendation() {
     let group = unique("web-dry");
-    create_group(&cloud().await, &group, 2).await;
+    let aws = cloud().await;
+    create_group(&aws, &group, 2).await;
+    // The group's own target tracking: rapidscale must say it may fight it.
+    aws.autoscaling
+        .put_scaling_policy()
+        .auto_scaling_group_name(&group)
+        .policy_name("cpu-target")
+        .policy_type("TargetTrackingScaling")
+        .target_tracking_configuration(
+            aws_sdk_autoscaling::types::TargetTrackingConfiguration::builder()
+                .predefined_metric_specification(
+                    aws_sdk_autoscaling::types::PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(
+                            aws_sdk_autoscaling::types::MetricType::AsgAverageCpuUtilization,
+                        )
+                        .build(),
+                )
+                .target_value(50.0)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("put scaling policy in moto");
     let d = Daemon::start(&config("dry-run", &format!("name = \"{group}\""), "")).await;
+    let status = d
+        .wait_for_status(Duration::from_secs(10), "the group advised", |s| {
+            !s["asg"].is_null()
+        })
+        .await;
+    assert_eq!(
+        status["asg"]["foreign_policies"],
+        serde_json::json!(["cpu-target"])
+    );
+    assert!(
+        d.logged("The group has its own scaling policies; they may fight rapidscale's decisions.")
+    );
     let traffic = FleetTraffic::start(d.statsd.unwrap(), &group, 150).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     traffic.set(600);
