@@ -7,7 +7,7 @@
 //! - `surge`: demand stayed above provisioned x target x (1 + tolerance) for
 //!   `up_window` seconds (the current second counts with its rate so far)
 //!   -> ceil(peak / target);
-//! - `trend`: a credible line (R^2 >= 0.6) over `trend_window` predicts a
+//! - `trend`: a credible line (R^2 >= 0.8) over `trend_window` predicts a
 //!   crossing within `lead` -> ceil(prediction / target), the prediction
 //!   capped at 1.5x the window's peak so one step is not extrapolated to
 //!   infinity;
@@ -261,6 +261,11 @@ pub fn decide_op(
     }
 }
 
+/// How straight a line must fit to be trusted. A step seen as a line never
+/// reaches this (R^2 <= 0.75 however many seconds of the step the window
+/// holds), so only real ramps are extrapolated.
+const MIN_TREND_R2: f64 = 0.8;
+
 /// The trend's prediction `lead` seconds ahead, when the line is credible.
 fn trend_prediction(view: &DemandView, p: &DynamoPolicy) -> Option<(f64, u64)> {
     let n = p.trend_window.as_secs() as usize;
@@ -278,7 +283,7 @@ fn trend_prediction(view: &DemandView, p: &DynamoPolicy) -> Option<(f64, u64)> {
         return None;
     }
     let fit = least_squares(&points)?;
-    if fit.slope <= 0.0 || fit.r2 < 0.6 {
+    if fit.slope <= 0.0 || fit.r2 < MIN_TREND_R2 {
         return None;
     }
     let peak = points.iter().map(|p| p.1).fold(f64::MIN, f64::max);

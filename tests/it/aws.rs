@@ -73,23 +73,42 @@ pub async fn create_table(cloud: &AwsCloud, name: &str) {
         .expect("create table in moto");
 }
 
-/// An Auto Scaling group `name` with `desired` instances from a launch configuration.
+/// An Auto Scaling group `name` with `desired` instances from a launch template.
 pub async fn create_group(cloud: &AwsCloud, name: &str, desired: i32) {
-    let lc = format!("{name}-lc");
-    cloud
-        .autoscaling
-        .create_launch_configuration()
-        .launch_configuration_name(&lc)
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
+    // A launch template, as production groups use; EC2 is only reached here.
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(moto_url())
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("test", "test", None, None, "tests"),
+            ),
+        )
+        .build();
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let template = format!("{name}-lt");
+    ec2.create_launch_template()
+        .launch_template_name(&template)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
         .send()
         .await
-        .expect("create launch configuration in moto");
+        .expect("create launch template in moto");
     cloud
         .autoscaling
         .create_auto_scaling_group()
         .auto_scaling_group_name(name)
-        .launch_configuration_name(&lc)
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name(&template)
+                .version("$Latest")
+                .build(),
+        )
         .min_size(1)
         .max_size(10)
         .desired_capacity(desired)

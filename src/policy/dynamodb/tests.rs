@@ -551,3 +551,21 @@ fn the_reserve_keeps_the_days_last_decreases_for_large_savings() {
         Plan::Update { decrease: true, .. }
     ));
 }
+
+#[test]
+fn a_step_is_not_mistaken_for_a_trend() {
+    // Capacity already raised to 220 for a step from 20 to 100: the surge
+    // is covered, and the step must not be extrapolated as a ramp.
+    for k in 1..10 {
+        let mut s = flat(20.0, 60 - k);
+        s.extend(flat(100.0, k));
+        check(
+            &s,
+            Some(100.0),
+            ctx(220),
+            OpVerdict::Hold {
+                reason: HoldReason::InBand,
+            },
+        );
+    }
+}
