@@ -90,7 +90,9 @@ struct Daemon {
     _dir: tempfile::TempDir,
 }
 
-fn start_daemon(moto: &str, table: &str, extra: &str) -> Daemon {
+/// Starts the release daemon in apply mode against `moto`, with StatsD and
+/// the API on free ports; `body` is the rest of the config.
+fn start_daemon(moto: &str, body: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bench.toml");
     std::fs::write(
@@ -106,12 +108,7 @@ listen = "127.0.0.1:0"
 [ingest.statsd]
 listen = "127.0.0.1:0"
 requests = ["http.requests"]
-[dynamodb]
-poll_interval = "1s"
-{extra}
-[[dynamodb.tables]]
-name = "{table}"
-write = {{ target = 0.5, min = 1, max = 10000, metric = "ddb.units{{table:{table},op:write}}" }}
+{body}
 "#,
             state = dir.path().display()
         ),
@@ -226,7 +223,17 @@ async fn run_variant(moto: &str, name: &str, extra: &str, trials: usize) {
         .send()
         .await
         .unwrap();
-    let d = start_daemon(moto, &table, extra);
+    let d = start_daemon(
+        moto,
+        &format!(
+            r#"[dynamodb]
+poll_interval = "1s"
+{extra}
+[[dynamodb.tables]]
+name = "{table}"
+write = {{ target = 0.5, min = 1, max = 10000, metric = "ddb.units{{table:{table},op:write}}" }}"#
+        ),
+    );
 
     // 100 packets/s; the rate is units/s; the first packet at a new rate stamps `changed_at`.
     let rate = Arc::new(AtomicU64::new(40));
@@ -342,22 +349,10 @@ async fn run_group_variant(moto: &str, name: &str, extra: &str, trials: usize) {
         .send()
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"mode = "apply"
-state_dir = "{state}"
-[aws]
-region = "us-east-1"
-endpoint_url = "{moto}"
-[api]
-listen = "127.0.0.1:0"
-[ingest.statsd]
-listen = "127.0.0.1:0"
-requests = ["http.requests"]
-[asg]
+    let d = start_daemon(
+        moto,
+        &format!(
+            r#"[asg]
 name = "{group}"
 target_rps_per_instance = 100
 min = 1
@@ -365,42 +360,10 @@ max = 20
 poll_interval = "1s"
 settle = "2s"
 stabilization = "1h"
-{extra}
-"#,
-            state = dir.path().display()
+{extra}"#
         ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rapidscale"))
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(&config)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rapidscale");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let started = loop {
-        let line = lines.next().expect("daemon exited").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "rapidscale started." {
-            break v;
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let _daemon = Killed(child);
-    let addr = |k: &str| -> SocketAddr {
-        started[k]
-            .as_str()
-            .unwrap()
-            .strip_prefix("Some(")
-            .unwrap()
-            .strip_suffix(')')
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let (statsd, api) = (addr("statsd"), addr("api"));
+    );
+    let (statsd, api) = (d.statsd, d.api);
 
     let fleet = Arc::new(AtomicU64::new(150));
     let changed_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
