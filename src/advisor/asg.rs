@@ -21,7 +21,6 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::dynamodb::DECIDE_EVERY;
 use crate::actuator::{Actuator, GroupChange};
 use crate::clock::SharedClock;
 use crate::cloud::members::{GroupCounts, MembershipEvent};
@@ -110,15 +109,7 @@ impl<C: CloudBackend> GroupAdvisor<C> {
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(DECIDE_EVERY);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            self.tick(&shutdown);
-        }
+        super::decide_every(shutdown, |token| self.tick(token)).await;
     }
 
     fn tick(&mut self, shutdown: &CancellationToken) {

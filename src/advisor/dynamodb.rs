@@ -144,15 +144,7 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(DECIDE_EVERY);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            self.tick(&shutdown);
-        }
+        super::decide_every(shutdown, |token| self.tick(token)).await;
     }
 
     fn tick(&mut self, shutdown: &CancellationToken) {

@@ -5,3 +5,18 @@
 
 pub mod asg;
 pub mod dynamodb;
+
+use tokio_util::sync::CancellationToken;
+
+/// Calls `decide` every `dynamodb::DECIDE_EVERY` until `shutdown`.
+pub async fn decide_every(shutdown: CancellationToken, mut decide: impl FnMut(&CancellationToken)) {
+    let mut ticker = tokio::time::interval(dynamodb::DECIDE_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        decide(&shutdown);
+    }
+}

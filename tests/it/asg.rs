@@ -11,7 +11,7 @@ use rapidscale::audit::{read_file, Outcome};
 use rapidscale::cloud::CloudBackend;
 
 use crate::aws::{cloud, create_group, unique};
-use crate::harness::{moto_url, Daemon};
+use crate::harness::{eventually, moto_url, Daemon};
 
 /// Sends this sidecar's share of a fleet-wide rate: fleet rps / serving
 /// instances, as an even load balancer would, re-reading the group each second.
@@ -94,18 +94,7 @@ async fn desired(group: &str) -> u32 {
 }
 
 async fn wait_for_desired(group: &str, within: Duration, pred: impl Fn(u32) -> bool) -> u32 {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let d = desired(group).await;
-        if pred(d) {
-            return d;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "desired stayed at {d}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(within, "desired", || desired(group), |d| pred(*d)).await
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use rapidscale::audit::{read_file, Outcome};
 use rapidscale::cloud::CloudBackend;
 
 use crate::aws::{cloud, create_table, unique};
-use crate::harness::{moto_url, Daemon};
+use crate::harness::{eventually, moto_url, Daemon};
 
 /// Sends `rate` requests/s and `rate` write units/s for `table`, in ten
 /// packets a second, until dropped; `rate` can change while it runs.
@@ -88,18 +88,7 @@ async fn wait_for_capacity(
     within: Duration,
     pred: impl Fn((u64, u64)) -> bool,
 ) -> (u64, u64) {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let c = capacity(table).await;
-        if pred(c) {
-            return c;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "capacity stayed at {c:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(within, "capacity", || capacity(table), |c| pred(*c)).await
 }
 
 #[tokio::test]

@@ -163,3 +163,29 @@ pub async fn stream_total(d: &Daemon, stream: &str, seconds: usize) -> f64 {
         .filter_map(|p| p["value"].as_f64())
         .sum()
 }
+
+/// Reads a value every 200 ms until `done` holds; panics with the last value after `within`.
+pub async fn eventually<T, F, Fut>(
+    within: Duration,
+    what: &str,
+    mut read: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    T: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let value = read().await;
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} stayed at {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
