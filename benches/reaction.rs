@@ -35,6 +35,7 @@ use aws_sdk_dynamodb::types::{
 use rapidscale::cloud::aws::AwsCloud;
 use rapidscale::cloud::CloudBackend;
 use rapidscale::config::AwsConfig;
+use rapidscale::series::percentile;
 use tokio::time::Instant;
 
 struct Killed(Child);
@@ -182,18 +183,18 @@ async fn daemon_sees(api: SocketAddr, wcu: u64) {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+/// Clients for moto's services.
+async fn moto_cloud(url: &str) -> AwsCloud {
+    AwsCloud::connect(&AwsConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(url.to_string()),
+        profile: None,
+    })
+    .await
 }
 
 async fn run_variant(moto: &str, name: &str, extra: &str, trials: usize) {
-    let cloud = AwsCloud::connect(&AwsConfig {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(moto.to_string()),
-        profile: None,
-    })
-    .await;
+    let cloud = moto_cloud(moto).await;
     let table = format!("reaction-{}-{}", name, std::process::id());
     cloud
         .dynamodb
@@ -321,12 +322,7 @@ write = {{ target = 0.5, min = 1, max = 10000, metric = "ddb.units{{table:{table
 }
 
 async fn run_group_variant(moto: &str, name: &str, extra: &str, trials: usize) {
-    let cloud = AwsCloud::connect(&AwsConfig {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(moto.to_string()),
-        profile: None,
-    })
-    .await;
+    let cloud = moto_cloud(moto).await;
     let group = format!("reaction-{}-{}", name, std::process::id());
     cloud
         .autoscaling
@@ -375,12 +371,7 @@ stabilization = "1h"
             moto.to_string(),
         );
         tokio::spawn(async move {
-            let aws = AwsCloud::connect(&AwsConfig {
-                region: Some("us-east-1".into()),
-                endpoint_url: Some(moto),
-                profile: None,
-            })
-            .await;
+            let aws = moto_cloud(&moto).await;
             let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let mut tick = tokio::time::interval(Duration::from_millis(10));
             let (mut serving, mut last_rate, mut n) = (2u64, 0u64, 0u64);

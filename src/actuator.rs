@@ -337,7 +337,7 @@ impl<C: CloudBackend> Actuator<C> {
         }
         if outcome == Outcome::Applied {
             let result = self.cloud.describe_group(&change.group).await;
-            tracker::store_group(&self.view, &change.group, result, self.clock.now());
+            tracker::store_group(&self.view, result, self.clock.now());
         }
         outcome
     }

@@ -59,20 +59,44 @@ pub async fn track_tables<C: CloudBackend>(
     clock: SharedClock,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+    let mut ticker = Ticker::new(interval);
+    while ticker.tick(&shutdown).await {
         for name in &tables {
-            let result = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = cloud.describe_table(name) => r,
+            let Some(result) = until_shutdown(&shutdown, cloud.describe_table(name)).await else {
+                return;
             };
             store_table(&view, name, result, clock.now());
         }
+    }
+}
+
+/// A steady poll interval that ends when `shutdown` fires.
+struct Ticker(tokio::time::Interval);
+
+impl Ticker {
+    fn new(interval: Duration) -> Ticker {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticker(ticker)
+    }
+
+    /// Waits for the next tick; false once `shutdown` fired.
+    async fn tick(&mut self, shutdown: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = self.0.tick() => true,
+        }
+    }
+}
+
+/// `call`'s result, or None when `shutdown` fires first (a describe only reads).
+async fn until_shutdown<T>(
+    shutdown: &CancellationToken,
+    call: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        _ = shutdown.cancelled() => None,
+        r = call => Some(r),
     }
 }
 
@@ -111,25 +135,18 @@ pub async fn track_group<C: CloudBackend>(
     clock: SharedClock,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = cloud.describe_group(&group) => r,
+    let mut ticker = Ticker::new(interval);
+    while ticker.tick(&shutdown).await {
+        let Some(result) = until_shutdown(&shutdown, cloud.describe_group(&group)).await else {
+            return;
         };
-        store_group(&view, &group, result, clock.now());
+        store_group(&view, result, clock.now());
     }
 }
 
 /// Records one DescribeAutoScalingGroups result, logging membership changes.
 pub fn store_group(
     view: &SharedView,
-    _group: &str,
     result: Result<GroupDescription, CloudError>,
     now: DateTime<Utc>,
 ) {
