@@ -16,4 +16,5 @@ pub mod config;
 pub mod ingest;
 pub mod policy;
 pub mod series;
+pub mod sim;
 pub mod state;
