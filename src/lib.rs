@@ -15,6 +15,7 @@ pub mod cloud;
 pub mod config;
 pub mod ingest;
 pub mod policy;
+pub mod replay;
 pub mod series;
 pub mod sim;
 pub mod state;

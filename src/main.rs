@@ -45,6 +45,48 @@ enum Command {
     },
     /// Validate a config file: list every problem, or print the effective per-hour tables.
     CheckConfig { file: PathBuf },
+    /// Replay recorded traffic through the simulator with rapidscale's
+    /// policy and a model of AWS's native auto scaling, and write a report.
+    Replay(ReplayCli),
+}
+
+#[derive(clap::Args)]
+struct ReplayCli {
+    /// CSV `second,requests` or `minute,requests`, or an access log (.gz is read too).
+    #[arg(long)]
+    trace: PathBuf,
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Directory for report.json, report.md, timeline.csv and the charts.
+    #[arg(long)]
+    report: PathBuf,
+    /// Multiply every rate by this.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Push-notification surges laid over each day of the trace.
+    #[arg(long, default_value_t = 0)]
+    surges: u32,
+    /// A surge jumps to this many times the hour's mean.
+    #[arg(long, default_value_t = 5.0)]
+    surge_amp: f64,
+    /// Seed of the surge times and noise, and of the minute spreading.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Whole days of the trace to skip.
+    #[arg(long, default_value_t = 0)]
+    skip_days: u32,
+    /// Days to replay (default: all).
+    #[arg(long)]
+    days: Option<u32>,
+    /// Wall time of the trace's first row when its times are offsets (RFC 3339).
+    #[arg(long, default_value = rapidscale::replay::trace::DEFAULT_START)]
+    start: String,
+    /// Access-log format: "combined", "common", "json" or an nginx log_format.
+    #[arg(long, default_value = "combined")]
+    access_log_format: String,
+    /// Seconds from UpdateTable to the new capacity.
+    #[arg(long, default_value_t = 15.0)]
+    update_delay: f64,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +101,7 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Replay(args) => replay(args),
         Command::Run { config } => {
             let config = match load(&config) {
                 Ok(c) => c,
@@ -76,6 +119,84 @@ fn main() -> ExitCode {
             };
             runtime.block_on(run(config))
         }
+    }
+}
+
+fn replay(args: ReplayCli) -> ExitCode {
+    use rapidscale::replay::{self, trace::TraceOptions, ReplayArgs};
+    let config = match load(&args.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let bad_usage = |msg: String| {
+        eprintln!("rapidscale replay: {msg}");
+        ExitCode::from(EXIT_CONFIG)
+    };
+    let start = match chrono::DateTime::parse_from_rfc3339(&args.start) {
+        Ok(t) => t.with_timezone(&chrono::Utc),
+        Err(e) => return bad_usage(format!("--start {:?}: {e}", args.start)),
+    };
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        return bad_usage(format!("--scale must be > 0, got {}", args.scale));
+    }
+    if !(args.surge_amp >= 1.0 && args.surge_amp.is_finite()) {
+        return bad_usage(format!("--surge-amp must be >= 1, got {}", args.surge_amp));
+    }
+    if !(args.update_delay >= 0.0 && args.update_delay < 86_400.0) {
+        return bad_usage(format!(
+            "--update-delay must be in [0, 86400) s, got {}",
+            args.update_delay
+        ));
+    }
+    let replay_args = ReplayArgs {
+        trace: args.trace,
+        report_dir: args.report,
+        scale: args.scale,
+        surges: args.surges,
+        surge_amp: args.surge_amp,
+        seed: args.seed,
+        skip_days: args.skip_days,
+        days: args.days,
+        trace_options: TraceOptions {
+            start,
+            seed: args.seed,
+            log_format: args.access_log_format,
+        },
+        settings: rapidscale::sim::SimSettings {
+            update_delay: std::time::Duration::from_secs_f64(args.update_delay),
+            ..Default::default()
+        },
+    };
+    // A progress bar on a terminal only; logs and CI stay quiet.
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} simulated seconds ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let result = replay::replay(
+        &config,
+        &replay_args,
+        |done| bar.set_position(done),
+        |len| bar.set_length(len),
+    );
+    bar.finish_and_clear();
+    match result {
+        Ok((report, files)) => {
+            print!("{}", replay::report::summary(&report));
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ replay::ReplayError::Write { .. }) => {
+            eprintln!("rapidscale replay: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Err(e) => bad_usage(e.to_string()),
     }
 }
 

@@ -23,6 +23,7 @@ use crate::cloud::{BillingMode, CloudBackend, TableDescription, Throughput};
 use crate::config::{units_stream, CapacityLimits, CapacitySpec, Config, Mode};
 use crate::ingest::{lock, SharedStore};
 use crate::policy::budget::DecreaseLedger;
+use crate::policy::burst::BurstModel;
 use crate::policy::demand::DemandView;
 use crate::policy::dynamodb::{decide_op, plan, Op, OpContext, OpVerdict, Plan};
 use crate::series::SeriesStore;
@@ -118,6 +119,8 @@ pub struct DynamoAdvisor<C> {
     in_flight: Arc<Mutex<HashSet<String>>>,
     /// The last plan recorded per resource, so an unchanged recommendation is recorded once.
     last_recorded: HashMap<String, String>,
+    /// The burst bucket of each resource and operation, modelled from demand.
+    burst: Mutex<HashMap<(String, Op), BurstModel>>,
 }
 
 impl<C: CloudBackend> DynamoAdvisor<C> {
@@ -140,6 +143,7 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
             tasks,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             last_recorded: HashMap::new(),
+            burst: Mutex::new(HashMap::new()),
         }
     }
 
@@ -337,13 +341,15 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
             let (view, source) =
                 self.demand(store, table, index, op, spec, now_f, history, stale_s);
             let current = provisioned.map(|t| if op == Op::Read { t.read } else { t.write });
+            let burst = self.observe_burst(table, index, op, &view, now_f, current);
             let ctx = OpContext::at(
                 &spec.hours,
                 &self.config.schedule,
                 now,
                 current.unwrap_or(0),
                 p,
-            );
+            )
+            .with_burst(burst);
             let verdict = match current {
                 Some(_) => decide_op(&view, &ctx, p, stale_s),
                 None => OpVerdict::Hold {
@@ -385,6 +391,34 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
             decreases_left_today: ledger.left_today(now),
             next_decrease_at: ledger.next_allowed(now),
         }
+    }
+
+    /// Feeds the seconds past their grace window to the resource's burst
+    /// model; returns the units it holds.
+    fn observe_burst(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        op: Op,
+        view: &DemandView,
+        now_f: f64,
+        provisioned: Option<u64>,
+    ) -> f64 {
+        let Some(provisioned) = provisioned else {
+            return 0.0;
+        };
+        let mut models = self.burst.lock().unwrap_or_else(|p| p.into_inner());
+        let model = models.entry((resource_key(table, index), op)).or_default();
+        let now_s = now_f.floor() as i64;
+        let sealed_before = now_s - self.config.ingest.grace.as_secs_f64().ceil() as i64;
+        let first = now_s - view.seconds.len() as i64;
+        for (i, v) in view.seconds.iter().enumerate() {
+            let second = first + i as i64;
+            if second < sealed_before {
+                model.observe(second, *v, provisioned);
+            }
+        }
+        model.units
     }
 
     /// Reported units win while fresh; otherwise requests/s x per_request.

@@ -51,6 +51,26 @@ pub struct Config {
     pub api: Option<ApiConfig>,
     pub dynamodb: DynamoDbConfig,
     pub asg: Option<AsgConfig>,
+    pub pricing: Pricing,
+}
+
+/// Prices used by `replay` reports (`[pricing]`), in USD.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pricing {
+    /// One provisioned read capacity unit for one hour.
+    pub read_unit_hour: f64,
+    /// One provisioned write capacity unit for one hour.
+    pub write_unit_hour: f64,
+}
+
+impl Default for Pricing {
+    /// DynamoDB provisioned capacity, us-east-1 list price (Standard table class).
+    fn default() -> Self {
+        Self {
+            read_unit_hour: 0.00013,
+            write_unit_hour: 0.00065,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -180,6 +200,15 @@ pub struct DynamoPolicy {
     pub prewarm: Duration,
     /// Decreases kept back for the rest of the UTC day.
     pub reserve: u32,
+    /// Share of DynamoDB's burst capacity (unused capacity of the last
+    /// 300 s, as modelled from demand) the policy counts on to ride out
+    /// spikes; 0 reacts to every spike above the band.
+    pub burst_share: f64,
+    /// How long an increase takes to be in effect: burst must cover the
+    /// excess this long for a spike to be left to it.
+    pub update_time: Duration,
+    /// Sustained demand and decreases are judged on means over this long.
+    pub smooth: Duration,
 }
 
 impl Default for DynamoPolicy {
@@ -195,6 +224,9 @@ impl Default for DynamoPolicy {
             min_decrease: 0.2,
             prewarm: Duration::from_secs(60),
             reserve: 2,
+            burst_share: 0.5,
+            update_time: Duration::from_secs(20),
+            smooth: Duration::from_secs(120),
         }
     }
 }
@@ -585,6 +617,31 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
         asg
     });
 
+    let pricing = match root.table(p, "pricing") {
+        Some(mut t) => {
+            let d = Pricing::default();
+            let mut price = |p: &mut Problems, key: &str, default: f64| match t.float(p, key) {
+                Some(v) if !(v.value >= 0.0 && v.value.is_finite()) => {
+                    p.push(
+                        v.span,
+                        &v.key,
+                        format!("must be a price >= 0, got {}", v.value),
+                    );
+                    default
+                }
+                Some(v) => v.value,
+                None => default,
+            };
+            let pricing = Pricing {
+                read_unit_hour: price(p, "read_unit_hour", d.read_unit_hour),
+                write_unit_hour: price(p, "write_unit_hour", d.write_unit_hour),
+            };
+            t.finish(p);
+            pricing
+        }
+        None => Pricing::default(),
+    };
+
     Config {
         mode,
         state_dir,
@@ -595,6 +652,7 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
         api,
         dynamodb,
         asg,
+        pricing,
     }
 }
 
@@ -617,6 +675,7 @@ fn read_dynamo_policy(t: &mut TableReader, p: &mut Problems) -> DynamoPolicy {
     let tolerance = t.float(p, "tolerance");
     let step = t.float(p, "step");
     let min_decrease = t.float(p, "min_decrease");
+    let burst_share = t.float(p, "burst_share");
     let mut dur = |p: &mut Problems, key: &str, default: Duration| {
         t.duration(p, key).map(|d| d.value).unwrap_or(default)
     };
@@ -626,6 +685,8 @@ fn read_dynamo_policy(t: &mut TableReader, p: &mut Problems) -> DynamoPolicy {
     let down_window = dur(p, "down_window", d.down_window);
     let down_lookahead = dur(p, "down_lookahead", d.down_lookahead);
     let prewarm = dur(p, "prewarm", d.prewarm);
+    let update_time = dur(p, "update_time", d.update_time);
+    let smooth = dur(p, "smooth", d.smooth).max(Duration::from_secs(1));
     let reserve = t
         .uint(p, "reserve")
         .map(|r| r.value.min(27) as u32)
@@ -641,6 +702,9 @@ fn read_dynamo_policy(t: &mut TableReader, p: &mut Problems) -> DynamoPolicy {
         min_decrease: fraction(p, min_decrease, d.min_decrease),
         prewarm,
         reserve,
+        burst_share: fraction(p, burst_share, d.burst_share),
+        update_time,
+        smooth,
     }
 }
 

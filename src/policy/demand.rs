@@ -73,12 +73,11 @@ impl DemandView {
     /// The newest `n` values, counting the current second's rate so far as
     /// the newest when it is known.
     pub fn newest(&self, n: usize) -> Vec<f64> {
-        let mut all: Vec<f64> = self.seconds.clone();
-        if let Some(p) = self.partial_rate {
-            all.push(p);
-        }
-        let skip = all.len().saturating_sub(n);
-        all.split_off(skip)
+        let from_seconds = n.saturating_sub(usize::from(self.partial_rate.is_some()));
+        let skip = self.seconds.len().saturating_sub(from_seconds);
+        let mut out: Vec<f64> = self.seconds[skip..].to_vec();
+        out.extend(self.partial_rate);
+        out
     }
 
     /// Known values of the last `n` whole seconds, and how many were unknown.

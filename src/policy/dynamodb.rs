@@ -36,6 +36,7 @@ pub enum Rule {
     HourMin,
     Prewarm,
     Surge,
+    Sustained,
     Trend,
     HourMax,
     LowDemand,
@@ -47,6 +48,7 @@ impl Rule {
             Rule::HourMin => "hour_min",
             Rule::Prewarm => "prewarm",
             Rule::Surge => "surge",
+            Rule::Sustained => "sustained",
             Rule::Trend => "trend",
             Rule::HourMax => "hour_max",
             Rule::LowDemand => "low_demand",
@@ -84,6 +86,9 @@ pub enum HoldReason {
     AtMax,
     /// Not enough known history for a decrease yet.
     ShortHistory,
+    /// Demand is above the band, but the modelled burst capacity covers
+    /// the excess for longer than an increase takes.
+    BurstCovers,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,6 +121,8 @@ pub struct OpContext {
     pub upcoming_min: u64,
     /// The min of the hour starting within `prewarm`, when it is higher than this hour's.
     pub prewarm_min: Option<u64>,
+    /// Burst capacity banked, as modelled ([`super::burst::BurstModel`]).
+    pub burst: f64,
 }
 
 impl OpContext {
@@ -142,7 +149,13 @@ impl OpContext {
             limits,
             upcoming_min,
             prewarm_min: (next.min > limits.min).then_some(next.min),
+            burst: 0.0,
         }
+    }
+
+    pub fn with_burst(mut self, units: f64) -> OpContext {
+        self.burst = units;
+        self
     }
 }
 
@@ -183,35 +196,87 @@ pub fn decide_op(
 
     let stale = view.is_stale(stale_after_s);
     let band_hi = cur as f64 * limits.target * (1.0 + p.tolerance);
+    let burst_mode = p.burst_share > 0.0;
+    // Whether the modelled burst bucket rides out demand `rate` until an
+    // increase made now would be in effect.
+    let burst_covers = |rate: f64| {
+        burst_mode
+            && (rate - cur as f64).max(0.0) * p.update_time.as_secs_f64()
+                <= p.burst_share * ctx.burst
+    };
     let mut wants_more = false;
+    let mut left_to_burst = false;
     if !stale {
         let n = p.up_window.as_secs().max(1) as usize;
         let newest = view.newest(n);
         if newest.len() == n && newest.iter().all(|v| !v.is_nan() && *v > band_hi) {
             let peak = newest.iter().copied().fold(f64::MIN, f64::max);
             wants_more = true;
-            consider(
-                size(peak),
-                Rule::Surge,
-                Evidence {
-                    demand: Some(peak),
-                    threshold: Some(band_hi),
-                    window_s: n as u64,
-                },
-            );
+            // The burst check projects the excess of the newest
+            // BURST_RATE_WINDOW_S seconds: one spiky second does not look
+            // like a surge that will last.
+            let recent = view.newest(BURST_RATE_WINDOW_S.max(n));
+            let known: Vec<f64> = recent.into_iter().filter(|v| !v.is_nan()).collect();
+            let rate = known.iter().sum::<f64>() / known.len().max(1) as f64;
+            if burst_covers(rate) {
+                left_to_burst = true;
+            } else {
+                // With burst to lean on, size to the window's mean rather than its peak second.
+                let demand = if burst_mode {
+                    (newest.iter().sum::<f64>() / n as f64).max(rate)
+                } else {
+                    peak
+                };
+                consider(
+                    size(demand),
+                    Rule::Surge,
+                    Evidence {
+                        demand: Some(demand),
+                        threshold: Some(band_hi),
+                        window_s: n as u64,
+                    },
+                );
+            }
+        }
+        if burst_mode {
+            let k = p.smooth.as_secs().max(1) as usize;
+            let (known, _) = view.window(k);
+            if known.len() * 2 >= k {
+                let level = known.iter().sum::<f64>() / known.len() as f64;
+                // Both halves above the band, as target tracking wants two
+                // datapoints in a row: one noisy half does not raise capacity.
+                let (older, newer) = known.split_at(known.len() / 2);
+                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+                if mean(older) > band_hi && mean(newer) > band_hi {
+                    wants_more = true;
+                    consider(
+                        size(level),
+                        Rule::Sustained,
+                        Evidence {
+                            demand: Some(level),
+                            threshold: Some(band_hi),
+                            window_s: k as u64,
+                        },
+                    );
+                }
+            }
         }
         if let Some((predicted, window_s)) = trend_prediction(view, p) {
             if predicted > band_hi {
                 wants_more = true;
-                consider(
-                    size(predicted),
-                    Rule::Trend,
-                    Evidence {
-                        demand: Some(predicted),
-                        threshold: Some(band_hi),
-                        window_s,
-                    },
-                );
+                if burst_covers(predicted) {
+                    left_to_burst = true;
+                } else {
+                    consider(
+                        size(predicted),
+                        Rule::Trend,
+                        Evidence {
+                            demand: Some(predicted),
+                            threshold: Some(band_hi),
+                            window_s,
+                        },
+                    );
+                }
             }
         }
     }
@@ -225,7 +290,11 @@ pub fn decide_op(
     }
     if wants_more {
         return OpVerdict::Hold {
-            reason: HoldReason::AtMax,
+            reason: if left_to_burst {
+                HoldReason::BurstCovers
+            } else {
+                HoldReason::AtMax
+            },
         };
     }
 
@@ -260,6 +329,9 @@ pub fn decide_op(
         },
     }
 }
+
+/// Seconds whose mean excess the burst check projects over `update_time`.
+pub const BURST_RATE_WINDOW_S: usize = 10;
 
 /// How straight a line must fit to be trusted. A step seen as a line never
 /// reaches this (R^2 <= 0.75 however many seconds of the step the window
@@ -308,30 +380,65 @@ fn low_demand(
         return None;
     }
     let band_lo = ctx.provisioned as f64 * ctx.limits.target * (1.0 - p.tolerance);
-    let newest_quiet = view
-        .newest(p.up_window.as_secs().max(1) as usize)
-        .iter()
-        .all(|v| v.is_nan() || *v < band_lo);
-    known.sort_by(f64::total_cmp);
-    if known[known.len() - 1] >= band_lo || !newest_quiet {
-        return None;
-    }
-    let p99 = percentile(&known, 0.99);
+    let demand = if p.burst_share > 0.0 {
+        // Burst absorbs single seconds: judge `smooth`-second means, and
+        // size to the mean of the newest quarter of the window (an
+        // increase, unlike a decrease, is free and takes seconds if demand
+        // comes back).
+        let means = moving_means(&known, p.smooth.as_secs().max(1) as usize);
+        let highest = means.iter().copied().fold(f64::MIN, f64::max);
+        let newest = view.newest(p.up_window.as_secs().max(1) as usize);
+        let newest_mean =
+            newest.iter().filter(|v| !v.is_nan()).sum::<f64>() / newest.len().max(1) as f64;
+        if means.is_empty() || highest >= band_lo || newest_mean >= band_lo {
+            return None;
+        }
+        // Rising demand (a step just starting) is not diluted by the quiet before it.
+        let recent = &known[known.len() - known.len().div_ceil(4)..];
+        let recent_mean = recent.iter().sum::<f64>() / recent.len() as f64;
+        recent_mean.max(means[means.len() - 1]).max(newest_mean)
+    } else {
+        let newest_quiet = view
+            .newest(p.up_window.as_secs().max(1) as usize)
+            .iter()
+            .all(|v| v.is_nan() || *v < band_lo);
+        known.sort_by(f64::total_cmp);
+        if known[known.len() - 1] >= band_lo || !newest_quiet {
+            return None;
+        }
+        percentile(&known, 0.99)
+    };
     let floor = ctx.limits.min.max(ctx.upcoming_min);
-    let to = round_up(p99 / ctx.limits.target, unit)
+    let to = round_up(demand / ctx.limits.target, unit)
         .max(floor)
         .min(ctx.limits.max.max(floor));
     Some((
         to,
         Evidence {
-            demand: Some(p99),
+            demand: Some(demand),
             threshold: Some(band_lo),
             window_s: n as u64,
         },
     ))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Means of every `k` consecutive values (one value per window position);
+/// fewer than `k` values give their single mean.
+fn moving_means(values: &[f64], k: usize) -> Vec<f64> {
+    if values.len() <= k {
+        return vec![values.iter().sum::<f64>() / values.len().max(1) as f64];
+    }
+    let mut out = Vec::with_capacity(values.len() - k + 1);
+    let mut sum: f64 = values[..k].iter().sum();
+    out.push(sum / k as f64);
+    for i in k..values.len() {
+        sum += values[i] - values[i - k];
+        out.push(sum / k as f64);
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     Read,

@@ -6,5 +6,6 @@
 
 pub mod asg;
 pub mod budget;
+pub mod burst;
 pub mod demand;
 pub mod dynamodb;

@@ -7,3 +7,4 @@ mod dynamodb;
 mod harness;
 mod ingest;
 mod lifecycle;
+mod replay;

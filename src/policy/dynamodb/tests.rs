@@ -11,10 +11,13 @@ const LIMITS: CapacityLimits = CapacityLimits {
     max: 1000,
 };
 
+/// The per-second policy (burst not counted on); the burst-aware rules have
+/// their own tests below.
 fn policy() -> DynamoPolicy {
     DynamoPolicy {
         down_window: Duration::from_secs(60),
         trend_window: Duration::from_secs(10),
+        burst_share: 0.0,
         ..DynamoPolicy::default()
     }
 }
@@ -25,6 +28,7 @@ fn ctx(provisioned: u64) -> OpContext {
         limits: LIMITS,
         upcoming_min: LIMITS.min,
         prewarm_min: None,
+        burst: 0.0,
     }
 }
 
@@ -567,5 +571,122 @@ fn a_step_is_not_mistaken_for_a_trend() {
                 reason: HoldReason::InBand,
             },
         );
+    }
+}
+
+// Burst-aware rules (`burst_share` > 0).
+
+fn burst_policy() -> DynamoPolicy {
+    DynamoPolicy {
+        down_window: Duration::from_secs(600),
+        smooth: Duration::from_secs(120),
+        burst_share: 0.5,
+        update_time: Duration::from_secs(20),
+        ..DynamoPolicy::default()
+    }
+}
+
+fn decide_burst(seconds: &[f64], provisioned: u64, burst: f64) -> OpVerdict {
+    let view = DemandView::from_seconds(seconds);
+    decide_op(
+        &view,
+        &ctx(provisioned).with_burst(burst),
+        &burst_policy(),
+        5,
+    )
+}
+
+#[test]
+fn a_spike_the_burst_bucket_covers_is_left_to_it() {
+    // 100 provisioned (band 45..55); two seconds at 300 after a quiet spell.
+    let mut s = flat(40.0, 200);
+    s.extend([300.0, 300.0]);
+    // The newest 10 s average 92: 0 excess over 100 -> covered even with an empty bucket.
+    assert_eq!(
+        decide_burst(&s, 100, 0.0),
+        OpVerdict::Hold {
+            reason: HoldReason::BurstCovers
+        }
+    );
+    // A spike that lasts: 10 s at 300 -> 200 excess x 20 s = 4000 units.
+    let mut s = flat(40.0, 200);
+    s.extend(flat(300.0, 10));
+    assert_eq!(
+        decide_burst(&s, 100, 10_000.0),
+        OpVerdict::Hold {
+            reason: HoldReason::BurstCovers
+        },
+        "half of 10,000 banked covers 4,000"
+    );
+    match decide_burst(&s, 100, 6_000.0) {
+        // Sized to the mean of the newest seconds (300 / 0.5), not a peak second.
+        OpVerdict::Up { to, rule, .. } => assert_eq!((to, rule), (600, Rule::Surge)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn sustained_demand_needs_both_halves_of_the_smoothing_window_above_the_band() {
+    // 100 provisioned, band_hi 55: 120 s at 60 -> both halves above.
+    let mut s = flat(40.0, 100);
+    s.extend(flat(60.0, 120));
+    match decide_burst(&s, 100, 1e9) {
+        OpVerdict::Up { to, rule, .. } => assert_eq!((to, rule), (120, Rule::Sustained)),
+        other => panic!("{other:?}"),
+    }
+    // One noisy half: the newest 60 s at 75 average 57.5 over the window, but the older half is at 40.
+    let mut s = flat(40.0, 160);
+    s.extend(flat(75.0, 60));
+    assert_eq!(
+        decide_burst(&s, 100, 1e9),
+        OpVerdict::Hold {
+            reason: HoldReason::BurstCovers
+        }
+    );
+}
+
+#[test]
+fn noisy_quiet_demand_is_judged_on_smoothed_means() {
+    // 1000 provisioned (band_lo 450): demand alternates 0 and 200 (single
+    // seconds far above nothing, means of 100): decrease to 100 / 0.5.
+    let s: Vec<f64> = (0..700)
+        .map(|i| if i % 2 == 0 { 0.0 } else { 200.0 })
+        .collect();
+    match decide_burst(&s, 1000, 0.0) {
+        OpVerdict::Down {
+            to, rule, worth_it, ..
+        } => {
+            assert_eq!((to, rule, worth_it), (200, Rule::LowDemand, true))
+        }
+        other => panic!("{other:?}"),
+    }
+    // The per-second policy sizes to the p99 second instead.
+    let view = DemandView::from_seconds(&s);
+    let per_second = DynamoPolicy {
+        burst_share: 0.0,
+        ..burst_policy()
+    };
+    match decide_op(&view, &ctx(1000), &per_second, 5) {
+        OpVerdict::Down { to, .. } => assert_eq!(to, 400),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn no_decrease_while_the_newest_seconds_rise() {
+    // Quiet for 10 minutes, then a step to 480 just began: the smoothed
+    // means are still low, but the newest seconds are above band_lo.
+    let mut s = flat(10.0, 700);
+    s.extend([480.0, 480.0]);
+    assert!(
+        !matches!(decide_burst(&s, 1000, 1e9), OpVerdict::Down { .. }),
+        "a step must not look like a quiet window"
+    );
+    // A step to 300 (below band_lo): the decrease sizes to the newest level, not the diluted mean.
+    let mut s = flat(10.0, 700);
+    s.extend(flat(300.0, 5));
+    match decide_burst(&s, 1000, 1e9) {
+        OpVerdict::Down { to, .. } => assert_eq!(to, 600),
+        other => panic!("{other:?}"),
     }
 }

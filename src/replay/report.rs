@@ -1,0 +1,582 @@
+//! The replay's report: `report.json`, `report.md`, `timeline.csv` and
+//! one SVG chart per replayed capacity.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use plotters::prelude::*;
+use serde::Serialize;
+
+use super::surges::{Surge, SurgeSpec};
+use super::trace::TraceKind;
+use super::{Outcome, Policy, ResourceFigures, Skipped};
+use crate::config::Pricing;
+use crate::policy::dynamodb::Op;
+use crate::sim::SimSettings;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceInfo {
+    pub path: String,
+    #[serde(flatten)]
+    pub kind: TraceKind,
+    pub start: DateTime<Utc>,
+    pub seconds: usize,
+    /// Rates were multiplied by this.
+    pub scale: f64,
+    pub total_requests: f64,
+    pub mean_rps: f64,
+    pub peak_rps: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SurgeInfo {
+    pub at: DateTime<Utc>,
+    pub hour_mean_rps: f64,
+    pub extra_peak_rps: f64,
+    /// Per policy: seconds from the surge's start until the first
+    /// capacity increase of the first replayed capacity took effect
+    /// (None: no increase within 10 minutes).
+    pub capacity_raised_after_s: std::collections::BTreeMap<Policy, Option<u64>>,
+    /// Per policy: units throttled in the surge's first 10 minutes, all capacities.
+    pub throttled_units: std::collections::BTreeMap<Policy, f64>,
+}
+
+/// Seconds after `at` until the provisioned capacity first rose, within `horizon`.
+fn raised_after(provisioned: &[u64], at: usize, horizon: usize) -> Option<u64> {
+    let base = *provisioned.get(at)?;
+    (at..(at + horizon).min(provisioned.len()))
+        .find(|&s| provisioned[s] > base)
+        .map(|s| (s - at) as u64)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SimulatorInfo {
+    pub update_delay_s: f64,
+    pub burst_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceReport {
+    pub resource: String,
+    pub rapidscale: ResourceFigures,
+    pub aws_native: ResourceFigures,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub throttled_units: f64,
+    pub throttled_requests: f64,
+    pub cost_usd: f64,
+    pub actions: u64,
+    pub decreases: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub trace: TraceInfo,
+    pub surges: Option<SurgeSpec>,
+    pub surge_list: Vec<SurgeInfo>,
+    pub simulator: SimulatorInfo,
+    pub pricing: PricingInfo,
+    /// Where the native model is described.
+    pub native_model: &'static str,
+    pub resources: Vec<ResourceReport>,
+    pub totals: std::collections::BTreeMap<Policy, Totals>,
+    pub skipped: Vec<Skipped>,
+    /// Wall-clock seconds the replay itself took.
+    pub replay_wall_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PricingInfo {
+    pub read_unit_hour_usd: f64,
+    pub write_unit_hour_usd: f64,
+}
+
+pub struct ReportInput<'a> {
+    pub path: String,
+    pub kind: TraceKind,
+    pub scale: f64,
+    pub surges: Option<SurgeSpec>,
+    pub surge_list: &'a [Surge],
+    pub settings: &'a SimSettings,
+    pub pricing: Pricing,
+    pub skipped: Vec<Skipped>,
+    pub replay_wall_s: f64,
+}
+
+pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
+    let r = &outcome.requests;
+    let total: f64 = r.iter().sum();
+    let mut resources = Vec::new();
+    let mut totals: std::collections::BTreeMap<Policy, Totals> = Default::default();
+    for (i, t) in outcome.targets.iter().enumerate() {
+        let fig = |p: Policy| outcome.figures[&p][i].clone();
+        for p in Policy::ALL {
+            let f = fig(p);
+            let tot = totals.entry(p).or_default();
+            for o in [&f.read, &f.write].into_iter().flatten() {
+                tot.throttled_units += o.throttled_units;
+                tot.throttled_requests += o.throttled_requests;
+            }
+            tot.cost_usd += f.cost_usd;
+            tot.actions += f.actions;
+            tot.decreases += f.decreases_used.values().sum::<u64>();
+        }
+        resources.push(ResourceReport {
+            resource: t.key(),
+            rapidscale: fig(Policy::Rapidscale),
+            aws_native: fig(Policy::AwsNative),
+        });
+    }
+    Report {
+        trace: TraceInfo {
+            path: input.path,
+            kind: input.kind,
+            start: outcome.start,
+            seconds: r.len(),
+            scale: input.scale,
+            total_requests: total,
+            mean_rps: total / r.len().max(1) as f64,
+            peak_rps: r.iter().copied().fold(0.0, f64::max),
+        },
+        surges: input.surges,
+        surge_list: input
+            .surge_list
+            .iter()
+            .map(|s| {
+                let horizon = 600;
+                let mut raised = std::collections::BTreeMap::new();
+                let mut throttled = std::collections::BTreeMap::new();
+                for p in Policy::ALL {
+                    let series = &outcome.series[&p];
+                    raised.insert(
+                        p,
+                        series
+                            .first()
+                            .and_then(|ops| ops.first())
+                            .and_then(|o| raised_after(&o.provisioned, s.at, horizon)),
+                    );
+                    let end = (s.at + horizon).min(outcome.requests.len());
+                    throttled.insert(
+                        p,
+                        series
+                            .iter()
+                            .flatten()
+                            .map(|o| o.throttled[s.at..end].iter().sum::<f64>())
+                            .sum(),
+                    );
+                }
+                SurgeInfo {
+                    at: outcome.start + TimeDelta::seconds(s.at as i64),
+                    hour_mean_rps: s.hour_mean,
+                    extra_peak_rps: s.extra_peak,
+                    capacity_raised_after_s: raised,
+                    throttled_units: throttled,
+                }
+            })
+            .collect(),
+        simulator: SimulatorInfo {
+            update_delay_s: input.settings.update_delay.as_secs_f64(),
+            burst_seconds: input.settings.burst_seconds,
+        },
+        pricing: PricingInfo {
+            read_unit_hour_usd: input.pricing.read_unit_hour,
+            write_unit_hour_usd: input.pricing.write_unit_hour,
+        },
+        native_model: "docs/replay.md#the-aws-native-model",
+        resources,
+        totals,
+        skipped: input.skipped,
+        replay_wall_s: input.replay_wall_s,
+    }
+}
+
+fn chart_name(resource: &str, op: Op) -> String {
+    format!("chart-{}-{}.svg", resource.replace('/', "-"), op.as_str())
+}
+
+/// Writes every file of the report into `dir` (created if missing).
+pub fn write_all(dir: &Path, report: &Report, outcome: &Outcome) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let json = dir.join("report.json");
+    std::fs::write(
+        &json,
+        serde_json::to_vec_pretty(report).map_err(io::Error::other)?,
+    )?;
+    written.push(json);
+    let md = dir.join("report.md");
+    std::fs::write(&md, markdown(report, outcome))?;
+    written.push(md);
+    let csv = dir.join("timeline.csv");
+    write_timeline(&csv, outcome)?;
+    written.push(csv);
+    for (i, t) in outcome.targets.iter().enumerate() {
+        for (k, o) in t.ops.iter().enumerate() {
+            let path = dir.join(chart_name(&t.key(), o.op));
+            chart(&path, outcome, i, k).map_err(|e| io::Error::other(e.to_string()))?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+fn write_timeline(path: &Path, o: &Outcome) -> io::Result<()> {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    write!(w, "time,requests")?;
+    for t in &o.targets {
+        for op in &t.ops {
+            let c = format!("{}:{}", t.key(), op.op.as_str());
+            write!(w, ",{c}:demand")?;
+            for p in Policy::ALL {
+                write!(w, ",{c}:{0}_provisioned,{c}:{0}_throttled", p.as_str())?;
+            }
+        }
+    }
+    writeln!(w)?;
+    let mut line = String::with_capacity(256);
+    for s in 0..o.requests.len() {
+        line.clear();
+        let _ = write!(line, "{},{}", o.start.timestamp() + s as i64, o.requests[s]);
+        for (i, t) in o.targets.iter().enumerate() {
+            for (k, op) in t.ops.iter().enumerate() {
+                let _ = write!(line, ",{}", round3(op.units[s]));
+                for p in Policy::ALL {
+                    let series = &o.series[&p][i][k];
+                    let _ = write!(
+                        line,
+                        ",{},{}",
+                        series.provisioned[s],
+                        round3(series.throttled[s])
+                    );
+                }
+            }
+        }
+        line.push('\n');
+        w.write_all(line.as_bytes())?;
+    }
+    w.flush()
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn chart(path: &Path, o: &Outcome, i: usize, k: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let t = &o.targets[i];
+    let op = &t.ops[k];
+    // Per minute: the demand's mean and peak second, the provisioned capacity at the minute's end.
+    let minutes = o.requests.len().div_ceil(60);
+    let hours = |m: usize| m as f64 / 60.0;
+    let per_minute = |f: &dyn Fn(std::ops::Range<usize>) -> f64| -> Vec<(f64, f64)> {
+        (0..minutes)
+            .map(|m| (hours(m), f(m * 60..((m + 1) * 60).min(o.requests.len()))))
+            .collect()
+    };
+    let demand_mean = per_minute(&|r| op.units[r.clone()].iter().sum::<f64>() / r.len() as f64);
+    let demand_peak = per_minute(&|r| op.units[r].iter().copied().fold(0.0, f64::max));
+    let prov = |p: Policy| {
+        let s = &o.series[&p][i][k];
+        per_minute(&|r| s.provisioned[r.end - 1] as f64)
+    };
+    let rs = prov(Policy::Rapidscale);
+    let native = prov(Policy::AwsNative);
+    let y_max = demand_peak
+        .iter()
+        .chain(&rs)
+        .chain(&native)
+        .map(|p| p.1)
+        .fold(1.0, f64::max)
+        * 1.05;
+    let root = SVGBackend::new(path, (1400, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let title = format!(
+        "{} {} capacity units: demand vs provisioned (start {})",
+        t.key(),
+        op.op.as_str(),
+        o.start.format("%Y-%m-%d %H:%M UTC")
+    );
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..hours(minutes), 0.0..y_max)?;
+    c.configure_mesh()
+        .x_desc("hours since start")
+        .y_desc("units/s")
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let grey = RGBColor(190, 190, 190);
+    c.draw_series(LineSeries::new(demand_peak, grey.stroke_width(1)))?
+        .label("demand, peak second of the minute")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
+    let dark = RGBColor(90, 90, 90);
+    c.draw_series(LineSeries::new(demand_mean, dark.stroke_width(1)))?
+        .label("demand, minute mean")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], dark));
+    let orange = RGBColor(230, 120, 20);
+    c.draw_series(LineSeries::new(native, orange.stroke_width(2)))?
+        .label("provisioned: AWS native model")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange));
+    let blue = RGBColor(30, 90, 200);
+    c.draw_series(LineSeries::new(rs, blue.stroke_width(2)))?
+        .label("provisioned: rapidscale")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue));
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn pct(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.1} %", 100.0 * a / b)
+    } else if a > 0.0 {
+        "∞".to_string()
+    } else {
+        "—".to_string()
+    }
+}
+
+/// The summary printed by `rapidscale replay`: one line per capacity and policy.
+pub fn summary(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Replayed {:.1} h of traffic ({:.1} req/s mean, peak {:.0}) in {:.2} s.",
+        r.trace.seconds as f64 / 3600.0,
+        r.trace.mean_rps,
+        r.trace.peak_rps,
+        r.replay_wall_s
+    );
+    let _ = writeln!(
+        s,
+        "{:<28} {:<11} {:>16} {:>12} {:>8} {:>9}",
+        "capacity", "policy", "throttled units", "cost USD", "calls", "decreases"
+    );
+    for res in &r.resources {
+        for (p, f) in [
+            ("rapidscale", &res.rapidscale),
+            ("aws_native", &res.aws_native),
+        ] {
+            for (op, o) in [("read", &f.read), ("write", &f.write)] {
+                let Some(o) = o else { continue };
+                let _ = writeln!(
+                    s,
+                    "{:<28} {:<11} {:>16.0} {:>12.2} {:>8} {:>9}",
+                    format!("{} {op}", res.resource),
+                    p,
+                    o.throttled_units,
+                    o.cost_usd,
+                    f.actions,
+                    f.decreases_used.values().sum::<u64>()
+                );
+            }
+        }
+    }
+    s
+}
+
+fn markdown(r: &Report, o: &Outcome) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Replay report\n");
+    let _ = writeln!(
+        s,
+        "Trace `{}`: {} seconds from {} ({:.1} h), rates x{}, mean {:.1} req/s, peak {:.0} req/s, {:.0} requests in all.",
+        r.trace.path,
+        r.trace.seconds,
+        r.trace.start.to_rfc3339(),
+        r.trace.seconds as f64 / 3600.0,
+        r.trace.scale,
+        r.trace.mean_rps,
+        r.trace.peak_rps,
+        r.trace.total_requests
+    );
+    if let TraceKind::PerMinute { seed } = r.trace.kind {
+        let _ = writeln!(
+            s,
+            "\nMinute counts were spread over their seconds as Poisson arrivals with seed {seed}."
+        );
+    }
+    if let Some(sp) = &r.surges {
+        let _ = writeln!(
+            s,
+            "\n{} push-notification surges per day were added (seed {}): each jumps to {}x the hour's mean within 5 s and decays with a 300 s time constant. {} in all.",
+            sp.per_day,
+            sp.seed,
+            sp.amplitude,
+            r.surge_list.len()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nSimulator: updates take effect after {} s (the table is UPDATING meanwhile); burst capacity holds up to {} s of unused capacity; DynamoDB's decrease rule is enforced. The AWS native model is described in `{}`.\n",
+        r.simulator.update_delay_s, r.simulator.burst_seconds, r.native_model
+    );
+    if !r.surge_list.is_empty() {
+        let _ = writeln!(s, "## Surges\n");
+        let _ = writeln!(s, "| start | hour mean req/s | capacity raised after (rapidscale / native) | throttled units in 10 min (rapidscale / native) |");
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        let after = |v: Option<&Option<u64>>| match v {
+            Some(Some(s)) => format!("{s} s"),
+            _ => "not within 10 min".to_string(),
+        };
+        for x in &r.surge_list {
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {} / {} | {:.0} / {:.0} |",
+                x.at.format("%Y-%m-%d %H:%M:%S"),
+                x.hour_mean_rps,
+                after(x.capacity_raised_after_s.get(&Policy::Rapidscale)),
+                after(x.capacity_raised_after_s.get(&Policy::AwsNative)),
+                x.throttled_units
+                    .get(&Policy::Rapidscale)
+                    .copied()
+                    .unwrap_or(0.0),
+                x.throttled_units
+                    .get(&Policy::AwsNative)
+                    .copied()
+                    .unwrap_or(0.0),
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "## Summary\n");
+    let _ = writeln!(
+        s,
+        "| | rapidscale | AWS native model | rapidscale / native |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let rs = r
+        .totals
+        .get(&Policy::Rapidscale)
+        .cloned()
+        .unwrap_or_default();
+    let nat = r
+        .totals
+        .get(&Policy::AwsNative)
+        .cloned()
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "| throttled units | {:.0} | {:.0} | {} |",
+        rs.throttled_units,
+        nat.throttled_units,
+        pct(rs.throttled_units, nat.throttled_units)
+    );
+    let _ = writeln!(
+        s,
+        "| throttled requests | {:.0} | {:.0} | {} |",
+        rs.throttled_requests,
+        nat.throttled_requests,
+        pct(rs.throttled_requests, nat.throttled_requests)
+    );
+    let _ = writeln!(
+        s,
+        "| provisioned cost (USD) | {:.2} | {:.2} | {} |",
+        rs.cost_usd,
+        nat.cost_usd,
+        pct(rs.cost_usd, nat.cost_usd)
+    );
+    let _ = writeln!(
+        s,
+        "| UpdateTable calls | {} | {} | |",
+        rs.actions, nat.actions
+    );
+    let _ = writeln!(s, "| decreases | {} | {} | |", rs.decreases, nat.decreases);
+    for (i, res) in r.resources.iter().enumerate() {
+        let _ = writeln!(s, "\n## {}\n", res.resource);
+        let _ = writeln!(s, "| | rapidscale | AWS native model |");
+        let _ = writeln!(s, "|---|---:|---:|");
+        for (op, a, b) in [
+            ("read", &res.rapidscale.read, &res.aws_native.read),
+            ("write", &res.rapidscale.write, &res.aws_native.write),
+        ] {
+            let (Some(a), Some(b)) = (a, b) else { continue };
+            let rows: [(&str, String, String); 6] = [
+                (
+                    "throttled units",
+                    format!("{:.0}", a.throttled_units),
+                    format!("{:.0}", b.throttled_units),
+                ),
+                (
+                    "throttled requests",
+                    format!("{:.0}", a.throttled_requests),
+                    format!("{:.0}", b.throttled_requests),
+                ),
+                (
+                    "throttled seconds (longest run)",
+                    format!(
+                        "{} ({})",
+                        a.throttled_seconds, a.max_throttled_seconds_in_a_row
+                    ),
+                    format!(
+                        "{} ({})",
+                        b.throttled_seconds, b.max_throttled_seconds_in_a_row
+                    ),
+                ),
+                (
+                    "provisioned unit-hours",
+                    format!("{:.0}", a.provisioned_unit_hours),
+                    format!("{:.0}", b.provisioned_unit_hours),
+                ),
+                (
+                    "cost (USD)",
+                    format!("{:.2}", a.cost_usd),
+                    format!("{:.2}", b.cost_usd),
+                ),
+                (
+                    "peak provisioned",
+                    a.peak_provisioned.to_string(),
+                    b.peak_provisioned.to_string(),
+                ),
+            ];
+            for (name, x, y) in rows {
+                let _ = writeln!(s, "| {op}: {name} | {x} | {y} |");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "| UpdateTable calls | {} | {} |",
+            res.rapidscale.actions, res.aws_native.actions
+        );
+        let days = |f: &ResourceFigures| {
+            f.decreases_used
+                .iter()
+                .map(|(d, n)| format!("{d}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "| decreases per UTC day | {} | {} |",
+            days(&res.rapidscale),
+            days(&res.aws_native)
+        );
+        for o in &o.targets[i].ops {
+            let _ = writeln!(
+                s,
+                "\n![{} {}]({})",
+                res.resource,
+                o.op.as_str(),
+                chart_name(&res.resource, o.op)
+            );
+        }
+    }
+    if !r.skipped.is_empty() {
+        let _ = writeln!(s, "\n## Not replayed\n");
+        for k in &r.skipped {
+            let _ = writeln!(s, "- {} {}: {}", k.resource, k.op.as_str(), k.reason);
+        }
+    }
+    let _ = writeln!(s, "\n`timeline.csv` has every second: demand, and per policy provisioned and throttled units.");
+    s
+}

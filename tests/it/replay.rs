@@ -1,0 +1,203 @@
+//! `rapidscale replay` on the bundled real trace: the backtest against the
+//! model of AWS's native auto scaling, and the report's files.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::bin;
+
+const TRACE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/nasa_jul95_week2.csv.gz"
+);
+const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rapidscale.toml");
+
+/// Replays the first three days x200, returns report.json.
+fn replay(dir: &Path, surges: u32) -> std::process::Child {
+    Command::new(bin())
+        .args(["replay", "--trace", TRACE, "--config", CONFIG, "--report"])
+        .arg(dir)
+        .args(["--scale", "200", "--days", "3", "--surges"])
+        .arg(surges.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rapidscale replay")
+}
+
+fn finish(child: std::process::Child, dir: &Path) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Replayed 72.0 h of traffic"), "{stdout}");
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
+fn total(report: &serde_json::Value, policy: &str, figure: &str) -> f64 {
+    report["totals"][policy][figure].as_f64().unwrap()
+}
+
+#[test]
+fn backtest_on_three_real_days_beats_native_scaling() {
+    let with = tempfile::tempdir().unwrap();
+    let without = tempfile::tempdir().unwrap();
+    // Both replays run side by side.
+    let a = replay(with.path(), 6);
+    let b = replay(without.path(), 0);
+    let surged = finish(a, with.path());
+    let plain = finish(b, without.path());
+
+    assert_eq!(surged["surge_list"].as_array().unwrap().len(), 18);
+    let (rs, native) = (
+        total(&surged, "rapidscale", "throttled_units"),
+        total(&surged, "aws_native", "throttled_units"),
+    );
+    assert!(native > 1000.0, "the surges hurt native scaling: {native}");
+    assert!(
+        rs <= 0.01 * native,
+        "throttled: rapidscale {rs}, native {native}"
+    );
+    let (rs_cost, native_cost) = (
+        total(&surged, "rapidscale", "cost_usd"),
+        total(&surged, "aws_native", "cost_usd"),
+    );
+    assert!(
+        rs_cost <= 1.10 * native_cost,
+        "cost with surges: rapidscale {rs_cost}, native {native_cost}"
+    );
+    let (rs_cost, native_cost) = (
+        total(&plain, "rapidscale", "cost_usd"),
+        total(&plain, "aws_native", "cost_usd"),
+    );
+    assert!(
+        rs_cost <= 1.10 * native_cost,
+        "cost without surges: rapidscale {rs_cost}, native {native_cost}"
+    );
+    assert!(plain["surge_list"].as_array().unwrap().is_empty());
+
+    // Per resource: the example config's read capacities; its write has no per_request.
+    let resources: Vec<&str> = surged["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(resources, ["posts", "posts/by_user"]);
+    let posts = &surged["resources"][0];
+    for policy in ["rapidscale", "aws_native"] {
+        let read = &posts[policy]["read"];
+        for key in [
+            "throttled_units",
+            "throttled_requests",
+            "provisioned_unit_hours",
+            "cost_usd",
+            "max_throttled_seconds_in_a_row",
+        ] {
+            assert!(read[key].is_number(), "{policy}.read.{key}");
+        }
+        assert!(posts[policy]["actions"].as_u64().unwrap() > 0);
+        let per_day = posts[policy]["decreases_used"].as_object().unwrap();
+        assert!(per_day.values().all(|n| n.as_u64().unwrap() <= 27));
+    }
+    assert_eq!(surged["skipped"][0]["resource"], "posts");
+    assert_eq!(surged["skipped"][0]["op"], "write");
+    assert_eq!(surged["trace"]["start"], "1995-07-10T04:00:00Z");
+
+    // The other files.
+    let md = std::fs::read_to_string(with.path().join("report.md")).unwrap();
+    assert!(md.contains("| throttled units |"), "{md}");
+    assert!(md.contains("## Surges"));
+    assert!(md.contains("](chart-posts-read.svg)"));
+    let timeline = std::fs::read_to_string(with.path().join("timeline.csv")).unwrap();
+    let mut lines = timeline.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("time,requests,posts:read:demand,posts:read:rapidscale_provisioned,posts:read:rapidscale_throttled,posts:read:aws_native_provisioned"), "{header}");
+    assert_eq!(lines.count(), 3 * 86_400);
+    for chart in ["chart-posts-read.svg", "chart-posts-by_user-read.svg"] {
+        let svg = std::fs::read_to_string(with.path().join(chart)).unwrap();
+        assert!(svg.starts_with("<svg"), "{chart}");
+        assert!(svg.contains("provisioned: rapidscale"));
+        assert!(svg.contains("provisioned: AWS native model"));
+    }
+}
+
+#[test]
+fn replay_reads_minute_traces_and_access_logs_and_rejects_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let minutes = dir.path().join("minutes.csv");
+    let rows: String = (0..120)
+        .map(|m| format!("{m},{}\n", 6000 + (m % 7) * 600))
+        .collect();
+    std::fs::write(&minutes, format!("minute,requests\n{rows}")).unwrap();
+    let out = Command::new(bin())
+        .args(["replay", "--config", CONFIG, "--seed", "9", "--trace"])
+        .arg(&minutes)
+        .arg("--report")
+        .arg(dir.path().join("m"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("m/report.json")).unwrap()).unwrap();
+    assert_eq!(report["trace"]["kind"], "per_minute");
+    assert_eq!(report["trace"]["seed"], 9);
+    assert_eq!(report["trace"]["seconds"], 7200);
+    let md = std::fs::read_to_string(dir.path().join("m/report.md")).unwrap();
+    assert!(md.contains("Poisson arrivals with seed 9"), "{md}");
+
+    let log = dir.path().join("access.log");
+    let lines: String = (0..300)
+        .map(|i| {
+            format!(
+                "10.0.0.1 - - [29/Nov/2026:10:{:02}:{:02} +0000] \"GET / HTTP/1.1\" 200 5 \"-\" \"x\"\n",
+                i / 60 % 60,
+                i % 60
+            )
+        })
+        .collect();
+    std::fs::write(&log, format!("{lines}not a log line\n")).unwrap();
+    let out = Command::new(bin())
+        .args(["replay", "--config", CONFIG, "--trace"])
+        .arg(&log)
+        .arg("--report")
+        .arg(dir.path().join("l"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("l/report.json")).unwrap()).unwrap();
+    assert_eq!(report["trace"]["kind"], "access_log");
+    assert_eq!(report["trace"]["lines"], 301);
+    assert_eq!(report["trace"]["dropped"], 1);
+    assert_eq!(report["trace"]["total_requests"], 300.0);
+
+    // A bad trace is a usage error (exit 2) naming the line.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "second,requests\n0,1\n1,-4\n").unwrap();
+    let out = Command::new(bin())
+        .args(["replay", "--config", CONFIG, "--trace"])
+        .arg(&bad)
+        .arg("--report")
+        .arg(dir.path().join("b"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.csv:3: requests \"-4\" is not a count >= 0"),
+        "{err}"
+    );
+    assert!(!dir.path().join("b").exists(), "no report for a bad trace");
+}
