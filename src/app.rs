@@ -52,10 +52,27 @@ fn store_config(config: &Config) -> StoreConfig {
     }
 }
 
-/// Runs the daemon until `shutdown` is cancelled.
+/// Runs the daemon against AWS until `shutdown` is cancelled.
 pub async fn run(
+    config: Config,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let cloud = if config.dynamodb.tables.is_empty() && config.asg.is_none() {
+        None
+    } else {
+        Some(Arc::new(AwsCloud::connect(&config.aws).await))
+    };
+    run_with(config, clock, cloud, None, shutdown).await
+}
+
+/// Runs the daemon against any cloud backend (AWS, or the simulator for
+/// `demo`); `started` receives the bound addresses once everything listens.
+pub async fn run_with<C: CloudBackend>(
     mut config: Config,
     clock: SharedClock,
+    cloud: Option<Arc<C>>,
+    started: Option<tokio::sync::oneshot::Sender<Bound>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
@@ -187,8 +204,7 @@ pub async fn run(
         .iter()
         .map(|t| t.name.clone())
         .collect();
-    if !tables.is_empty() || config.asg.is_some() {
-        let cloud = Arc::new(AwsCloud::connect(&config.aws).await);
+    if let Some(cloud) = cloud.filter(|_| !tables.is_empty() || config.asg.is_some()) {
         let actuator = Arc::new(Actuator {
             cloud: cloud.clone(),
             audit: audit.clone(),
@@ -316,6 +332,9 @@ pub async fn run(
     }
 
     tracing::info!(mode = ?config.mode, statsd = ?bound.statsd, api = ?bound.api, "rapidscale started.");
+    if let Some(tx) = started {
+        let _ = tx.send(bound.clone());
+    }
     shutdown.cancelled().await;
     tracing::info!("Stopping.");
     tasks.close();

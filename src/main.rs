@@ -48,6 +48,24 @@ enum Command {
     /// Replay recorded traffic through the simulator with rapidscale's
     /// policy and a model of AWS's native auto scaling, and write a report.
     Replay(ReplayCli),
+    /// Run the daemon against a simulated AWS with built-in traffic: no AWS account needed.
+    Demo {
+        /// A config to run instead of the built-in one (config/demo.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// API and dashboard address (overrides the config's [api] listen).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Seconds of the bundled trace played per real second.
+        #[arg(long, default_value_t = 60.0)]
+        speed: f64,
+        /// Multiply the trace's rates by this.
+        #[arg(long, default_value_t = 10.0)]
+        scale: f64,
+        /// Seconds between synthetic push-notification surges (0: none).
+        #[arg(long, default_value_t = 240)]
+        surge_every: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -102,6 +120,68 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Replay(args) => replay(args),
+        Command::Demo {
+            config,
+            listen,
+            speed,
+            scale,
+            surge_every,
+        } => {
+            let loaded = match &config {
+                Some(path) => load(path),
+                None => Config::parse("config/demo.toml (built in)", rapidscale::demo::DEMO_CONFIG)
+                    .map_err(|e| {
+                        if let ConfigError::Invalid(problems) = &e {
+                            for p in problems {
+                                eprintln!("{p}");
+                            }
+                        }
+                        eprintln!("{e}");
+                        ExitCode::from(EXIT_CONFIG)
+                    }),
+            };
+            let mut config = match loaded {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let (Some(addr), Some(api)) = (listen, config.api.as_mut()) {
+                api.listen = addr;
+            }
+            if !(speed > 0.0 && speed <= 3600.0 && scale > 0.0) {
+                eprintln!("rapidscale demo: --speed must be in (0, 3600] and --scale > 0");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            let opts = rapidscale::demo::DemoOptions {
+                speed,
+                scale,
+                surge_every: std::time::Duration::from_secs(surge_every),
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("rapidscale: cannot start the async runtime: {e}");
+                    return ExitCode::from(EXIT_RUNTIME);
+                }
+            };
+            runtime.block_on(async move {
+                let shutdown = CancellationToken::new();
+                let token = shutdown.clone();
+                tokio::spawn(async move {
+                    wait_for_stop_signal().await;
+                    token.cancel();
+                });
+                match rapidscale::demo::run(config, opts, shutdown).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), "The demo failed.");
+                        ExitCode::from(EXIT_RUNTIME)
+                    }
+                }
+            })
+        }
         Command::Run { config } => {
             let config = match load(&config) {
                 Ok(c) => c,

@@ -100,19 +100,34 @@ pub fn load(path: &Path, opts: &TraceOptions) -> Result<Trace, TraceError> {
         source,
     };
     let file = File::open(path).map_err(io)?;
-    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::GzDecoder::new(file))
+    let gzip = path.extension().is_some_and(|e| e == "gz");
+    read(&name, file, gzip, opts)
+}
+
+/// Reads a trace from any reader (`name` is used in errors).
+pub fn read(
+    name: &str,
+    input: impl Read + 'static,
+    gzip: bool,
+    opts: &TraceOptions,
+) -> Result<Trace, TraceError> {
+    let io = |source| TraceError::Io {
+        path: name.to_string(),
+        source,
+    };
+    let reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(input))
     } else {
-        Box::new(file)
+        Box::new(input)
     };
     let mut lines = BufReader::with_capacity(1 << 16, reader);
     let mut first = Vec::new();
     lines.read_until(b'\n', &mut first).map_err(io)?;
     let header = String::from_utf8_lossy(&first).trim().to_ascii_lowercase();
     match header.as_str() {
-        "second,requests" => read_counts(lines, &name, opts, 1),
-        "minute,requests" => read_counts(lines, &name, opts, 60),
-        _ => read_log(first, lines, &name, opts),
+        "second,requests" => read_counts(lines, name, opts, 1),
+        "minute,requests" => read_counts(lines, name, opts, 60),
+        _ => read_log(first, lines, name, opts),
     }
 }
 

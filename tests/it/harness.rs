@@ -42,9 +42,26 @@ impl Daemon {
         let config = config.replace("{dir}", &dir.path().display().to_string());
         let path = dir.path().join("rapidscale.toml");
         std::fs::write(&path, config).expect("write config");
+        let args = vec!["run".into(), "--config".into(), path.into_os_string()];
+        Daemon::spawn(args, dir, env).await
+    }
+
+    /// Starts `rapidscale demo` with `args` (the built-in config unless they say otherwise).
+    pub async fn start_demo(args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut all: Vec<std::ffi::OsString> = vec!["demo".into()];
+        all.extend(args.iter().map(|a| a.into()));
+        Daemon::spawn(all, dir, &[]).await
+    }
+
+    async fn spawn(
+        args: Vec<std::ffi::OsString>,
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let mut child = Command::new(bin())
-            .args(["--log-format", "json", "run", "--config"])
-            .arg(&path)
+            .args(["--log-format", "json"])
+            .args(&args)
             .env("RAPIDSCALE_LOG", "info")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")

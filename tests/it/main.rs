@@ -3,6 +3,7 @@
 
 mod asg;
 mod aws;
+mod demo;
 mod dynamodb;
 mod harness;
 mod ingest;

@@ -1,0 +1,40 @@
+//! `rapidscale demo`: the daemon on the simulator with built-in traffic, no AWS.
+
+use std::time::Duration;
+
+use crate::harness::Daemon;
+
+#[tokio::test]
+async fn demo_scales_the_simulated_world_and_stops_cleanly() {
+    // No AWS anywhere: the simulator is the only backend.
+    let d = Daemon::start_demo(&["--listen", "127.0.0.1:0", "--surge-every", "20"]).await;
+    assert!(
+        d.statsd.is_some(),
+        "the built-in traffic needs the StatsD port"
+    );
+    let status = d
+        .wait_for_status(Duration::from_secs(60), "an applied increase", |s| {
+            s["decisions"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|r| r["resource"] == "posts" && r["outcome"] == "applied")
+            })
+        })
+        .await;
+    assert_eq!(status["mode"], "apply");
+    // The simulated table really changed: its description shows more than the min.
+    let status = d
+        .wait_for_status(Duration::from_secs(30), "posts above its min", |s| {
+            s["dynamodb"].as_array().is_some_and(|a| {
+                a.iter().any(|r| {
+                    r["resource"] == "posts"
+                        && r["ops"][0]["provisioned"].as_u64().is_some_and(|p| p > 50)
+                })
+            })
+        })
+        .await;
+    let rate = status["streams"][0]["last_value"].as_f64().unwrap_or(0.0);
+    assert!(rate > 0.0, "built-in traffic arrives: {status:#}");
+    let (exit, took) = d.terminate().await;
+    assert!(exit.success(), "{exit:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
