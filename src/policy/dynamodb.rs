@@ -199,10 +199,13 @@ pub fn decide_op(
     let burst_mode = p.burst_share > 0.0;
     // Whether the modelled burst bucket rides out demand `rate` until an
     // increase made now would be in effect.
+    // Whether the modelled burst bucket could keep demand `rate` within the
+    // band until an increase made now would be in effect: the excess over
+    // the band's top, not over capacity, so headroom is kept (requests are
+    // not spread evenly over a second, or over partitions).
     let burst_covers = |rate: f64| {
         burst_mode
-            && (rate - cur as f64).max(0.0) * p.update_time.as_secs_f64()
-                <= p.burst_share * ctx.burst
+            && (rate - band_hi).max(0.0) * p.update_time.as_secs_f64() <= p.burst_share * ctx.burst
     };
     let mut wants_more = false;
     let mut left_to_burst = false;

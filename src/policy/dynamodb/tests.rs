@@ -601,14 +601,22 @@ fn a_spike_the_burst_bucket_covers_is_left_to_it() {
     // 100 provisioned (band 45..55); two seconds at 300 after a quiet spell.
     let mut s = flat(40.0, 200);
     s.extend([300.0, 300.0]);
-    // The newest 10 s average 92: 0 excess over 100 -> covered even with an empty bucket.
+    // The newest 10 s average 92: 37 over the band's top x 20 s = 740
+    // units, covered by half of 1,480 banked, not by an empty bucket.
     assert_eq!(
-        decide_burst(&s, 100, 0.0),
+        decide_burst(&s, 100, 1480.0),
         OpVerdict::Hold {
             reason: HoldReason::BurstCovers
         }
     );
-    // A spike that lasts: 10 s at 300 -> 200 excess x 20 s = 4000 units.
+    assert!(matches!(
+        decide_burst(&s, 100, 0.0),
+        OpVerdict::Up {
+            rule: Rule::Surge,
+            ..
+        }
+    ));
+    // A spike that lasts: 10 s at 300 -> 245 over the band x 20 s = 4,900 units.
     let mut s = flat(40.0, 200);
     s.extend(flat(300.0, 10));
     assert_eq!(
@@ -616,7 +624,7 @@ fn a_spike_the_burst_bucket_covers_is_left_to_it() {
         OpVerdict::Hold {
             reason: HoldReason::BurstCovers
         },
-        "half of 10,000 banked covers 4,000"
+        "half of 10,000 banked covers 4,900"
     );
     match decide_burst(&s, 100, 6_000.0) {
         // Sized to the mean of the newest seconds (300 / 0.5), not a peak second.
