@@ -6,8 +6,9 @@
 //! Measured from the first packet of the step, with DescribeTable polled
 //! every 25 ms: until the first increase shows (`first`), and until the
 //! new demand is inside the policy's band (capacity x 0.5 x 1.1 >= 200,
-//! i.e. >= 364 WCU: `enough`). Run with `up_window = "1s"` and with the
-//! defaults. A trial that does not get there in 30 s is reported as such.
+//! i.e. >= 364 WCU: `enough`). Run with `up_window = "1s"`, with the
+//! defaults, and with the per-second policy (`burst_share = 0`). A trial
+//! that does not get there in 30 s is reported as such.
 //!
 //! Auto Scaling: a group of 2 instances (100 requests/s each at target),
 //! steady fleet traffic of 150 requests/s split evenly over the serving
@@ -224,24 +225,29 @@ async fn run_variant(moto: &str, name: &str, extra: &str, trials: usize) {
         .send()
         .await
         .unwrap();
-    let d = start_daemon(
-        moto,
-        &format!(
-            r#"[dynamodb]
+    let body = format!(
+        r#"[dynamodb]
 poll_interval = "1s"
 {extra}
 [[dynamodb.tables]]
 name = "{table}"
 write = {{ target = 0.5, min = 1, max = 10000, metric = "ddb.units{{table:{table},op:write}}" }}"#
-        ),
     );
+    // Each trial gets a fresh daemon, so no trial inherits the windows (or
+    // the burst model) of the one before; the sender follows its port.
+    let mut d = start_daemon(moto, &body);
+    let target = Arc::new(Mutex::new(d.statsd));
 
     // 100 packets/s; the rate is units/s; the first packet at a new rate stamps `changed_at`.
     let rate = Arc::new(AtomicU64::new(40));
     let changed_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let sender = {
-        let (rate, changed_at, table, target) =
-            (rate.clone(), changed_at.clone(), table.clone(), d.statsd);
+        let (rate, changed_at, table, target) = (
+            rate.clone(),
+            changed_at.clone(),
+            table.clone(),
+            target.clone(),
+        );
         tokio::spawn(async move {
             let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -250,7 +256,8 @@ write = {{ target = 0.5, min = 1, max = 10000, metric = "ddb.units{{table:{table
                 tick.tick().await;
                 let r = rate.load(Ordering::SeqCst);
                 let packet = format!("ddb.units:{}|c|#table:{table},op:write", r as f64 / 100.0);
-                let _ = socket.send_to(packet.as_bytes(), target).await;
+                let to = *target.lock().unwrap();
+                let _ = socket.send_to(packet.as_bytes(), to).await;
                 if r != last_rate {
                     *changed_at.lock().unwrap() = Some(Instant::now());
                     last_rate = r;
@@ -260,9 +267,15 @@ write = {{ target = 0.5, min = 1, max = 10000, metric = "ddb.units{{table:{table
     };
     let mut firsts = Vec::new();
     let mut reactions = Vec::new();
+    let (mut missed, mut short) = (0, 0);
     for trial in 0..trials {
-        // Back to the baseline first, so the last trial's surge has left every window.
         rate.store(40, Ordering::SeqCst);
+        if trial > 0 {
+            drop(d);
+            set_capacity(&cloud, &table, 100).await;
+            d = start_daemon(moto, &body);
+            *target.lock().unwrap() = d.statsd;
+        }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let t_reset = Instant::now();
         set_capacity(&cloud, &table, 100).await;
@@ -286,29 +299,50 @@ write = {{ target = 0.5, min = 1, max = 10000, metric = "ddb.units{{table:{table
         rate.store(200, Ordering::SeqCst);
         let mut first = None;
         let give_up = Instant::now() + Duration::from_secs(30);
+        let mut last_wcu;
         let reached = loop {
             let t = cloud.describe_table(&table).await.unwrap();
             let wcu = t.provisioned.unwrap().write;
+            last_wcu = wcu;
             if wcu > 100 && first.is_none() {
                 first = Some(Instant::now());
             }
             if wcu as f64 * 0.5 * 1.1 >= 200.0 {
-                break Instant::now();
+                break Some(Instant::now());
             }
             if Instant::now() > give_up {
-                panic!("reaction/{name}: trial {trial}: capacity stuck at {wcu} WCU");
+                break None;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         };
         let step_at = changed_at.lock().unwrap().expect("the step was sent");
-        let secs = (reached - step_at).as_secs_f64();
-        let first_secs = (first.unwrap_or(reached) - step_at).as_secs_f64();
-        println!("reaction/{name}: trial {trial:2}: first {first_secs:.3} s, enough {secs:.3} s");
+        let Some(first) = first else {
+            println!("reaction/{name}: trial {trial:2}: no increase within 30 s");
+            missed += 1;
+            continue;
+        };
+        let first_secs = (first - step_at).as_secs_f64();
         firsts.push(first_secs);
-        reactions.push(secs);
+        match reached {
+            Some(reached) => {
+                let secs = (reached - step_at).as_secs_f64();
+                println!(
+                    "reaction/{name}: trial {trial:2}: first {first_secs:.3} s, enough {secs:.3} s"
+                );
+                reactions.push(secs);
+            }
+            None => {
+                println!("reaction/{name}: trial {trial:2}: first {first_secs:.3} s, not enough within 30 s (held at {last_wcu} WCU)");
+                short += 1;
+            }
+        }
     }
+    println!("reaction/{name}: {missed} trials without an increase, {short} increased but short of the need after 30 s");
     sender.abort();
     for (what, mut v) in [("first", firsts), ("enough", reactions)] {
+        if v.is_empty() {
+            continue;
+        }
         v.sort_by(f64::total_cmp);
         println!(
             "reaction/{name}/{what}: {} trials: p50 {:.3} s, p95 {:.3} s, min {:.3} s, max {:.3} s",
@@ -486,6 +520,7 @@ fn main() {
         if only.as_deref() != Some("asg") {
             run_variant(&moto_url, "up_window_1s", "up_window = \"1s\"", trials).await;
             run_variant(&moto_url, "defaults", "", trials).await;
+            run_variant(&moto_url, "per_second", "burst_share = 0.0", trials).await;
         }
         if only.as_deref() != Some("dynamodb") {
             run_group_variant(&moto_url, "up_window_1s", "up_window = \"1s\"", trials).await;

@@ -366,3 +366,156 @@ async fn scaling_activity_in_progress_is_retried_with_backoff() {
         ("asg", Outcome::Applied, "desired", 6)
     );
 }
+
+// The same actuator on the simulator backend, driven by its fault modes.
+
+use crate::sim::cloud::SimCloud;
+use crate::sim::{Fault, FaultKind, FaultWhen, SimSettings, SimWorld};
+
+struct SimFixture {
+    actuator: Actuator<SimCloud>,
+    cloud: SimCloud,
+    _dir: tempfile::TempDir,
+}
+
+fn sim_fixture(faults: Vec<Fault>) -> SimFixture {
+    let clock = Arc::new(TokioClock::starting_at(
+        DateTime::from_timestamp(1_764_403_200, 0).unwrap(),
+    ));
+    let mut world = SimWorld::new(SimSettings::default());
+    world.add_table(
+        "posts",
+        Throughput {
+            read: 100,
+            write: 50,
+        },
+        &[],
+    );
+    for f in faults {
+        world.add_fault(f);
+    }
+    let cloud = SimCloud::new(world, clock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let (audit, _) = AuditLog::open(dir.path(), clock.now());
+    SimFixture {
+        actuator: Actuator {
+            cloud: Arc::new(cloud.clone()),
+            audit: Arc::new(audit),
+            budget: Arc::new(Mutex::new(BudgetStore::load(dir.path()).unwrap())),
+            view: Arc::new(RwLock::new(CloudView::default())),
+            clock,
+            retry: RetryPolicy::default(),
+            settle_timeout: Duration::from_secs(60),
+        },
+        cloud,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_the_simulator_throttling_is_retried_and_the_change_lands_after_the_delay() {
+    let f = sim_fixture(vec![Fault {
+        kind: FaultKind::Throttled,
+        operation: Some("UpdateTable"),
+        when: FaultWhen::NextCalls(2),
+    }]);
+    let start = tokio::time::Instant::now();
+    let outcome = f
+        .actuator
+        .apply(update(false), CancellationToken::new())
+        .await;
+    assert_eq!(outcome, Outcome::Applied);
+    assert_eq!(f.cloud.world().calls["UpdateTable"], 3);
+    // The actuator follows the table while UPDATING: done once the 15 s delay passed.
+    assert!(
+        start.elapsed() >= Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    let d = f.cloud.describe_table("posts").await.unwrap();
+    assert_eq!(
+        (d.status.as_str(), d.provisioned.unwrap().read),
+        ("ACTIVE", 300)
+    );
+    let records = read_file(f.actuator.audit.path()).unwrap();
+    assert_eq!(records.last().unwrap().outcome, Outcome::Applied);
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_the_simulator_an_outage_costs_a_bounded_number_of_calls() {
+    let now = DateTime::from_timestamp(1_764_403_200, 0).unwrap();
+    let f = sim_fixture(vec![Fault {
+        kind: FaultKind::Outage,
+        operation: None,
+        when: FaultWhen::Window {
+            from: now,
+            until: now + chrono::TimeDelta::hours(1),
+        },
+    }]);
+    let outcome = f
+        .actuator
+        .apply(update(false), CancellationToken::new())
+        .await;
+    assert_eq!(outcome, Outcome::Failed);
+    assert_eq!(
+        f.cloud.world().calls["UpdateTable"],
+        RetryPolicy::default().max_attempts as u64
+    );
+    let last = read_file(f.actuator.audit.path()).unwrap().pop().unwrap();
+    assert!(last.error.unwrap().contains("simulated outage"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_the_simulator_the_decrease_rule_is_enforced_and_the_ledger_follows() {
+    let f = sim_fixture(Vec::new());
+    // Four decreases in the first hour are accepted (100 -> 40 each time from a fresh 100).
+    for i in 0..4 {
+        f.cloud
+            .world()
+            .update_capacity(
+                "posts",
+                None,
+                Throughput {
+                    read: 101 + i,
+                    write: 50,
+                },
+                f.actuator.clock.now(),
+            )
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(16)).await;
+        assert_eq!(
+            f.actuator
+                .apply(update(true), CancellationToken::new())
+                .await,
+            Outcome::Applied,
+            "decrease {i}"
+        );
+        tokio::time::advance(Duration::from_secs(60)).await;
+    }
+    // The fifth is refused by the simulated DynamoDB: not retried, and decreases wait an hour.
+    f.cloud
+        .world()
+        .update_capacity(
+            "posts",
+            None,
+            Throughput {
+                read: 100,
+                write: 50,
+            },
+            f.actuator.clock.now(),
+        )
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(16)).await;
+    let calls = f.cloud.world().calls["UpdateTable"];
+    assert_eq!(
+        f.actuator
+            .apply(update(true), CancellationToken::new())
+            .await,
+        Outcome::Failed
+    );
+    assert_eq!(f.cloud.world().calls["UpdateTable"], calls + 1);
+    let now = f.actuator.clock.now();
+    let ledger = f.actuator.budget.lock().unwrap().ledger("posts");
+    assert_eq!(ledger.used_today(now), 4);
+    assert!(!ledger.allowed_at(now + chrono::TimeDelta::minutes(59)));
+}

@@ -215,18 +215,25 @@ pub fn decide_op(
         if newest.len() == n && newest.iter().all(|v| !v.is_nan() && *v > band_hi) {
             let peak = newest.iter().copied().fold(f64::MIN, f64::max);
             wants_more = true;
-            // The burst check projects the excess of the newest
-            // BURST_RATE_WINDOW_S seconds: one spiky second does not look
-            // like a surge that will last.
+            // Left to burst only when the bucket could carry both the
+            // newest BURST_RATE_WINDOW_S seconds' excess for `update_time`
+            // (one spiky second does not look like a surge that will last)
+            // and the spike itself for BURST_RATE_WINDOW_S seconds (a small
+            // bucket does not wait for the mean to catch up).
             let recent = view.newest(BURST_RATE_WINDOW_S.max(n));
             let known: Vec<f64> = recent.into_iter().filter(|v| !v.is_nan()).collect();
             let rate = known.iter().sum::<f64>() / known.len().max(1) as f64;
-            if burst_covers(rate) {
+            let spike = newest.iter().sum::<f64>() / n as f64;
+            let spike_carried = (spike - band_hi).max(0.0) * BURST_RATE_WINDOW_S as f64
+                <= p.burst_share * ctx.burst;
+            if burst_covers(rate) && spike_carried {
                 left_to_burst = true;
             } else {
-                // With burst to lean on, size to the window's mean rather than its peak second.
+                // With burst to lean on, size to the newest second (the
+                // current one's rate so far) or the window's mean, whichever
+                // is higher, rather than the window's peak second.
                 let demand = if burst_mode {
-                    (newest.iter().sum::<f64>() / n as f64).max(rate)
+                    spike.max(rate).max(newest[n - 1])
                 } else {
                     peak
                 };

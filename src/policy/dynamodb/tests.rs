@@ -602,9 +602,10 @@ fn a_spike_the_burst_bucket_covers_is_left_to_it() {
     let mut s = flat(40.0, 200);
     s.extend([300.0, 300.0]);
     // The newest 10 s average 92: 37 over the band's top x 20 s = 740
-    // units, covered by half of 1,480 banked, not by an empty bucket.
+    // units; the spike itself, 245 over for 10 s = 2,450 units: both
+    // covered by half of 5,000 banked, not by an empty bucket.
     assert_eq!(
-        decide_burst(&s, 100, 1480.0),
+        decide_burst(&s, 100, 5000.0),
         OpVerdict::Hold {
             reason: HoldReason::BurstCovers
         }
