@@ -100,7 +100,19 @@ pub async fn run_with<C: CloudBackend>(
             .collect()
     };
 
+    let router = Arc::new(StatsdRouter::new(routes));
+    let mut http_ingest = None;
     if let Some(cfg) = &config.ingest.statsd {
+        // The same selectors serve POST /api/v1/ingest, with their own counters.
+        let c = SourceCounters::new("http_ingest");
+        http_ingest = Some(api::HttpIngest {
+            router: router.clone(),
+            sink: Sink {
+                store: store.clone(),
+                clock: clock.clone(),
+                counters: c,
+            },
+        });
         let socket =
             bind_udp(cfg.listen).with_context(|| format!("bind StatsD socket {}", cfg.listen))?;
         let addr = socket.local_addr()?;
@@ -113,11 +125,20 @@ pub async fn run_with<C: CloudBackend>(
             clock: clock.clone(),
             counters: c,
         };
-        let router = Arc::new(StatsdRouter::new(routes));
         tasks.spawn(
-            statsd::run(socket, cfg.max_packet_bytes, router, sink, shutdown.clone())
-                .instrument(tracing::info_span!("statsd")),
+            statsd::run(
+                socket,
+                cfg.max_packet_bytes,
+                router.clone(),
+                sink,
+                shutdown.clone(),
+            )
+            .instrument(tracing::info_span!("statsd")),
         );
+    }
+
+    if let Some(h) = &http_ingest {
+        counters.push(h.sink.counters.clone());
     }
 
     for cfg in &config.ingest.access_logs {
@@ -319,6 +340,16 @@ pub async fn run_with<C: CloudBackend>(
             advice: advice.clone(),
             group_advice: group_advice.clone(),
             audit: audit.clone(),
+            http_ingest: http_ingest.clone(),
+            readiness: api::Readiness {
+                tables: config
+                    .dynamodb
+                    .tables
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect(),
+                group: config.asg.is_some(),
+            },
         };
         let token = shutdown.clone();
         tasks.spawn(

@@ -1,15 +1,21 @@
 //! HTTP API: reads snapshots of the store, the counters and the cloud view;
 //! never decides anything.
 //!
-//! Endpoints so far: `GET /healthz`, `GET /api/v1/status`,
-//! `GET /api/v1/series?stream=NAME&seconds=N`.
+//! Endpoints: `GET /healthz`, `GET /readyz`, `GET /api/v1/status`,
+//! `GET /api/v1/series?stream=NAME&seconds=N`,
+//! `GET /api/v1/decisions?since=RFC3339&limit=N`, `GET /api/v1/stream`
+//! (Server-Sent Events, one per second), `POST /api/v1/ingest` (StatsD
+//! lines, at most 1 MiB). Every error is JSON: `{"error": "..."}`.
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -21,7 +27,8 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::clock::SharedClock;
 use crate::cloud::tracker::{self, CloudView, SharedView};
 use crate::config::Mode;
-use crate::ingest::{lock, CounterSnapshot, SharedStore, SourceCounters};
+use crate::ingest::statsd::StatsdRouter;
+use crate::ingest::{lock, CounterSnapshot, SharedStore, Sink, SourceCounters};
 use crate::series::StreamSummary;
 
 /// Everything handlers read.
@@ -36,7 +43,29 @@ pub struct ApiState {
     pub advice: SharedAdvice,
     pub group_advice: SharedGroupAdvice,
     pub audit: Arc<AuditLog>,
+    /// `POST /api/v1/ingest`: the StatsD router and its own counters.
+    pub http_ingest: Option<HttpIngest>,
+    /// What `/readyz` waits for.
+    pub readiness: Readiness,
 }
+
+#[derive(Clone)]
+pub struct HttpIngest {
+    pub router: Arc<StatsdRouter>,
+    pub sink: Sink,
+}
+
+/// What must have happened before the daemon is ready.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    /// Tables that must have been described once.
+    pub tables: Vec<String>,
+    /// Whether a group is configured (it must have been described once).
+    pub group: bool,
+}
+
+/// Largest `POST /api/v1/ingest` body.
+pub const INGEST_BODY_LIMIT: usize = 1 << 20;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -82,6 +111,27 @@ impl ApiState {
     }
 }
 
+impl ApiState {
+    /// Why the daemon is not ready yet (empty: ready).
+    pub fn not_ready(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if self.counters.is_empty() && self.http_ingest.is_none() {
+            reasons.push("no ingestion source is configured".to_string());
+        }
+        let view = tracker::read(&self.view);
+        for t in &self.readiness.tables {
+            let described = view.tables.get(t).is_some_and(|t| t.last_ok.is_some());
+            if !described {
+                reasons.push(format!("table {t} has not been described yet"));
+            }
+        }
+        if self.readiness.group && view.group.as_ref().is_none_or(|g| g.last_ok.is_none()) {
+            reasons.push("the Auto Scaling group has not been described yet".to_string());
+        }
+        reasons
+    }
+}
+
 /// API errors; each maps to one status code.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -89,6 +139,12 @@ pub enum ApiError {
     UnknownStream(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("not ready: {}", .0.join("; "))]
+    NotReady(Vec<String>),
+    #[error("HTTP ingestion is not configured (it needs [ingest.statsd] selectors)")]
+    IngestOff,
+    #[error("{message}")]
+    Body { status: StatusCode, message: String },
 }
 
 impl IntoResponse for ApiError {
@@ -96,6 +152,9 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::UnknownStream(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::IngestOff => StatusCode::NOT_FOUND,
+            ApiError::Body { status, .. } => *status,
         };
         (
             status,
@@ -115,7 +174,20 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/status",
             get(|State(s): State<ApiState>| async move { Json(s.status()) }),
         )
+        .route("/readyz", get(readyz))
         .route("/api/v1/series", get(series))
+        .route("/api/v1/decisions", get(decisions))
+        .route("/api/v1/stream", get(stream))
+        .route(
+            "/api/v1/ingest",
+            post(ingest).layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT)),
+        )
+        .fallback(|| async {
+            ApiError::Body {
+                status: StatusCode::NOT_FOUND,
+                message: "no such endpoint".to_string(),
+            }
+        })
         .with_state(state)
 }
 
@@ -160,6 +232,136 @@ async fn series(
             })
             .collect(),
     ))
+}
+
+async fn readyz(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let reasons = s.not_ready();
+    if reasons.is_empty() {
+        Ok(Json(serde_json::json!({ "status": "ready" })))
+    } else {
+        Err(ApiError::NotReady(reasons))
+    }
+}
+
+#[derive(Deserialize)]
+struct DecisionsQuery {
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn decisions(
+    State(s): State<ApiState>,
+    Query(q): Query<DecisionsQuery>,
+) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+    let since = match &q.since {
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| ApiError::BadRequest(format!("since {t:?} is not RFC 3339: {e}")))?
+                .with_timezone(&chrono::Utc),
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(ApiError::BadRequest("limit must be in 1..=10000".into()));
+    }
+    Ok(Json(s.audit.recent(since, limit)))
+}
+
+/// `POST /api/v1/ingest`: StatsD lines in the body, as in a datagram.
+async fn ingest(
+    State(s): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = body.map_err(|e| ApiError::Body {
+        status: e.status(),
+        message: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("the body is larger than {INGEST_BODY_LIMIT} bytes")
+        } else {
+            e.body_text()
+        },
+    })?;
+    let http = s.http_ingest.as_ref().ok_or(ApiError::IngestOff)?;
+    let arrival = crate::series::Arrival::at(http.sink.clock.now());
+    let accepted = {
+        let mut store = lock(&http.sink.store);
+        http.router
+            .ingest(&body, arrival, &mut store, &http.sink.counters)
+    };
+    Ok(Json(serde_json::json!({ "accepted": accepted })))
+}
+
+/// One Server-Sent Event per second: the newest sealed second of every
+/// stream, and the advisors' current view.
+#[derive(Debug, Serialize)]
+pub struct Tick {
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub streams: Vec<TickStream>,
+    pub dynamodb: Vec<ResourceAdvice>,
+    pub asg: Option<GroupAdvice>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TickStream {
+    pub stream: String,
+    pub second: Option<i64>,
+    pub value: Option<f32>,
+    pub p50_ms: Option<f32>,
+    pub p95_ms: Option<f32>,
+    pub p99_ms: Option<f32>,
+}
+
+impl ApiState {
+    pub fn tick(&self) -> Tick {
+        let finite = |x: f32| (!x.is_nan()).then_some(x);
+        let streams = {
+            let store = lock(&self.store);
+            store
+                .stream_ids()
+                .map(|id| {
+                    let newest = store.seconds(id, 1).into_iter().next_back();
+                    TickStream {
+                        stream: store.summary(id).name,
+                        second: newest.as_ref().map(|(s, _)| *s),
+                        value: newest.as_ref().and_then(|(_, p)| finite(p.value)),
+                        p50_ms: newest.as_ref().and_then(|(_, p)| finite(p.p50_ms)),
+                        p95_ms: newest.as_ref().and_then(|(_, p)| finite(p.p95_ms)),
+                        p99_ms: newest.as_ref().and_then(|(_, p)| finite(p.p99_ms)),
+                    }
+                })
+                .collect()
+        };
+        Tick {
+            now: self.clock.now(),
+            streams,
+            dynamodb: self
+                .advice
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            asg: self
+                .group_advice
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+}
+
+async fn stream(
+    State(s): State<ApiState>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let events = futures_util::stream::unfold((s, ticker), |(s, mut ticker)| async move {
+        ticker.tick().await;
+        let event = Event::default()
+            .event("tick")
+            .json_data(s.tick())
+            .unwrap_or_else(|_| Event::default().event("error").data("serialization failed"));
+        Some((Ok(event), (s, ticker)))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 /// Serves until `shutdown`.

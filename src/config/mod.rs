@@ -422,6 +422,21 @@ impl Config {
                 other => unreachable!("ENV_OVERRIDES names an unhandled key {other}"),
             }
         }
+        // Checked once the environment had its say: a token may come from there.
+        if let Some(api) = &self.api {
+            if !api.listen.ip().is_loopback() && api.token.as_deref().is_none_or(str::is_empty) {
+                problems.push(ConfigProblem {
+                    file: "(config and environment)".to_string(),
+                    line: 0,
+                    column: 0,
+                    key: "api.listen".to_string(),
+                    reason: format!(
+                        "{} is not a loopback address: set api.token (or RAPIDSCALE_API_TOKEN) so that only holders of the token can change anything",
+                        api.listen
+                    ),
+                });
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {

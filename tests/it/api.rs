@@ -1,0 +1,236 @@
+//! The HTTP API beyond /api/v1/status: readiness, decisions, HTTP ingest,
+//! Server-Sent Events, errors, and the token rule for non-loopback binds.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{bin, moto_url, stream_total, Daemon};
+
+const PLAIN: &str = r#"
+state_dir = "{dir}/state"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[api]
+listen = "127.0.0.1:0"
+"#;
+
+fn url(d: &Daemon, path: &str) -> String {
+    format!("http://{}{}", d.api.unwrap(), path)
+}
+
+#[tokio::test]
+async fn readyz_waits_for_the_first_describe_and_says_why() {
+    let d = Daemon::start(PLAIN).await;
+    let ok = reqwest::get(url(&d, "/readyz")).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
+    d.terminate().await;
+
+    // A table moto does not have is never described: 503 with the reason.
+    let config = format!(
+        r#"
+state_dir = "{{dir}}/state"
+[aws]
+region = "us-east-1"
+endpoint_url = "{moto}"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[api]
+listen = "127.0.0.1:0"
+[dynamodb]
+poll_interval = "1s"
+[[dynamodb.tables]]
+name = "no-such-table-for-readyz"
+read = {{ target = 0.7, min = 1, max = 10, per_request = 1 }}
+"#,
+        moto = moto_url()
+    );
+    let d = Daemon::start(&config).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = reqwest::get(url(&d, "/readyz")).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let msg = body["error"].as_str().unwrap();
+    assert!(
+        msg.contains("table no-such-table-for-readyz has not been described yet"),
+        "{msg}"
+    );
+    d.terminate().await;
+}
+
+#[tokio::test]
+async fn http_ingest_counts_lines_and_refuses_large_bodies() {
+    let d = Daemon::start(PLAIN).await;
+    let client = reqwest::Client::new();
+    let body = "http.requests:1|c\n".repeat(250) + "garbage\nhttp.requests:10|c|@0.5\n";
+    let r = client
+        .post(url(&d, "/api/v1/ingest"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["accepted"],
+        251
+    );
+    // 250 + 10 / 0.5 = 270 requests, sealed after the grace window.
+    crate::harness::eventually(
+        Duration::from_secs(6),
+        "ingested requests",
+        || stream_total(&d, "statsd", 10),
+        |total| *total >= 270.0,
+    )
+    .await;
+    let status = d.get_json("/api/v1/status").await;
+    let http = status["ingest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"] == "http_ingest")
+        .expect("http_ingest counters")
+        .clone();
+    assert_eq!(
+        http["dropped"],
+        serde_json::json!([["no_value", 1]]),
+        "{http}"
+    );
+
+    let big = vec![b'x'; (1 << 20) + 1];
+    let r = client
+        .post(url(&d, "/api/v1/ingest"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 1048576 bytes"),
+        "{e}"
+    );
+    d.terminate().await;
+}
+
+#[tokio::test]
+async fn decisions_filter_by_time_and_errors_are_json() {
+    let d = Daemon::start(PLAIN).await;
+    let all: serde_json::Value = reqwest::get(url(&d, "/api/v1/decisions?limit=5"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        all.as_array().unwrap().is_empty(),
+        "no table, no decision: {all}"
+    );
+    let future = reqwest::get(url(&d, "/api/v1/decisions?since=2999-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(future.status(), 200);
+    for (path, code, needle) in [
+        ("/api/v1/decisions?since=yesterday", 400, "is not RFC 3339"),
+        (
+            "/api/v1/decisions?limit=0",
+            400,
+            "limit must be in 1..=10000",
+        ),
+        ("/api/v1/series?stream=nope", 404, "unknown stream"),
+        ("/no/such/thing", 404, "no such endpoint"),
+    ] {
+        let r = reqwest::get(url(&d, path)).await.unwrap();
+        assert_eq!(r.status(), code, "{path}");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().contains(needle), "{path}: {e}");
+    }
+    d.terminate().await;
+}
+
+#[tokio::test]
+async fn the_stream_sends_one_event_per_second() {
+    let d = Daemon::start(PLAIN).await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut r = reqwest::get(url(&d, "/api/v1/stream")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let started = tokio::time::Instant::now();
+    let mut text = String::new();
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        sock.send_to(b"http.requests:5|c", d.statsd.unwrap())
+            .await
+            .unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(3), r.chunk())
+            .await
+            .expect("an event within 3 s")
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                assert!(event.starts_with("event: tick"), "{event}");
+                events.push(serde_json::from_str::<serde_json::Value>(data).unwrap());
+            }
+        }
+    }
+    // Three events take about two seconds: one per second, not faster.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1800),
+        "{:?}",
+        started.elapsed()
+    );
+    let last = &events[2];
+    assert_eq!(last["streams"][0]["stream"], "statsd");
+    assert!(last["streams"][0]["second"].is_i64(), "{last}");
+    d.terminate().await;
+}
+
+#[test]
+fn a_public_listen_address_needs_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("public.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "state_dir = \"{}/state\"\n[ingest.statsd]\nlisten = \"127.0.0.1:0\"\nrequests = [\"http.requests\"]\n[api]\nlisten = \"0.0.0.0:0\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check-config"])
+        .arg(&path)
+        .env_remove("RAPIDSCALE_API_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("api.listen: 0.0.0.0:0 is not a loopback address: set api.token"),
+        "{err}"
+    );
+    let out = Command::new(bin())
+        .args(["check-config"])
+        .arg(&path)
+        .env("RAPIDSCALE_API_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
