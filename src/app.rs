@@ -21,6 +21,7 @@ use crate::api::{self, ApiState};
 use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::cloud::aws::AwsCloud;
+use crate::cloud::metered::{CallMetrics, Metered};
 use crate::cloud::tracker::{self, CloudView, SharedView};
 use crate::cloud::CloudBackend;
 use crate::config::{AsgConfig, Config, Mode};
@@ -28,6 +29,7 @@ use crate::ingest::access_log::{self, Follower};
 use crate::ingest::statsd::{self, StatsdRouter};
 use crate::ingest::status_page::{self, StatusPoller};
 use crate::ingest::{lock, CounterSnapshot, SharedStore, Sink, SourceCounters};
+use crate::mode::ModeSwitch;
 use crate::series::{SeriesStore, StoreConfig, StreamKind};
 use crate::state::BudgetStore;
 
@@ -225,6 +227,14 @@ pub async fn run_with<C: CloudBackend>(
         .iter()
         .map(|t| t.name.clone())
         .collect();
+    let modes = Arc::new(ModeSwitch::default());
+    let call_metrics = CallMetrics::default();
+    let cloud = cloud.map(|inner| {
+        Arc::new(Metered {
+            inner,
+            metrics: call_metrics.clone(),
+        })
+    });
     if let Some(cloud) = cloud.filter(|_| !tables.is_empty() || config.asg.is_some()) {
         let actuator = Arc::new(Actuator {
             cloud: cloud.clone(),
@@ -248,7 +258,7 @@ pub async fn run_with<C: CloudBackend>(
                 )
                 .instrument(tracing::info_span!("dynamodb")),
             );
-            let advisor = DynamoAdvisor::new(
+            let mut advisor = DynamoAdvisor::new(
                 shared_config.clone(),
                 store.clone(),
                 view.clone(),
@@ -257,6 +267,7 @@ pub async fn run_with<C: CloudBackend>(
                 advice.clone(),
                 tasks.clone(),
             );
+            advisor.modes = modes.clone();
             tasks.spawn(
                 advisor
                     .run(shutdown.clone())
@@ -276,6 +287,7 @@ pub async fn run_with<C: CloudBackend>(
                 tracker_tasks,
                 token,
                 shared_config,
+                group_modes,
             ) = (
                 cloud.clone(),
                 view.clone(),
@@ -286,6 +298,7 @@ pub async fn run_with<C: CloudBackend>(
                 tasks.clone(),
                 shutdown.clone(),
                 shared_config.clone(),
+                modes.clone(),
             );
             tasks.spawn(
                 async move {
@@ -315,7 +328,8 @@ pub async fn run_with<C: CloudBackend>(
                         tracker::track_group(cloud.clone(), group.clone(), asg.poll_interval, view.clone(), clock.clone(), token.clone())
                             .instrument(tracing::info_span!("asg")),
                     );
-                    let advisor = GroupAdvisor::new(shared_config, group, store, view, clock, actuator, group_advice, tracker_tasks.clone(), foreign);
+                    let mut advisor = GroupAdvisor::new(shared_config, group, store, view, clock, actuator, group_advice, tracker_tasks.clone(), foreign);
+                    advisor.modes = group_modes;
                     advisor.run(token).await;
                 }
                 .instrument(tracing::info_span!("asg_advisor")),
@@ -341,6 +355,10 @@ pub async fn run_with<C: CloudBackend>(
             group_advice: group_advice.clone(),
             audit: audit.clone(),
             http_ingest: http_ingest.clone(),
+            modes: modes.clone(),
+            token: api_cfg.token.clone(),
+            call_metrics: call_metrics.clone(),
+            known_resources: known_resources(&config),
             readiness: api::Readiness {
                 tables: config
                     .dynamodb
@@ -380,6 +398,21 @@ pub async fn run_with<C: CloudBackend>(
     }
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Names `POST /api/v1/mode` accepts: tables, `table/index`, the group.
+fn known_resources(config: &Config) -> Vec<String> {
+    let mut names = Vec::new();
+    for t in &config.dynamodb.tables {
+        names.push(t.name.clone());
+        for i in &t.indexes {
+            names.push(crate::actuator::resource_key(&t.name, Some(&i.name)));
+        }
+    }
+    if let Some(name) = config.asg.as_ref().and_then(|a| a.name.clone()) {
+        names.push(name);
+    }
+    names
 }
 
 /// Binds the StatsD socket with a large receive buffer: bursts of

@@ -30,7 +30,7 @@ pub enum Phase {
     Completed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Dry run: what rapidscale would have done.
@@ -97,6 +97,8 @@ pub struct AuditLog {
     recent: Mutex<VecDeque<AuditRecord>>,
     id_prefix: String,
     next_id: AtomicU64,
+    /// Records appended, by (service, resource, outcome): for `/metrics`.
+    counts: Mutex<std::collections::BTreeMap<(String, String, Outcome), u64>>,
 }
 
 impl AuditLog {
@@ -121,6 +123,7 @@ impl AuditLog {
             recent: Mutex::new(VecDeque::new()),
             id_prefix: format!("{:x}", now.timestamp_millis()),
             next_id: AtomicU64::new(1),
+            counts: Mutex::new(Default::default()),
         };
         (log, err)
     }
@@ -142,6 +145,16 @@ impl AuditLog {
     /// copy is kept even when the disk write fails.
     pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
         self.remember(record.clone());
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((
+                record.service.clone(),
+                record.resource.clone(),
+                record.outcome,
+            ))
+            .or_default() += 1;
         let mut line = serde_json::to_vec(record).expect("audit records serialize");
         line.push(b'\n');
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
@@ -169,6 +182,16 @@ impl AuditLog {
             recent.pop_front();
         }
         recent.push_back(record);
+    }
+
+    /// Records appended since start, by (service, resource, outcome).
+    pub fn counts(&self) -> Vec<((String, String, Outcome), u64)> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 
     /// The newest records at or after `since`, newest first, at most `limit`.

@@ -15,6 +15,7 @@ pub mod cloud;
 pub mod config;
 pub mod demo;
 pub mod ingest;
+pub mod mode;
 pub mod policy;
 pub mod replay;
 pub mod series;

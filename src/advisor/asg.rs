@@ -64,6 +64,8 @@ pub struct GroupAdvisor<C> {
     pub advice: SharedGroupAdvice,
     pub tasks: TaskTracker,
     pub foreign_policies: Vec<String>,
+    /// Operator overrides of the mode (`POST /api/v1/mode`).
+    pub modes: Arc<crate::mode::ModeSwitch>,
     in_flight: Arc<AtomicBool>,
     last_recorded: Option<String>,
 }
@@ -104,6 +106,7 @@ impl<C: CloudBackend> GroupAdvisor<C> {
             tasks,
             foreign_policies,
             in_flight: Arc::new(AtomicBool::new(false)),
+            modes: Arc::new(crate::mode::ModeSwitch::default()),
             last_recorded: None,
         }
     }
@@ -167,11 +170,15 @@ impl<C: CloudBackend> GroupAdvisor<C> {
             warming: counts.warming + counts.settling,
         };
         let verdict = decide_group(&fleet, &state, &ctx, &asg.policy, stale_s);
-        let mode = asg.mode.unwrap_or(self.config.mode);
+        let configured = asg.mode.unwrap_or(self.config.mode);
+        let runtime = self.modes.effective(&[&self.group], configured);
+        let mode = runtime.acting().unwrap_or(configured);
         let fresh = last_ok.is_some_and(|t| {
             now - t <= chrono::TimeDelta::from_std(asg.poll_interval * 3).unwrap_or_default()
         });
-        let gate = if !fresh {
+        let gate = if runtime == crate::mode::RuntimeMode::Paused {
+            Some("paused by an operator".to_string())
+        } else if !fresh {
             Some("group state is older than 3 poll intervals: AWS unavailable?".to_string())
         } else if self.in_flight.load(Ordering::SeqCst) {
             Some("a change of this group is in flight".to_string())

@@ -22,6 +22,7 @@ use crate::cloud::tracker::{self, SharedView};
 use crate::cloud::{BillingMode, CloudBackend, TableDescription, Throughput};
 use crate::config::{units_stream, CapacityLimits, CapacitySpec, Config, Mode};
 use crate::ingest::{lock, SharedStore};
+use crate::mode::{ModeSwitch, RuntimeMode};
 use crate::policy::budget::DecreaseLedger;
 use crate::policy::burst::BurstModel;
 use crate::policy::demand::DemandView;
@@ -119,6 +120,8 @@ pub struct DynamoAdvisor<C> {
     in_flight: Arc<Mutex<HashSet<String>>>,
     /// The last plan recorded per resource, so an unchanged recommendation is recorded once.
     last_recorded: HashMap<String, String>,
+    /// Operator overrides of the mode (`POST /api/v1/mode`).
+    pub modes: Arc<ModeSwitch>,
     /// The burst bucket of each resource and operation, modelled from demand.
     burst: Mutex<HashMap<(String, Op), BurstModel>>,
 }
@@ -144,6 +147,7 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             last_recorded: HashMap::new(),
             burst: Mutex::new(HashMap::new()),
+            modes: Arc::new(ModeSwitch::default()),
         }
     }
 
@@ -173,7 +177,7 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
                         <= chrono::TimeDelta::from_std(self.config.dynamodb.poll_interval * 3)
                             .unwrap_or_default()
                 });
-                let mode = table.mode.unwrap_or(self.config.mode);
+                let configured = table.mode.unwrap_or(self.config.mode);
                 let table_busy = self
                     .in_flight
                     .lock()
@@ -209,6 +213,8 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
                     resources
                 {
                     let key = resource_key(&table.name, index);
+                    let runtime = self.modes.effective(&[&key, &table.name], configured);
+                    let mode = runtime.acting().unwrap_or(configured);
                     let ledger = self.resync_ledger(&key, now, aws_count, aws_last);
                     let mut a = self.advise(
                         &store,
@@ -224,13 +230,17 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
                     );
                     a.mode = mode;
                     a.status = status.clone();
-                    let gate = gate(&TableState {
-                        billing_mode: desc.billing_mode,
-                        table_status: &desc.status,
-                        resource_status: &status,
-                        described_recently: fresh,
-                        update_in_flight: table_busy || table_action_taken,
-                    });
+                    let gate = if runtime == RuntimeMode::Paused {
+                        Some("paused by an operator".to_string())
+                    } else {
+                        gate(&TableState {
+                            billing_mode: desc.billing_mode,
+                            table_status: &desc.status,
+                            resource_status: &status,
+                            described_recently: fresh,
+                            update_in_flight: table_busy || table_action_taken,
+                        })
+                    };
                     if let (Some(Plan::Update { changes, decrease }), Some(current)) =
                         (&a.plan, provisioned)
                     {

@@ -7,6 +7,8 @@
 //! (Server-Sent Events, one per second), `POST /api/v1/ingest` (StatsD
 //! lines, at most 1 MiB). Every error is JSON: `{"error": "..."}`.
 
+pub mod metrics;
+
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -25,10 +27,12 @@ use crate::advisor::asg::{GroupAdvice, SharedGroupAdvice};
 use crate::advisor::dynamodb::{ResourceAdvice, SharedAdvice};
 use crate::audit::{AuditLog, AuditRecord};
 use crate::clock::SharedClock;
+use crate::cloud::metered::CallMetrics;
 use crate::cloud::tracker::{self, CloudView, SharedView};
 use crate::config::Mode;
 use crate::ingest::statsd::StatsdRouter;
 use crate::ingest::{lock, CounterSnapshot, SharedStore, Sink, SourceCounters};
+use crate::mode::{ModeSwitch, Overrides, RuntimeMode};
 use crate::series::StreamSummary;
 
 /// Everything handlers read.
@@ -47,6 +51,13 @@ pub struct ApiState {
     pub http_ingest: Option<HttpIngest>,
     /// What `/readyz` waits for.
     pub readiness: Readiness,
+    /// Operator overrides of the mode.
+    pub modes: Arc<ModeSwitch>,
+    /// Bearer token for mutating calls (none: they are refused).
+    pub token: Option<String>,
+    pub call_metrics: CallMetrics,
+    /// Resources `POST /api/v1/mode` accepts.
+    pub known_resources: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -69,7 +80,12 @@ pub const INGEST_BODY_LIMIT: usize = 1 << 20;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// The configured global mode.
     pub mode: Mode,
+    /// The global mode in effect ("dry-run", "apply" or "paused").
+    pub effective_mode: &'static str,
+    /// Operator overrides set through `POST /api/v1/mode`.
+    pub mode_overrides: Overrides,
     pub now: chrono::DateTime<chrono::Utc>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub streams: Vec<StreamSummary>,
@@ -89,8 +105,11 @@ impl ApiState {
             let store = lock(&self.store);
             store.stream_ids().map(|id| store.summary(id)).collect()
         };
+        let overrides = self.modes.snapshot();
         Status {
             mode: self.mode,
+            effective_mode: overrides.global.unwrap_or(self.mode.into()).as_str(),
+            mode_overrides: overrides,
             now: self.clock.now(),
             started_at: self.started_at,
             streams,
@@ -145,6 +164,12 @@ pub enum ApiError {
     IngestOff,
     #[error("{message}")]
     Body { status: StatusCode, message: String },
+    #[error("missing `Authorization: Bearer <token>`")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the audit log is unavailable: {0}")]
+    AuditUnavailable(String),
 }
 
 impl IntoResponse for ApiError {
@@ -155,6 +180,9 @@ impl IntoResponse for ApiError {
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::IngestOff => StatusCode::NOT_FOUND,
             ApiError::Body { status, .. } => *status,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (
             status,
@@ -175,6 +203,19 @@ pub fn router(state: ApiState) -> Router {
             get(|State(s): State<ApiState>| async move { Json(s.status()) }),
         )
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|State(s): State<ApiState>| async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics::render(&s),
+                )
+            }),
+        )
+        .route("/api/v1/mode", post(set_mode))
         .route("/api/v1/series", get(series))
         .route("/api/v1/decisions", get(decisions))
         .route("/api/v1/stream", get(stream))
@@ -232,6 +273,83 @@ async fn series(
             })
             .collect(),
     ))
+}
+
+#[derive(Deserialize)]
+struct ModeRequest {
+    mode: RuntimeMode,
+    resource: Option<String>,
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time.
+fn authorize(s: &ApiState, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    let Some(token) = s.token.as_deref().filter(|t| !t.is_empty()) else {
+        return Err(ApiError::Forbidden(
+            "no API token is configured (api.token or RAPIDSCALE_API_TOKEN): changes through the API are disabled".into(),
+        ));
+    };
+    if bool::from(subtle::ConstantTimeEq::ct_eq(
+        given.as_bytes(),
+        token.as_bytes(),
+    )) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("wrong token".into()))
+    }
+}
+
+/// `POST /api/v1/mode`: sets the mode globally or for one resource; audited first.
+async fn set_mode(
+    State(s): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<ModeRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&s, &headers)?;
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if let Some(r) = &req.resource {
+        if !s.known_resources.contains(r) {
+            return Err(ApiError::BadRequest(format!(
+                "unknown resource {r:?}; configured: {}",
+                s.known_resources.join(", ")
+            )));
+        }
+    }
+    let before = match &req.resource {
+        Some(r) => s.modes.effective(&[r], s.mode),
+        None => s.modes.snapshot().global.unwrap_or(s.mode.into()),
+    };
+    let record = AuditRecord {
+        id: s.audit.new_id(),
+        time: s.clock.now(),
+        phase: crate::audit::Phase::Completed,
+        service: "mode".into(),
+        resource: req.resource.clone().unwrap_or_else(|| "*".into()),
+        mode: req.mode.acting().unwrap_or(s.mode),
+        outcome: crate::audit::Outcome::Applied,
+        changes: Vec::new(),
+        decrease: false,
+        reason: Some(format!(
+            "mode set to {} (was {}) through the API",
+            req.mode.as_str(),
+            before.as_str()
+        )),
+        error: None,
+    };
+    s.audit
+        .append(&record)
+        .map_err(|e| ApiError::AuditUnavailable(e.to_string()))?;
+    s.modes.set(req.resource.as_deref(), req.mode);
+    tracing::warn!(resource = %record.resource, mode = req.mode.as_str(), was = before.as_str(), "Mode changed through the API.");
+    Ok(Json(serde_json::json!({
+        "resource": record.resource,
+        "mode": req.mode,
+        "was": before,
+    })))
 }
 
 async fn readyz(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {

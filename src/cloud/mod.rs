@@ -163,3 +163,4 @@ pub trait CloudBackend: Send + Sync + 'static {
 }
 pub mod identity;
 pub mod members;
+pub mod metered;

@@ -229,19 +229,11 @@ pub fn decide_op(
             if burst_covers(rate) && spike_carried {
                 left_to_burst = true;
             } else {
-                // With burst to lean on, size to the newest second (the
-                // current one's rate so far) or the window's mean, whichever
-                // is higher, rather than the window's peak second.
-                let demand = if burst_mode {
-                    spike.max(rate).max(newest[n - 1])
-                } else {
-                    peak
-                };
                 consider(
-                    size(demand),
+                    size(peak),
                     Rule::Surge,
                     Evidence {
-                        demand: Some(demand),
+                        demand: Some(peak),
                         threshold: Some(band_hi),
                         window_s: n as u64,
                     },

@@ -234,3 +234,104 @@ fn a_public_listen_address_needs_a_token() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let d = Daemon::start(PLAIN).await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..30 {
+        sock.send_to(b"http.requests:3|c\nhttp.requests:x|c", d.statsd.unwrap())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = crate::harness::eventually(
+        Duration::from_secs(5),
+        "a sealed second in /metrics",
+        || async {
+            reqwest::get(url(&d, "/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        },
+        |b: &String| b.contains("rapidscale_requests_per_second{stream=\"statsd\"}"),
+    )
+    .await;
+    for needle in [
+        "# TYPE rapidscale_requests_per_second gauge",
+        "rapidscale_ingest_accepted_total{source=\"statsd\"} 30",
+        "rapidscale_ingest_dropped_total{source=\"statsd\",reason=\"bad_value\"} 30",
+        "# TYPE rapidscale_data_age_seconds gauge",
+        "rapidscale_mode{mode=\"dry-run\"} 1",
+        "# EOF",
+    ] {
+        assert!(body.contains(needle), "missing {needle:?} in:\n{body}");
+    }
+    d.terminate().await;
+}
+
+#[tokio::test]
+async fn mode_changes_need_the_token_and_are_audited() {
+    let config = format!("{PLAIN}token = \"s3cret\"\n");
+    let d = Daemon::start(&config).await;
+    let client = reqwest::Client::new();
+    let post = |auth: Option<&'static str>, body: &'static str| {
+        let mut r = client
+            .post(url(&d, "/api/v1/mode"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    let r = post(None, r#"{"mode":"paused"}"#).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+    let r = post(Some("Bearer wrong"), r#"{"mode":"paused"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post(Some("Bearer s3cret"), r#"{"mode":"sideways"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post(
+        Some("Bearer s3cret"),
+        r#"{"mode":"apply","resource":"nope"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post(Some("Bearer s3cret"), r#"{"mode":"paused"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["mode"].as_str(), v["was"].as_str()),
+        (Some("paused"), Some("dry-run"))
+    );
+    let status = d.get_json("/api/v1/status").await;
+    assert_eq!(status["effective_mode"], "paused");
+    assert_eq!(status["mode_overrides"]["global"], "paused");
+    let audited = status["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["service"] == "mode" && r["resource"] == "*" && r["outcome"] == "applied");
+    assert!(audited, "{status:#}");
+    let metrics = reqwest::get(url(&d, "/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rapidscale_mode{mode=\"paused\"} 1"),
+        "{metrics}"
+    );
+    d.terminate().await;
+}

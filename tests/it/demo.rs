@@ -34,6 +34,30 @@ async fn demo_scales_the_simulated_world_and_stops_cleanly() {
         .await;
     let rate = status["streams"][0]["last_value"].as_f64().unwrap_or(0.0);
     assert!(rate > 0.0, "built-in traffic arrives: {status:#}");
+    // The simulated AWS calls are metered like real ones.
+    let metrics = reqwest::get(format!("http://{}/metrics", d.api.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "rapidscale_aws_calls_total{operation=\"DescribeTable\",outcome=\"ok\"}",
+        "rapidscale_aws_calls_total{operation=\"UpdateTable\",outcome=\"ok\"}",
+        "rapidscale_dynamodb_capacity_units{table=\"posts\",index=\"\",operation=\"read\",kind=\"provisioned\"}",
+        "rapidscale_group_desired_instances{group=\"web\"}",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in:\n{metrics}");
+    }
+    // Without a token configured, the mode cannot be changed through the API.
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/mode", d.api.unwrap()))
+        .header("authorization", "Bearer anything")
+        .json(&serde_json::json!({"mode": "paused"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let (exit, took) = d.terminate().await;
     assert!(exit.success(), "{exit:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");

@@ -231,10 +231,14 @@ async fn a_restart_keeps_the_decrease_budget() {
     let cfg = cfg.replace("{dir}/state", &state_dir.path().display().to_string());
     let d = Daemon::start(&cfg).await;
     let traffic = Traffic::start(d.statsd.unwrap(), &table, 20).await;
-    // Low demand for 3 s: one combined read + write decrease to 40.
+    // Low demand for 3 s: one combined read + write decrease to about
+    // 20 / 0.5 = 40 (sized to the window's recent mean).
     let (read, write) =
         wait_for_capacity(&table, Duration::from_secs(20), |(r, w)| r < 100 && w < 100).await;
-    assert_eq!((read, write), (40, 40));
+    assert!(
+        (30..=45).contains(&read) && (30..=45).contains(&write),
+        "{read} {write}"
+    );
     d.wait_for_status(Duration::from_secs(5), "the decrease counted", |s| {
         s["dynamodb"][0]["decreases_used_today"] == 1
     })

@@ -1,0 +1,324 @@
+//! `GET /metrics`: Prometheus text exposition (prometheus-client).
+//!
+//! Gauges and totals are read from the same snapshots as `/api/v1/status`
+//! at scrape time, into a fresh registry; the AWS call counters and the
+//! latency histogram live in [`CallMetrics`] and are registered as they
+//! are (their families share state across scrapes).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::ApiState;
+use crate::advisor::dynamodb::ResourceAdvice;
+use crate::policy::asg::GroupVerdict;
+use crate::policy::dynamodb::Plan;
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabels {
+    stream: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuantileLabels {
+    stream: String,
+    quantile: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CapacityLabels {
+    table: String,
+    index: String,
+    operation: String,
+    kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    table: String,
+    index: String,
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabels {
+    group: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupStateLabels {
+    group: String,
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    service: String,
+    resource: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    source: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabels {
+    mode: String,
+}
+
+/// The capacity a resource's plan asks for, per operation (its current
+/// capacity when the plan holds).
+fn recommended(a: &ResourceAdvice, op: crate::policy::dynamodb::Op, provisioned: u64) -> u64 {
+    match &a.plan {
+        Some(Plan::Update { changes, .. }) | Some(Plan::WaitForBudget { changes, .. }) => changes
+            .iter()
+            .find(|c| c.op == op)
+            .map_or(provisioned, |c| c.to),
+        _ => provisioned,
+    }
+}
+
+/// Renders every metric in the text format.
+pub fn render(s: &ApiState) -> String {
+    let mut r = Registry::with_prefix("rapidscale");
+    let status = s.status();
+    let now = status.now.timestamp();
+
+    let rps = Family::<StreamLabels, FloatGauge>::default();
+    let latency = Family::<QuantileLabels, FloatGauge>::default();
+    let age = Family::<StreamLabels, Gauge>::default();
+    for st in &status.streams {
+        let l = StreamLabels {
+            stream: st.name.clone(),
+        };
+        if let Some(v) = st.last_value {
+            rps.get_or_create(&l).set(v);
+        }
+        for (q, v) in [("0.5", st.p50_ms), ("0.95", st.p95_ms), ("0.99", st.p99_ms)] {
+            if let Some(ms) = v {
+                latency
+                    .get_or_create(&QuantileLabels {
+                        stream: st.name.clone(),
+                        quantile: q.to_string(),
+                    })
+                    .set(ms / 1000.0);
+            }
+        }
+        if let Some(last) = st.last_sample_second {
+            age.get_or_create(&l).set((now - last).max(0));
+        }
+    }
+    r.register(
+        "requests_per_second",
+        "Requests in the newest sealed second, per stream",
+        rps,
+    );
+    r.register_with_unit(
+        "request_latency",
+        "Request latency quantiles of the newest second, per stream",
+        Unit::Seconds,
+        latency,
+    );
+    r.register_with_unit(
+        "data_age",
+        "Seconds since the newest sample of each stream (staleness)",
+        Unit::Seconds,
+        age,
+    );
+
+    let capacity = Family::<CapacityLabels, FloatGauge>::default();
+    let limits = Family::<CapacityLabels, FloatGauge>::default();
+    let decreases = Family::<ResourceLabels, Gauge>::default();
+    for a in &status.dynamodb {
+        let index = a.index.clone().unwrap_or_default();
+        for o in &a.ops {
+            let labels = |kind: &str| CapacityLabels {
+                table: a.table.clone(),
+                index: index.clone(),
+                operation: o.op.as_str().to_string(),
+                kind: kind.to_string(),
+            };
+            capacity
+                .get_or_create(&labels("provisioned"))
+                .set(o.provisioned as f64);
+            if let Some(d) = o.demand {
+                capacity.get_or_create(&labels("consumed")).set(d);
+            }
+            let rec = recommended(a, o.op, o.provisioned);
+            capacity
+                .get_or_create(&labels("recommended"))
+                .set(rec as f64);
+            limits
+                .get_or_create(&labels("min"))
+                .set(o.limits.min as f64);
+            limits
+                .get_or_create(&labels("max"))
+                .set(o.limits.max as f64);
+        }
+        for (state, n) in [
+            ("used", a.decreases_used_today),
+            ("left", a.decreases_left_today),
+        ] {
+            decreases
+                .get_or_create(&ResourceLabels {
+                    table: a.table.clone(),
+                    index: index.clone(),
+                    state: state.to_string(),
+                })
+                .set(n as i64);
+        }
+    }
+    r.register(
+        "dynamodb_capacity_units",
+        "DynamoDB capacity units per second: consumed (demand), provisioned and recommended",
+        capacity,
+    );
+    r.register(
+        "dynamodb_capacity_limit_units",
+        "The hour's min and max capacity units",
+        limits,
+    );
+    r.register(
+        "dynamodb_decreases",
+        "Capacity decreases used and still achievable in the current UTC day",
+        decreases,
+    );
+
+    let instances = Family::<GroupStateLabels, Gauge>::default();
+    let desired = Family::<GroupLabels, Gauge>::default();
+    let recommended_size = Family::<GroupLabels, Gauge>::default();
+    if let Some(g) = &status.asg {
+        let c = &g.counts;
+        for (state, n) in [
+            ("serving", c.serving),
+            ("settling", c.settling),
+            ("warming", c.warming),
+            ("pending_too_long", c.pending_too_long),
+            ("leaving", c.leaving),
+            ("standby", c.standby),
+            ("warm_pool", c.warm_pool),
+            ("unhealthy", c.unhealthy),
+        ] {
+            instances
+                .get_or_create(&GroupStateLabels {
+                    group: g.group.clone(),
+                    state: state.to_string(),
+                })
+                .set(n as i64);
+        }
+        let l = GroupLabels {
+            group: g.group.clone(),
+        };
+        desired.get_or_create(&l).set(g.desired as i64);
+        let rec = match g.verdict {
+            GroupVerdict::Set { to, .. } => to,
+            GroupVerdict::Hold { .. } => g.desired,
+        };
+        recommended_size.get_or_create(&l).set(rec as i64);
+    }
+    r.register("group_instances", "Group instances by state", instances);
+    r.register(
+        "group_desired_instances",
+        "The group's desired capacity",
+        desired,
+    );
+    r.register(
+        "group_recommended_instances",
+        "The desired capacity rapidscale recommends",
+        recommended_size,
+    );
+
+    let decisions = Family::<DecisionLabels, Counter>::default();
+    for ((service, resource, outcome), n) in s.audit.counts() {
+        let outcome = serde_json::to_value(outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        decisions
+            .get_or_create(&DecisionLabels {
+                service,
+                resource,
+                outcome,
+            })
+            .inc_by(n);
+    }
+    r.register(
+        "decisions",
+        "Audit records written, by service, resource and outcome",
+        decisions,
+    );
+
+    let accepted = Family::<SourceLabels, Counter>::default();
+    let unmatched = Family::<SourceLabels, Counter>::default();
+    let dropped = Family::<DropLabels, Counter>::default();
+    for c in &status.ingest {
+        let l = SourceLabels {
+            source: c.source.clone(),
+        };
+        accepted.get_or_create(&l).inc_by(c.accepted);
+        unmatched.get_or_create(&l).inc_by(c.unmatched);
+        for (reason, n) in &c.dropped {
+            dropped
+                .get_or_create(&DropLabels {
+                    source: c.source.clone(),
+                    reason: reason.to_string(),
+                })
+                .inc_by(*n);
+        }
+    }
+    r.register(
+        "ingest_accepted",
+        "Lines, packets or polls accepted, per source",
+        accepted,
+    );
+    r.register(
+        "ingest_unmatched",
+        "Metrics that parsed but matched no selector, per source",
+        unmatched,
+    );
+    r.register(
+        "ingest_dropped",
+        "Input dropped, per source and reason",
+        dropped,
+    );
+
+    r.register(
+        "aws_calls",
+        "AWS API calls by operation and outcome",
+        s.call_metrics.calls.clone(),
+    );
+    r.register_with_unit(
+        "aws_call_duration",
+        "AWS API call latency by operation",
+        Unit::Seconds,
+        s.call_metrics.latency.clone(),
+    );
+
+    let mode = Family::<ModeLabels, Gauge>::default();
+    for m in ["dry-run", "apply", "paused"] {
+        mode.get_or_create(&ModeLabels {
+            mode: m.to_string(),
+        })
+        .set(i64::from(status.effective_mode == m));
+    }
+    r.register("mode", "1 for the global mode in effect", mode);
+
+    let mut out = String::new();
+    if encode(&mut out, &r).is_err() {
+        out.clear();
+    }
+    out
+}
