@@ -75,6 +75,9 @@ pub struct Readiness {
     pub group: bool,
 }
 
+/// The dashboard: one page, no external resources (canvas drawing, no CDN).
+pub const DASHBOARD: &str = include_str!("dashboard.html");
+
 /// Largest `POST /api/v1/ingest` body.
 pub const INGEST_BODY_LIMIT: usize = 1 << 20;
 
@@ -201,6 +204,18 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/status",
             get(|State(s): State<ApiState>| async move { Json(s.status()) }),
+        )
+        .route(
+            "/",
+            get(|| async {
+                (
+                    [
+                        (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                        (axum::http::header::CACHE_CONTROL, "no-cache"),
+                    ],
+                    DASHBOARD,
+                )
+            }),
         )
         .route("/readyz", get(readyz))
         .route(

@@ -4,6 +4,7 @@
 mod api;
 mod asg;
 mod aws;
+mod dashboard;
 mod demo;
 mod dynamodb;
 mod harness;

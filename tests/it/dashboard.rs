@@ -1,0 +1,252 @@
+//! The dashboard in a real headless Chromium (Debian's chromium and
+//! chromium-driver, driven over the WebDriver protocol): it fills from
+//! Server-Sent Events and shows the same numbers as /api/v1/status.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::Daemon;
+
+const CHROME_ARGS: [&str; 7] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1366,768",
+];
+
+struct Driver {
+    child: tokio::process::Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let driver = std::env::var("RAPIDSCALE_TEST_CHROMEDRIVER")
+            .unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let chromium = std::env::var("RAPIDSCALE_TEST_CHROMIUM")
+            .unwrap_or_else(|_| "/usr/bin/chromium".into());
+        assert!(
+            std::path::Path::new(&driver).exists() && std::path::Path::new(&chromium).exists(),
+            "the browser test needs Debian's chromium and chromium-driver (scripts/test installs them)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium, "args": CHROME_ARGS}
+        }}});
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_string();
+        Driver {
+            child,
+            base,
+            session,
+            http,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}/{path}", self.base, self.session);
+        let r: Value = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["value"].clone()
+    }
+
+    async fn script(&self, js: &str) -> Value {
+        self.post("execute/sync", json!({"script": js, "args": []}))
+            .await
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let url = format!("{}/session/{}/screenshot", self.base, self.session);
+        let r: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(r["value"].as_str().unwrap())
+            .unwrap()
+    }
+
+    async fn quit(mut self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
+        let _ = self.child.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_live_data_in_chromium() {
+    // The simulator backend with built-in traffic and a surge every 10 s.
+    let d = Daemon::start_demo(&["--listen", "127.0.0.1:0", "--surge-every", "10"]).await;
+    let api = d.api.unwrap();
+    let page = reqwest::get(format!("http://{api}/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains("src=\"//"),
+        "the page loads nothing from elsewhere"
+    );
+
+    let browser = Driver::start().await;
+    browser
+        .post("url", json!({"url": format!("http://{api}/")}))
+        .await;
+    // At least three Server-Sent Events arrive and are drawn.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ticks = browser
+            .script("return window.__rapidscale ? window.__rapidscale.ticks : 0")
+            .await;
+        if ticks.as_u64().unwrap_or(0) >= 8 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "ticks: {ticks}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen = browser
+        .script(
+            r#"const q = s => document.querySelector(s);
+            const card = q('[data-resource="posts:read"]');
+            return {
+              rps: Number(q('#rps').dataset.points),
+              latency: Number(q('#latency').dataset.points),
+              card: card ? Number(card.querySelector('canvas').dataset.points) : 0,
+              cards: document.querySelectorAll('#tables .card').length,
+              group: Number(q('#group-chart').dataset.points),
+              mode: q('#mode').textContent,
+              rpsNow: q('#rps-now').textContent,
+              provisioned: card ? Number(card.querySelector('[data-field="provisioned"]').textContent) : null,
+              desired: q('#group-desired') ? Number(q('#group-desired').textContent) : null,
+              decisions: document.querySelectorAll('#decisions div').length,
+              scroll: document.documentElement.scrollHeight <= window.innerHeight + 1,
+            };"#,
+        )
+        .await;
+    assert!(seen["rps"].as_u64().unwrap() > 0, "{seen}");
+    assert!(seen["card"].as_u64().unwrap() >= 3, "{seen}");
+    assert!(seen["group"].as_u64().unwrap() > 0, "{seen}");
+    assert_eq!(
+        seen["cards"], 3,
+        "posts read, posts write, posts/by_user read: {seen}"
+    );
+    // The traffic is shown as it arrives (the first sealed second may still be pending).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = browser
+            .script("return document.querySelector('#rps-now').textContent")
+            .await;
+        if now
+            .as_str()
+            .and_then(|t| t.parse::<f64>().ok())
+            .is_some_and(|v| v > 0.0)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "requests/s shown: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        seen["scroll"], true,
+        "the main view fits a 1366x768 window: {seen}"
+    );
+
+    // The numbers shown are the API's: compare until a tick lands between the two reads.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = d.get_json("/api/v1/status").await;
+        let shown = browser
+            .script(
+                r#"const card = document.querySelector('[data-resource="posts:read"]');
+                return {
+                  mode: document.querySelector('#mode').textContent,
+                  provisioned: Number(card.querySelector('[data-field="provisioned"]').textContent),
+                  desired: Number(document.querySelector('#group-desired').textContent),
+                };"#,
+            )
+            .await;
+        let api_prov = status["dynamodb"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "posts")
+            .map(|r| r["ops"][0]["provisioned"].clone())
+            .unwrap();
+        let matches = shown["mode"] == status["effective_mode"]
+            && shown["provisioned"] == api_prov
+            && shown["desired"] == status["asg"]["desired"];
+        if matches {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "page {shown} vs API mode {} provisioned {api_prov} desired {}",
+            status["effective_mode"],
+            status["asg"]["desired"]
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard.png");
+    std::fs::write(&out, &png).unwrap();
+    eprintln!("screenshot: {}", out.display());
+    browser.quit().await;
+    d.terminate().await;
+}
