@@ -43,6 +43,11 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Create the coordination table of `[coordination] table` (on-demand, TTL on expires_at) if it is missing.
+    Init {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Validate a config file: list every problem, or print the effective per-hour tables.
     CheckConfig { file: PathBuf },
     /// Replay recorded traffic through the simulator with rapidscale's
@@ -120,6 +125,53 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Replay(args) => replay(args),
+        Command::Init { config } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let Some(coordination) = config.coordination.clone() else {
+                eprintln!("rapidscale init: the config has no [coordination] table to create");
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("rapidscale: cannot start the async runtime: {e}");
+                    return ExitCode::from(EXIT_RUNTIME);
+                }
+            };
+            runtime.block_on(async {
+                let cloud = rapidscale::cloud::aws::AwsCloud::connect(&config.aws).await;
+                match cloud.ensure_coordination_table(&coordination.table).await {
+                    Ok(r) => {
+                        println!(
+                            "{}: {}; TTL on {} {}",
+                            coordination.table,
+                            if r.created {
+                                "created (on-demand billing, key pk/sk)"
+                            } else {
+                                "already exists"
+                            },
+                            rapidscale::cloud::coordination::TTL_ATTRIBUTE,
+                            if r.ttl_turned_on {
+                                "turned on"
+                            } else {
+                                "already on"
+                            }
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("rapidscale init: {e}");
+                        ExitCode::from(EXIT_RUNTIME)
+                    }
+                }
+            })
+        }
         Command::Demo {
             config,
             listen,

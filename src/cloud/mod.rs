@@ -161,6 +161,7 @@ pub trait CloudBackend: Send + Sync + 'static {
         capacity: Throughput,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
+pub mod coordination;
 pub mod identity;
 pub mod members;
 pub mod metered;

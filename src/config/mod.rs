@@ -52,6 +52,16 @@ pub struct Config {
     pub dynamodb: DynamoDbConfig,
     pub asg: Option<AsgConfig>,
     pub pricing: Pricing,
+    pub coordination: Option<CoordinationConfig>,
+}
+
+/// `[coordination]`: the DynamoDB table sidecars of one group share
+/// (docs/coordination.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoordinationConfig {
+    pub table: String,
+    /// Which sidecars belong together: the group's name unless set.
+    pub cluster: String,
 }
 
 /// Prices used by `replay` reports (`[pricing]`), in USD.
@@ -632,6 +642,27 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
         asg
     });
 
+    let coordination = root.table(p, "coordination").and_then(|mut t| {
+        let table = t.string(p, "table");
+        if table.is_none() && !t.has("table") {
+            p.push(
+                t.span(),
+                &t.key_path("table"),
+                "missing: the DynamoDB table the sidecars share",
+            );
+        }
+        let cluster = t.string(p, "cluster").map(|c| c.value).unwrap_or_else(|| {
+            asg.as_ref()
+                .and_then(|a| a.name.clone())
+                .unwrap_or_else(|| "default".to_string())
+        });
+        t.finish(p);
+        table.map(|table| CoordinationConfig {
+            table: table.value,
+            cluster,
+        })
+    });
+
     let pricing = match root.table(p, "pricing") {
         Some(mut t) => {
             let d = Pricing::default();
@@ -668,6 +699,7 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
         dynamodb,
         asg,
         pricing,
+        coordination,
     }
 }
 

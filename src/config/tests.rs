@@ -363,3 +363,40 @@ fn environment_overrides() {
     assert_eq!(errs[0].key, "mode");
     assert_eq!(errs[0].file, "$RAPIDSCALE_MODE");
 }
+
+#[test]
+fn coordination_needs_a_table_and_defaults_the_cluster_to_the_group() {
+    check_rejects(
+        "[coordination]\ncluster = \"web\"\n",
+        1,
+        "coordination.table",
+        "missing: the DynamoDB table",
+    );
+    let c = Config::parse(
+        "t.toml",
+        "[asg]\nname = \"web\"\ntarget_rps_per_instance = 100\nmax = 4\n[coordination]\ntable = \"coord\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.coordination,
+        Some(CoordinationConfig {
+            table: "coord".into(),
+            cluster: "web".into()
+        })
+    );
+    let c = Config::parse("t.toml", "[coordination]\ntable = \"coord\"\n").unwrap();
+    assert_eq!(c.coordination.unwrap().cluster, "default");
+}
+
+#[test]
+fn pricing_defaults_to_the_us_east_1_list_price_and_rejects_negatives() {
+    let c = Config::parse("t.toml", "").unwrap();
+    assert_eq!(c.pricing, Pricing::default());
+    assert_eq!(c.pricing.read_unit_hour, 0.00013);
+    check_rejects(
+        "[pricing]\nread_unit_hour = -1.0\n",
+        2,
+        "pricing.read_unit_hour",
+        "must be a price >= 0",
+    );
+}
