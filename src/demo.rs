@@ -3,7 +3,9 @@
 //!
 //! The source replays the bundled NASA trace at `speed` x (each real
 //! second carries `speed` seconds of the trace, times `scale`) as StatsD
-//! counters to the daemon's own UDP port, and adds a push-notification
+//! timers (one in ten requests, sampled at 0.1, with a latency that grows
+//! when the simulated group cannot serve them all) to the daemon's own UDP
+//! port, and adds a push-notification
 //! surge every `surge_every`: the rate jumps to `SURGE_AMP` x within 5 s and
 //! decays with a 60 s time constant. Decisions are printed as the audit
 //! log records them.
@@ -98,6 +100,8 @@ pub async fn run(
     }
     let clock: SharedClock = Arc::new(SystemClock);
     let cloud = Arc::new(SimCloud::new(world_for(&config), clock.clone()));
+    let cloud_for_traffic = cloud.clone();
+    let group = config.asg.as_ref().and_then(|a| a.name.clone());
     let trace = trace::read("bundled trace", TRACE, true, &TraceOptions::default())?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let daemon = tokio::spawn(crate::app::run_with(
@@ -124,7 +128,14 @@ pub async fn run(
         SURGE_AMP,
         opts.surge_every.as_secs()
     );
-    let source = tokio::spawn(traffic(statsd, trace.requests, opts, shutdown.clone()));
+    let source = tokio::spawn(traffic(
+        statsd,
+        trace.requests,
+        opts,
+        cloud_for_traffic,
+        group,
+        shutdown.clone(),
+    ));
     let printer = tokio::spawn(print_decisions(
         state_dir.join("audit.jsonl"),
         shutdown.clone(),
@@ -153,10 +164,22 @@ pub fn rate_at(trace: &[f64], t: f64, opts: &DemoOptions) -> f64 {
     base * (1.0 + (SURGE_AMP - 1.0) * rise * decay)
 }
 
+/// One in `SAMPLE` requests is sent as a timer sampled at 1/SAMPLE: it
+/// counts for SAMPLE requests and carries a latency.
+const SAMPLE: f64 = 10.0;
+
+/// A request's latency in the simulated world: 20-40 ms while the group
+/// serves everything, growing with the share of requests it cannot serve.
+fn latency_ms(refused_share: f64) -> f64 {
+    (20.0 + 20.0 * fastrand::f64()) * (1.0 + 8.0 * refused_share.clamp(0.0, 1.0))
+}
+
 async fn traffic(
     statsd: SocketAddr,
     trace: Vec<f64>,
     opts: DemoOptions,
+    cloud: Arc<SimCloud>,
+    group: Option<String>,
     shutdown: CancellationToken,
 ) {
     let Ok(socket) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else {
@@ -172,13 +195,26 @@ async fn traffic(
             _ = ticker.tick() => {}
         }
         let t = start.elapsed().as_secs_f64();
-        carry += rate_at(&trace, t, &opts) * TICK.as_secs_f64();
-        let whole = carry.floor();
-        carry -= whole;
-        if whole > 0.0 {
-            let _ = socket
-                .send_to(format!("http.requests:{whole}|c").as_bytes(), statsd)
-                .await;
+        let rate = rate_at(&trace, t, &opts);
+        let refused_share = group.as_deref().map_or(0.0, |g| {
+            let (served, refused) = cloud.world().serve_requests(g, rate);
+            refused / (served + refused).max(1.0)
+        });
+        carry += rate * TICK.as_secs_f64() / SAMPLE;
+        let samples = carry.floor() as usize;
+        carry -= samples as f64;
+        // Up to 64 lines per datagram, as a buffering StatsD client sends them.
+        let lines: Vec<String> = (0..samples)
+            .map(|_| {
+                format!(
+                    "http.requests:{:.1}|ms|@{}",
+                    latency_ms(refused_share),
+                    1.0 / SAMPLE
+                )
+            })
+            .collect();
+        for chunk in lines.chunks(64) {
+            let _ = socket.send_to(chunk.join("\n").as_bytes(), statsd).await;
         }
     }
 }

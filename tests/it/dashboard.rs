@@ -177,6 +177,7 @@ async fn the_dashboard_shows_live_data_in_chromium() {
         )
         .await;
     assert!(seen["rps"].as_u64().unwrap() > 0, "{seen}");
+    assert!(seen["latency"].as_u64().unwrap() > 0, "{seen}");
     assert!(seen["card"].as_u64().unwrap() >= 3, "{seen}");
     assert!(seen["group"].as_u64().unwrap() > 0, "{seen}");
     assert_eq!(
