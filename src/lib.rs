@@ -13,6 +13,7 @@ pub mod audit;
 pub mod clock;
 pub mod cloud;
 pub mod config;
+pub mod coord;
 pub mod demo;
 pub mod ingest;
 pub mod mode;

@@ -115,6 +115,7 @@ fn kind_of_code(code: Option<&str>) -> CloudErrorKind {
         | "RequestLimitExceeded"
         | "TooManyRequestsException" => CloudErrorKind::Throttled,
         "LimitExceededException" | "LimitExceeded" => CloudErrorKind::LimitExceeded,
+        "ConditionalCheckFailedException" => CloudErrorKind::ConditionFailed,
         "ResourceNotFoundException" | "TableNotFoundException" => CloudErrorKind::NotFound,
         "ResourceInUseException"
         | "ScalingActivityInProgress"

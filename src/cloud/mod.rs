@@ -96,6 +96,9 @@ pub enum CloudErrorKind {
     Unavailable,
     /// Credentials or permissions.
     AccessDenied,
+    /// A conditional write's condition did not hold (coordination: the
+    /// lease is someone else's).
+    ConditionFailed,
     /// Anything else: a bad request, a bug.
     Other,
 }
@@ -120,6 +123,7 @@ impl CloudError {
             CloudErrorKind::LimitExceeded
             | CloudErrorKind::NotFound
             | CloudErrorKind::AccessDenied
+            | CloudErrorKind::ConditionFailed
             | CloudErrorKind::Other => false,
         }
     }

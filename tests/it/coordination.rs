@@ -79,3 +79,103 @@ async fn init_creates_the_coordination_table_once() {
     std::fs::write(&path, "state_dir = \"/tmp/x\"\n").unwrap();
     assert_eq!(run().status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn heartbeats_and_a_fenced_lease_through_dynamodb() {
+    use rapidscale::coord::{fleet_view, Heartbeat};
+    let table = unique("coordhb");
+    let c = cloud().await;
+    c.ensure_coordination_table(&table).await.unwrap();
+    let beat = |id: &str, seq: u64, sent_ms: i64, values: [f64; 3]| Heartbeat {
+        instance_id: id.into(),
+        lifecycle: "InService".into(),
+        seq,
+        sent_ms,
+        first_second: 100,
+        counts: [(
+            "statsd".to_string(),
+            values.iter().map(|v| Some(*v)).collect(),
+        )]
+        .into(),
+    };
+    for (i, id) in ["i-a", "i-b", "i-c"].iter().enumerate() {
+        let k = (i + 1) as f64;
+        c.put_heartbeat(&table, "web", &beat(id, 1, 103_000, [k, 2.0 * k, 3.0 * k]))
+            .await
+            .unwrap();
+    }
+    // A newer heartbeat replaces the sidecar's item; another cluster is apart.
+    c.put_heartbeat(&table, "web", &beat("i-a", 2, 103_500, [1.0, 2.0, 3.5]))
+        .await
+        .unwrap();
+    c.put_heartbeat(
+        &table,
+        "other",
+        &beat("i-z", 1, 103_500, [99.0, 99.0, 99.0]),
+    )
+    .await
+    .unwrap();
+    let beats = c.query_heartbeats(&table, "web").await.unwrap();
+    assert_eq!(beats.len(), 3);
+    assert_eq!(
+        beats.iter().find(|b| b.instance_id == "i-a").unwrap().seq,
+        2
+    );
+    let v = fleet_view(&beats, 104_000, 3_000, 102);
+    assert_eq!(v.totals["statsd"], 3.5 + 6.0 + 9.0);
+    assert!(!v.estimated);
+
+    // The lease: taken with token 1, refused to another while valid, renewed
+    // without a new token, verified before acting.
+    let t0 = 1_000_000;
+    let a = c
+        .take_or_renew_lease(&table, "web", "i-a", None, t0, 10_000)
+        .await
+        .unwrap()
+        .expect("a free lease is taken");
+    assert_eq!(a.fencing, 1);
+    assert_eq!(
+        c.take_or_renew_lease(&table, "web", "i-b", None, t0 + 1_000, 10_000)
+            .await
+            .unwrap(),
+        None
+    );
+    let a = c
+        .take_or_renew_lease(&table, "web", "i-a", Some(a), t0 + 2_000, 10_000)
+        .await
+        .unwrap()
+        .expect("renewed");
+    assert_eq!((a.fencing, a.until_ms), (1, t0 + 12_000));
+    assert!(c
+        .verify_lease(&table, "web", "i-a", a, t0 + 5_000)
+        .await
+        .unwrap());
+    assert!(
+        !c.verify_lease(&table, "web", "i-a", a, t0 + 10_500)
+            .await
+            .unwrap(),
+        "within the skew margin of the end"
+    );
+    // Expired: another sidecar takes it with the next token; the old holder
+    // can neither renew nor pass the check before acting.
+    let b = c
+        .take_or_renew_lease(&table, "web", "i-b", None, t0 + 12_001, 10_000)
+        .await
+        .unwrap()
+        .expect("an expired lease is taken");
+    assert_eq!(b.fencing, 2);
+    assert_eq!(
+        c.take_or_renew_lease(&table, "web", "i-a", Some(a), t0 + 12_002, 10_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!c
+        .verify_lease(&table, "web", "i-a", a, t0 + 12_003)
+        .await
+        .unwrap());
+    assert!(c
+        .verify_lease(&table, "web", "i-b", b, t0 + 13_000)
+        .await
+        .unwrap());
+}
