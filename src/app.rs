@@ -107,6 +107,7 @@ pub async fn run_with<C: CloudBackend>(
     if let Some(cfg) = &config.ingest.statsd {
         // The same selectors serve POST /api/v1/ingest, with their own counters.
         let c = SourceCounters::new("http_ingest");
+        c.set_up(true);
         http_ingest = Some(api::HttpIngest {
             router: router.clone(),
             sink: Sink {
@@ -121,6 +122,8 @@ pub async fn run_with<C: CloudBackend>(
         bound.statsd = Some(addr);
         tracing::info!(statsd = %addr, "StatsD listening.");
         let c = SourceCounters::new("statsd");
+        // Bound above: it takes datagrams from now on.
+        c.set_up(true);
         counters.push(c.clone());
         let sink = Sink {
             store: store.clone(),

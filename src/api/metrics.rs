@@ -261,6 +261,18 @@ pub fn render(s: &ApiState) -> String {
         decisions,
     );
 
+    let up = Family::<SourceLabels, Gauge>::default();
+    for c in &status.ingest {
+        up.get_or_create(&SourceLabels {
+            source: c.source.clone(),
+        })
+        .set(i64::from(c.up));
+    }
+    r.register(
+        "ingest_source_up",
+        "1 when the source can take input (socket bound, log open, status page answering)",
+        up,
+    );
     let accepted = Family::<SourceLabels, Counter>::default();
     let unmatched = Family::<SourceLabels, Counter>::default();
     let dropped = Family::<DropLabels, Counter>::default();

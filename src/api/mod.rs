@@ -140,6 +140,14 @@ impl ApiState {
         if self.counters.is_empty() && self.http_ingest.is_none() {
             reasons.push("no ingestion source is configured".to_string());
         }
+        for c in &self.counters {
+            if !c.is_up() {
+                reasons.push(format!(
+                    "ingestion source {} is not up (log file missing, or status page not answering)",
+                    c.source
+                ));
+            }
+        }
         let view = tracker::read(&self.view);
         for t in &self.readiness.tables {
             let described = view.tables.get(t).is_some_and(|t| t.last_ok.is_some());

@@ -116,6 +116,9 @@ pub struct SourceCounters {
     /// Lines/metrics that parsed but matched no configured selector.
     unmatched: AtomicU64,
     dropped: [AtomicU64; DropReason::ALL.len()],
+    /// Whether the source can currently take input: the socket is bound, the
+    /// log file is open, the status page answered its last poll.
+    up: std::sync::atomic::AtomicBool,
 }
 
 impl SourceCounters {
@@ -125,7 +128,16 @@ impl SourceCounters {
             accepted: AtomicU64::new(0),
             unmatched: AtomicU64::new(0),
             dropped: std::array::from_fn(|_| AtomicU64::new(0)),
+            up: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
     }
 
     pub fn accept(&self) {
@@ -150,6 +162,7 @@ impl SourceCounters {
                 .map(|r| (r.as_str(), self.dropped[r.index()].load(Ordering::Relaxed)))
                 .filter(|(_, n)| *n > 0)
                 .collect(),
+            up: self.is_up(),
         }
     }
 }
@@ -160,6 +173,7 @@ pub struct CounterSnapshot {
     pub accepted: u64,
     pub unmatched: u64,
     pub dropped: Vec<(&'static str, u64)>,
+    pub up: bool,
 }
 
 impl CounterSnapshot {

@@ -119,6 +119,7 @@ pub async fn run(poller: StatusPoller, sink: Sink, shutdown: CancellationToken) 
                     failing = false;
                 }
                 sink.counters.accept();
+                sink.counters.set_up(true);
                 if let Some((seconds, increase)) = delta.update(at, counter) {
                     let per_second = increase / (seconds.end - seconds.start) as f64;
                     for s in seconds {
@@ -128,6 +129,7 @@ pub async fn run(poller: StatusPoller, sink: Sink, shutdown: CancellationToken) 
             }
             Err(reason) => {
                 sink.counters.dropped(reason);
+                sink.counters.set_up(false);
                 delta.reset();
                 if !failing {
                     tracing::warn!(url = %poller.url, reason = reason.as_str(), "Status page poll failed; its seconds are unknown until it answers.");

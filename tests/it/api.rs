@@ -335,3 +335,54 @@ async fn mode_changes_need_the_token_and_are_audited() {
     );
     d.terminate().await;
 }
+
+#[tokio::test]
+async fn readyz_waits_for_every_source_to_be_up() {
+    let d = Daemon::start(
+        r#"
+state_dir = "{dir}/state"
+[[ingest.access_log]]
+path = "{dir}/access.log"
+[api]
+listen = "127.0.0.1:0"
+"#,
+    )
+    .await;
+    let r = reqwest::get(url(&d, "/readyz")).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("ingestion source access_log:access_log is not up"),
+        "{e}"
+    );
+    // The log appears: the follower opens it and the daemon is ready.
+    let dir = d.state_dir().parent().unwrap().to_path_buf();
+    std::fs::write(dir.join("access.log"), "").unwrap();
+    crate::harness::eventually(
+        Duration::from_secs(5),
+        "readiness once the log exists",
+        || async {
+            reqwest::get(url(&d, "/readyz"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        },
+        |code| *code == 200,
+    )
+    .await;
+    let metrics = reqwest::get(url(&d, "/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rapidscale_ingest_source_up{source=\"access_log:access_log\"} 1"),
+        "{metrics}"
+    );
+    d.terminate().await;
+}

@@ -263,6 +263,7 @@ pub async fn run(
         match result {
             Ok(out) => {
                 last_error = None;
+                sink.counters.set_up(!out.missing);
                 if out.missing && !was_missing {
                     tracing::warn!(path = %follower.path().display(), "Access log is missing; waiting for it to appear.");
                 }
@@ -275,6 +276,7 @@ pub async fn run(
                 was_missing = out.missing;
             }
             Err(e) => {
+                sink.counters.set_up(false);
                 let msg = e.to_string();
                 if last_error.as_deref() != Some(msg.as_str()) {
                     tracing::warn!(path = %follower.path().display(), error = %msg, "Cannot read access log; retrying.");
