@@ -25,6 +25,7 @@ use crate::cloud::metered::{CallMetrics, Metered};
 use crate::cloud::tracker::{self, CloudView, SharedView};
 use crate::cloud::CloudBackend;
 use crate::config::{AsgConfig, Config, Mode};
+use crate::coord::task::{Heartbeats, SharedCoordination};
 use crate::ingest::access_log::{self, Follower};
 use crate::ingest::statsd::{self, StatsdRouter};
 use crate::ingest::status_page::{self, StatusPoller};
@@ -60,12 +61,15 @@ pub async fn run(
     clock: SharedClock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let cloud = if config.dynamodb.tables.is_empty() && config.asg.is_none() {
-        None
-    } else {
+    let needs_aws =
+        !config.dynamodb.tables.is_empty() || config.asg.is_some() || config.coordination.is_some();
+    let cloud = if needs_aws {
         Some(Arc::new(AwsCloud::connect(&config.aws).await))
+    } else {
+        None
     };
-    run_with(config, clock, cloud, None, shutdown).await
+    let coordination = cloud.clone().filter(|_| config.coordination.is_some());
+    run_with(config, clock, cloud, coordination, None, shutdown).await
 }
 
 /// Runs the daemon against any cloud backend (AWS, or the simulator for
@@ -74,6 +78,7 @@ pub async fn run_with<C: CloudBackend>(
     mut config: Config,
     clock: SharedClock,
     cloud: Option<Arc<C>>,
+    coordination_cloud: Option<Arc<AwsCloud>>,
     started: Option<tokio::sync::oneshot::Sender<Bound>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -230,6 +235,45 @@ pub async fn run_with<C: CloudBackend>(
         .iter()
         .map(|t| t.name.clone())
         .collect();
+    let coordination: SharedCoordination = Arc::new(RwLock::new(None));
+    if let (Some(cfg), Some(aws)) = (config.coordination.clone(), coordination_cloud) {
+        let instance_id = match &cfg.instance_id {
+            Some(id) => Some(id.clone()),
+            None => {
+                let endpoint = config
+                    .asg
+                    .as_ref()
+                    .map_or("http://169.254.169.254".to_string(), |a| {
+                        a.metadata_endpoint.clone()
+                    });
+                let ecs = std::env::var("ECS_CONTAINER_METADATA_URI_V4").ok();
+                match crate::cloud::identity::discover(&endpoint, ecs.as_deref()).await {
+                    Ok(i) => Some(i.instance_id),
+                    Err(e) => {
+                        tracing::error!(error = %e, "Coordination needs this instance's id: set coordination.instance_id or run on EC2.");
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(instance_id) = instance_id {
+            let heartbeats = Heartbeats {
+                cloud: aws,
+                config: cfg,
+                instance_id,
+                grace_s: config.ingest.grace.as_secs_f64().ceil() as i64,
+                store: store.clone(),
+                view: view.clone(),
+                clock: clock.clone(),
+                status: coordination.clone(),
+            };
+            tasks.spawn(
+                heartbeats
+                    .run(shutdown.clone())
+                    .instrument(tracing::info_span!("coordination")),
+            );
+        }
+    }
     let modes = Arc::new(ModeSwitch::default());
     let call_metrics = CallMetrics::default();
     let cloud = cloud.map(|inner| {
@@ -359,6 +403,7 @@ pub async fn run_with<C: CloudBackend>(
             audit: audit.clone(),
             http_ingest: http_ingest.clone(),
             modes: modes.clone(),
+            coordination: coordination.clone(),
             token: api_cfg.token.clone(),
             call_metrics: call_metrics.clone(),
             known_resources: known_resources(&config),

@@ -108,6 +108,7 @@ pub async fn run(
         config,
         clock,
         Some(cloud),
+        None,
         Some(tx),
         shutdown.clone(),
     ));

@@ -30,6 +30,7 @@ use crate::clock::SharedClock;
 use crate::cloud::metered::CallMetrics;
 use crate::cloud::tracker::{self, CloudView, SharedView};
 use crate::config::Mode;
+use crate::coord::task::{CoordinationStatus, SharedCoordination};
 use crate::ingest::statsd::StatsdRouter;
 use crate::ingest::{lock, CounterSnapshot, SharedStore, Sink, SourceCounters};
 use crate::mode::{ModeSwitch, Overrides, RuntimeMode};
@@ -53,6 +54,8 @@ pub struct ApiState {
     pub readiness: Readiness,
     /// Operator overrides of the mode.
     pub modes: Arc<ModeSwitch>,
+    /// The coordination loop's view of the fleet (None: not configured).
+    pub coordination: SharedCoordination,
     /// Bearer token for mutating calls (none: they are refused).
     pub token: Option<String>,
     pub call_metrics: CallMetrics,
@@ -100,6 +103,8 @@ pub struct Status {
     pub asg: Option<GroupAdvice>,
     /// The newest decisions, newest first.
     pub decisions: Vec<AuditRecord>,
+    /// Fleet coordination: heartbeats, fleet totals, silent instances.
+    pub coordination: Option<CoordinationStatus>,
 }
 
 impl ApiState {
@@ -129,6 +134,11 @@ impl ApiState {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
             decisions: self.audit.recent(None, 20),
+            coordination: self
+                .coordination
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 }

@@ -62,6 +62,10 @@ pub struct CoordinationConfig {
     pub table: String,
     /// Which sidecars belong together: the group's name unless set.
     pub cluster: String,
+    /// This sidecar's instance id; None: from instance metadata.
+    pub instance_id: Option<String>,
+    /// A heartbeat older than this is silent.
+    pub stale_after: Duration,
 }
 
 /// Prices used by `replay` reports (`[pricing]`), in USD.
@@ -656,10 +660,17 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
                 .and_then(|a| a.name.clone())
                 .unwrap_or_else(|| "default".to_string())
         });
+        let instance_id = t.string(p, "instance_id").map(|s| s.value);
+        let stale_after = t
+            .duration(p, "stale_after")
+            .map(|d| d.value)
+            .unwrap_or(Duration::from_secs(3));
         t.finish(p);
         table.map(|table| CoordinationConfig {
             table: table.value,
             cluster,
+            instance_id,
+            stale_after,
         })
     });
 

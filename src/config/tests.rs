@@ -381,7 +381,9 @@ fn coordination_needs_a_table_and_defaults_the_cluster_to_the_group() {
         c.coordination,
         Some(CoordinationConfig {
             table: "coord".into(),
-            cluster: "web".into()
+            cluster: "web".into(),
+            instance_id: None,
+            stale_after: std::time::Duration::from_secs(3),
         })
     );
     let c = Config::parse("t.toml", "[coordination]\ntable = \"coord\"\n").unwrap();

@@ -3,6 +3,8 @@
 //! and the leader lease's timing rules. The DynamoDB calls are in
 //! `cloud::coordination`.
 
+pub mod task;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;

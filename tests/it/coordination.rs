@@ -179,3 +179,115 @@ async fn heartbeats_and_a_fenced_lease_through_dynamodb() {
         .await
         .unwrap());
 }
+
+/// Sends `per_second` requests/s to a daemon, 50 packets a second.
+fn send(statsd: std::net::SocketAddr, per_second: u32) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+        let each = per_second / 50;
+        loop {
+            tick.tick().await;
+            let _ = sock
+                .send_to(format!("http.requests:{each}|c").as_bytes(), statsd)
+                .await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn three_sidecars_see_the_exact_fleet_total_and_a_silent_one() {
+    use crate::harness::Daemon;
+    use std::time::Duration;
+    let table = unique("fleet");
+    cloud()
+        .await
+        .ensure_coordination_table(&table)
+        .await
+        .unwrap();
+    let config = |id: &str| {
+        format!(
+            r#"
+state_dir = "{{dir}}/state"
+[aws]
+region = "us-east-1"
+endpoint_url = "{moto}"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[api]
+listen = "127.0.0.1:0"
+[coordination]
+table = "{table}"
+cluster = "{table}"
+instance_id = "{id}"
+"#,
+            moto = moto_url()
+        )
+    };
+    let a = Daemon::start(&config("i-1")).await;
+    let b = Daemon::start(&config("i-2")).await;
+    let mut c = Daemon::start(&config("i-3")).await;
+    let senders = [
+        send(a.statsd.unwrap(), 100),
+        send(b.statsd.unwrap(), 200),
+        send(c.statsd.unwrap(), 300),
+    ];
+    // Every sidecar sees the whole fleet; once all three send (about 600
+    // req/s), check the exact sum on one of them.
+    let status = a
+        .wait_for_status(Duration::from_secs(20), "a complete fleet view", |s| {
+            let f = &s["coordination"]["fleet"];
+            f["responsive"].as_array().is_some_and(|r| r.len() == 3)
+                && f["estimated"] == false
+                && f["totals"]["statsd"].as_f64().is_some_and(|t| t > 540.0)
+        })
+        .await;
+    let fleet = &status["coordination"]["fleet"];
+    let second = fleet["second"].as_i64().unwrap();
+    let total = fleet["totals"]["statsd"].as_f64().unwrap();
+    let mut sum = 0.0;
+    for d in [&a, &b, &c] {
+        let points = d.get_json("/api/v1/series?stream=statsd&seconds=30").await;
+        let v = points
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["second"] == second)
+            .and_then(|p| p["value"].as_f64())
+            .unwrap_or_else(|| panic!("second {second} in {points}"));
+        sum += v;
+    }
+    assert!(
+        (total - sum).abs() <= 0.01 * sum,
+        "fleet {total} vs the three sidecars' own {sum}"
+    );
+    assert!(
+        (sum - 600.0).abs() <= 60.0,
+        "about 600 req/s were sent: {sum}"
+    );
+
+    // kill -9 of one sidecar: silent within its 3 s, and not read as zero.
+    c.child.start_kill().unwrap();
+    let _ = c.child.wait().await;
+    senders[2].abort();
+    let status = a
+        .wait_for_status(Duration::from_secs(8), "i-3 silent", |s| {
+            s["coordination"]["fleet"]["silent"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|i| i == "i-3"))
+        })
+        .await;
+    let fleet = &status["coordination"]["fleet"];
+    assert_eq!(fleet["estimated"], true, "{fleet}");
+    let estimate = fleet["totals"]["statsd"].as_f64().unwrap();
+    assert!(
+        estimate > 400.0,
+        "two of three report 300: estimated at ~450, not 300: {fleet}"
+    );
+    for s in &senders[..2] {
+        s.abort();
+    }
+    a.terminate().await;
+    b.terminate().await;
+}

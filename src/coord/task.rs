@@ -1,0 +1,150 @@
+//! The heartbeat loop: every second, write this sidecar's newest sealed
+//! seconds, read the whole cluster back, and publish the fleet view.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{fleet_view, reconcile, FleetView, Heartbeat, Reconciliation, HEARTBEAT_SECONDS};
+use crate::clock::SharedClock;
+use crate::cloud::aws::AwsCloud;
+use crate::cloud::tracker::{self, SharedView};
+use crate::config::CoordinationConfig;
+use crate::ingest::{lock, SharedStore};
+
+/// What the coordination loop last saw, for the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoordinationStatus {
+    pub table: String,
+    pub cluster: String,
+    pub instance_id: String,
+    /// Heartbeats written.
+    pub seq: u64,
+    pub fleet: Option<FleetView>,
+    pub reconciliation: Option<Reconciliation>,
+    /// The last failed call, if the last round failed.
+    pub error: Option<String>,
+}
+
+pub type SharedCoordination = Arc<RwLock<Option<CoordinationStatus>>>;
+
+pub struct Heartbeats {
+    pub cloud: Arc<AwsCloud>,
+    pub config: CoordinationConfig,
+    pub instance_id: String,
+    pub grace_s: i64,
+    pub store: SharedStore,
+    pub view: SharedView,
+    pub clock: SharedClock,
+    pub status: SharedCoordination,
+}
+
+impl Heartbeats {
+    /// This sidecar's heartbeat at `now_ms`: the newest sealed seconds of every stream.
+    fn beat(&self, seq: u64, now_ms: i64) -> Heartbeat {
+        let now_s = now_ms.div_euclid(1000);
+        let upto = now_s - self.grace_s;
+        let store = lock(&self.store);
+        let counts = store
+            .stream_ids()
+            .map(|id| {
+                let values = store
+                    .recent(id, upto, HEARTBEAT_SECONDS)
+                    .into_iter()
+                    .map(|v| (!v.is_nan()).then_some(v))
+                    .collect();
+                (store.summary(id).name, values)
+            })
+            .collect();
+        let lifecycle = tracker::read(&self.view)
+            .group
+            .as_ref()
+            .and_then(|g| g.current.as_ref())
+            .and_then(|g| g.instances.iter().find(|i| i.id == self.instance_id))
+            .map_or_else(|| "unknown".to_string(), |i| i.lifecycle_state.clone());
+        Heartbeat {
+            instance_id: self.instance_id.clone(),
+            lifecycle,
+            seq,
+            sent_ms: now_ms,
+            first_second: upto - HEARTBEAT_SECONDS as i64,
+            counts,
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut seq = 0;
+        let (table, cluster) = (self.config.table.clone(), self.config.cluster.clone());
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            seq += 1;
+            let now_ms = self.clock.now().timestamp_millis();
+            let beat = self.beat(seq, now_ms);
+            let round = async {
+                self.cloud.put_heartbeat(&table, &cluster, &beat).await?;
+                self.cloud.query_heartbeats(&table, &cluster).await
+            };
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = round => r,
+            };
+            let mut status = CoordinationStatus {
+                table: table.clone(),
+                cluster: cluster.clone(),
+                instance_id: self.instance_id.clone(),
+                seq,
+                fleet: None,
+                reconciliation: None,
+                error: None,
+            };
+            match result {
+                Ok(beats) => {
+                    let now_ms = self.clock.now().timestamp_millis();
+                    // Beats are written once a second, each sidecar on its own
+                    // phase: the second before the newest is in everyone's beat.
+                    let second = now_ms.div_euclid(1000) - self.grace_s - 2;
+                    let stale_ms = self.config.stale_after.as_millis() as i64;
+                    let fleet = fleet_view(&beats, now_ms, stale_ms, second);
+                    let in_service: Option<Vec<String>> = tracker::read(&self.view)
+                        .group
+                        .as_ref()
+                        .and_then(|g| g.current.as_ref())
+                        .map(|g| {
+                            g.instances
+                                .iter()
+                                .filter(|i| i.lifecycle_state == "InService")
+                                .map(|i| i.id.clone())
+                                .collect()
+                        });
+                    status.reconciliation = in_service.map(|ids| reconcile(&ids, &fleet));
+                    if !fleet.silent.is_empty() {
+                        tracing::warn!(silent = ?fleet.silent, "Sidecars are silent: fleet demand is estimated.");
+                    }
+                    status.fleet = Some(fleet);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Coordination round failed.");
+                    status.error = Some(e.to_string());
+                    // Keep the last fleet view visible, marked by the error.
+                    if let Some(prev) = self
+                        .status
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .as_ref()
+                    {
+                        status.fleet = prev.fleet.clone();
+                        status.reconciliation = prev.reconciliation.clone();
+                    }
+                }
+            }
+            *self.status.write().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        }
+    }
+}
