@@ -16,6 +16,7 @@ use crate::clock::SharedClock;
 use crate::cloud::tracker::{self, SharedView};
 use crate::cloud::{CloudBackend, CloudErrorKind, Throughput};
 use crate::config::Mode;
+use crate::coord::task::Fence;
 use crate::policy::dynamodb::{Change, Op};
 use crate::state::BudgetStore;
 
@@ -136,6 +137,9 @@ pub struct Actuator<C> {
     pub retry: RetryPolicy,
     /// How long to follow a table that stays UPDATING after our call.
     pub settle_timeout: Duration,
+    /// With fleet coordination: only the lease holder acts, after checking
+    /// its lease with a conditional write.
+    pub fence: Option<Arc<Fence>>,
 }
 
 impl<C: CloudBackend> Actuator<C> {
@@ -160,6 +164,16 @@ impl<C: CloudBackend> Actuator<C> {
             decrease: u.decrease,
             reason,
             error,
+            fencing: None,
+        }
+    }
+
+    /// With coordination, the fencing token to act under, after the lease was
+    /// verified; Err(reason) when this process must not act.
+    async fn admit(&self) -> Result<Option<u64>, String> {
+        match &self.fence {
+            None => Ok(None),
+            Some(f) => f.admit(self.clock.now().timestamp_millis()).await.map(Some),
         }
     }
 
@@ -186,10 +200,25 @@ impl<C: CloudBackend> Actuator<C> {
         let id = self.audit.new_id();
         let resource = u.resource();
         let target = u.target();
-        if let Err(e) =
-            self.audit
-                .append(&self.record(&id, Phase::Decided, &u, Outcome::Pending, None, None))
-        {
+        let fencing = match self.admit().await {
+            Ok(f) => f,
+            Err(reason) => {
+                self.note(&u, Outcome::Skipped, Some(reason));
+                return Outcome::Skipped;
+            }
+        };
+        let fenced = |mut r: AuditRecord| {
+            r.fencing = fencing;
+            r
+        };
+        if let Err(e) = self.audit.append(&fenced(self.record(
+            &id,
+            Phase::Decided,
+            &u,
+            Outcome::Pending,
+            None,
+            None,
+        ))) {
             tracing::error!(resource = %resource, error = %e, "Audit log unavailable: not applying a capacity change without a record.");
             let rec = self.record(
                 &id,
@@ -231,7 +260,7 @@ impl<C: CloudBackend> Actuator<C> {
             let now = self.clock.now();
             self.with_budget(&resource, |l| l.record(now));
         }
-        let rec = self.record(&id, Phase::Completed, &u, outcome, reason, error);
+        let rec = fenced(self.record(&id, Phase::Completed, &u, outcome, reason, error));
         if let Err(e) = self.audit.append(&rec) {
             tracing::error!(resource = %resource, error = %e, "Cannot complete the audit record.");
         }
@@ -284,6 +313,17 @@ impl<C: CloudBackend> Actuator<C> {
     /// In dry-run only the recommendation is recorded.
     pub async fn apply_group(&self, change: GroupChange, shutdown: CancellationToken) -> Outcome {
         let id = self.audit.new_id();
+        let fencing = if change.mode == Mode::Apply {
+            match self.admit().await {
+                Ok(f) => f,
+                Err(reason) => {
+                    tracing::info!(group = %change.group, reason = %reason, "Not applying a group change.");
+                    return Outcome::Skipped;
+                }
+            }
+        } else {
+            None
+        };
         let record = |phase, outcome, reason: Option<String>, error: Option<String>| AuditRecord {
             id: id.clone(),
             time: self.clock.now(),
@@ -296,6 +336,7 @@ impl<C: CloudBackend> Actuator<C> {
             decrease: change.to < change.from,
             reason,
             error,
+            fencing,
         };
         if change.mode == Mode::DryRun {
             if let Err(e) =

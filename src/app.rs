@@ -25,7 +25,7 @@ use crate::cloud::metered::{CallMetrics, Metered};
 use crate::cloud::tracker::{self, CloudView, SharedView};
 use crate::cloud::CloudBackend;
 use crate::config::{AsgConfig, Config, Mode};
-use crate::coord::task::{Heartbeats, SharedCoordination};
+use crate::coord::task::{Election, Fence, Heartbeats, Role, SharedCoordination, SharedRole};
 use crate::ingest::access_log::{self, Follower};
 use crate::ingest::statsd::{self, StatsdRouter};
 use crate::ingest::status_page::{self, StatusPoller};
@@ -236,6 +236,8 @@ pub async fn run_with<C: CloudBackend>(
         .map(|t| t.name.clone())
         .collect();
     let coordination: SharedCoordination = Arc::new(RwLock::new(None));
+    let mut fence: Option<Arc<Fence>> = None;
+    let mut leadership: Option<SharedRole> = None;
     if let (Some(cfg), Some(aws)) = (config.coordination.clone(), coordination_cloud) {
         let instance_id = match &cfg.instance_id {
             Some(id) => Some(id.clone()),
@@ -257,7 +259,31 @@ pub async fn run_with<C: CloudBackend>(
             }
         };
         if let Some(instance_id) = instance_id {
+            let role: SharedRole = Arc::new(RwLock::new(Role::Follower));
+            leadership = Some(role.clone());
+            fence = Some(Arc::new(Fence {
+                cloud: aws.clone(),
+                table: cfg.table.clone(),
+                cluster: cfg.cluster.clone(),
+                instance_id: instance_id.clone(),
+                role: role.clone(),
+            }));
+            tasks.spawn(
+                Election {
+                    cloud: aws.clone(),
+                    table: cfg.table.clone(),
+                    cluster: cfg.cluster.clone(),
+                    instance_id: instance_id.clone(),
+                    lease: cfg.lease,
+                    renew_every: cfg.renew_every,
+                    clock: clock.clone(),
+                    role: role.clone(),
+                }
+                .run(shutdown.clone())
+                .instrument(tracing::info_span!("election")),
+            );
             let heartbeats = Heartbeats {
+                role,
                 cloud: aws,
                 config: cfg,
                 instance_id,
@@ -291,6 +317,7 @@ pub async fn run_with<C: CloudBackend>(
             clock: clock.clone(),
             retry: RetryPolicy::default(),
             settle_timeout: Duration::from_secs(300),
+            fence: fence.clone(),
         });
         let shared_config = Arc::new(config.clone());
         if !tables.is_empty() {
@@ -315,6 +342,7 @@ pub async fn run_with<C: CloudBackend>(
                 tasks.clone(),
             );
             advisor.modes = modes.clone();
+            advisor.leadership = leadership.clone();
             tasks.spawn(
                 advisor
                     .run(shutdown.clone())
@@ -335,6 +363,7 @@ pub async fn run_with<C: CloudBackend>(
                 token,
                 shared_config,
                 group_modes,
+                group_leadership,
             ) = (
                 cloud.clone(),
                 view.clone(),
@@ -346,6 +375,7 @@ pub async fn run_with<C: CloudBackend>(
                 shutdown.clone(),
                 shared_config.clone(),
                 modes.clone(),
+                leadership.clone(),
             );
             tasks.spawn(
                 async move {
@@ -377,6 +407,7 @@ pub async fn run_with<C: CloudBackend>(
                     );
                     let mut advisor = GroupAdvisor::new(shared_config, group, store, view, clock, actuator, group_advice, tracker_tasks.clone(), foreign);
                     advisor.modes = group_modes;
+                    advisor.leadership = group_leadership;
                     advisor.run(token).await;
                 }
                 .instrument(tracing::info_span!("asg_advisor")),

@@ -73,6 +73,9 @@ pub struct AuditRecord {
     pub decrease: bool,
     pub reason: Option<String>,
     pub error: Option<String>,
+    /// With fleet coordination: the leader's fencing token the action was taken under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +244,7 @@ mod tests {
             decrease: false,
             reason: None,
             error: None,
+            fencing: None,
         }
     }
 

@@ -80,6 +80,7 @@ fn fixture(rules: &[&Rule], state_dir_ok: bool) -> Fixture {
             clock,
             retry: RetryPolicy::default(),
             settle_timeout: Duration::from_secs(5),
+            fence: None,
         },
         _dir: dir,
     }
@@ -338,6 +339,7 @@ async fn scaling_activity_in_progress_is_retried_with_backoff() {
         clock: f.actuator.clock.clone(),
         retry: RetryPolicy::default(),
         settle_timeout: Duration::from_secs(5),
+        fence: None,
     };
     let change = GroupChange {
         group: "web".into(),
@@ -406,6 +408,7 @@ fn sim_fixture(faults: Vec<Fault>) -> SimFixture {
             clock,
             retry: RetryPolicy::default(),
             settle_timeout: Duration::from_secs(60),
+            fence: None,
         },
         cloud,
         _dir: dir,

@@ -66,6 +66,8 @@ pub struct GroupAdvisor<C> {
     pub foreign_policies: Vec<String>,
     /// Operator overrides of the mode (`POST /api/v1/mode`).
     pub modes: Arc<crate::mode::ModeSwitch>,
+    /// With fleet coordination: only the lease holder applies.
+    pub leadership: Option<crate::coord::task::SharedRole>,
     in_flight: Arc<AtomicBool>,
     last_recorded: Option<String>,
 }
@@ -107,6 +109,7 @@ impl<C: CloudBackend> GroupAdvisor<C> {
             foreign_policies,
             in_flight: Arc::new(AtomicBool::new(false)),
             modes: Arc::new(crate::mode::ModeSwitch::default()),
+            leadership: None,
             last_recorded: None,
         }
     }
@@ -176,8 +179,15 @@ impl<C: CloudBackend> GroupAdvisor<C> {
         let fresh = last_ok.is_some_and(|t| {
             now - t <= chrono::TimeDelta::from_std(asg.poll_interval * 3).unwrap_or_default()
         });
+        let follower = mode == Mode::Apply
+            && self
+                .leadership
+                .as_ref()
+                .is_some_and(|r| !crate::coord::task::may_act(r, now.timestamp_millis()));
         let gate = if runtime == crate::mode::RuntimeMode::Paused {
             Some("paused by an operator".to_string())
+        } else if follower {
+            Some("follower: the leader acts".to_string())
         } else if !fresh {
             Some("group state is older than 3 poll intervals: AWS unavailable?".to_string())
         } else if self.in_flight.load(Ordering::SeqCst) {

@@ -122,6 +122,8 @@ pub struct DynamoAdvisor<C> {
     last_recorded: HashMap<String, String>,
     /// Operator overrides of the mode (`POST /api/v1/mode`).
     pub modes: Arc<ModeSwitch>,
+    /// With fleet coordination: only the lease holder applies.
+    pub leadership: Option<crate::coord::task::SharedRole>,
     /// The burst bucket of each resource and operation, modelled from demand.
     burst: Mutex<HashMap<(String, Op), BurstModel>>,
 }
@@ -148,6 +150,7 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
             last_recorded: HashMap::new(),
             burst: Mutex::new(HashMap::new()),
             modes: Arc::new(ModeSwitch::default()),
+            leadership: None,
         }
     }
 
@@ -230,8 +233,14 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
                     );
                     a.mode = mode;
                     a.status = status.clone();
+                    let follower = mode == crate::config::Mode::Apply
+                        && self.leadership.as_ref().is_some_and(|r| {
+                            !crate::coord::task::may_act(r, now.timestamp_millis())
+                        });
                     let gate = if runtime == RuntimeMode::Paused {
                         Some("paused by an operator".to_string())
+                    } else if follower {
+                        Some("follower: the leader acts".to_string())
                     } else {
                         gate(&TableState {
                             billing_mode: desc.billing_mode,

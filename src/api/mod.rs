@@ -372,6 +372,7 @@ async fn set_mode(
             before.as_str()
         )),
         error: None,
+        fencing: None,
     };
     s.audit
         .append(&record)

@@ -66,6 +66,9 @@ pub struct CoordinationConfig {
     pub instance_id: Option<String>,
     /// A heartbeat older than this is silent.
     pub stale_after: Duration,
+    /// How long the leader's lease lasts, and how often it is renewed.
+    pub lease: Duration,
+    pub renew_every: Duration,
 }
 
 /// Prices used by `replay` reports (`[pricing]`), in USD.
@@ -665,12 +668,36 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
             .duration(p, "stale_after")
             .map(|d| d.value)
             .unwrap_or(Duration::from_secs(3));
+        let lease = t.duration(p, "lease");
+        let renew = t.duration(p, "renew_every");
+        let (lease_v, renew_v) = (
+            lease.as_ref().map_or(Duration::from_secs(10), |d| d.value),
+            renew.as_ref().map_or(Duration::from_secs(2), |d| d.value),
+        );
+        if renew_v * 2 > lease_v || lease_v < Duration::from_secs(4) {
+            let (span, key) = match (&renew, &lease) {
+                (Some(r), _) => (r.span.clone(), r.key.clone()),
+                (None, Some(l)) => (l.span.clone(), l.key.clone()),
+                (None, None) => (t.span(), t.key_path("lease")),
+            };
+            p.push(
+                span,
+                &key,
+                format!(
+                    "the lease ({}) must be at least 4 s and at least twice renew_every ({}), so a leader renews before the skew margin",
+                    humantime::format_duration(lease_v),
+                    humantime::format_duration(renew_v)
+                ),
+            );
+        }
         t.finish(p);
         table.map(|table| CoordinationConfig {
             table: table.value,
             cluster,
             instance_id,
             stale_after,
+            lease: lease_v,
+            renew_every: renew_v,
         })
     });
 

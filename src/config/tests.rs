@@ -384,6 +384,8 @@ fn coordination_needs_a_table_and_defaults_the_cluster_to_the_group() {
             cluster: "web".into(),
             instance_id: None,
             stale_after: std::time::Duration::from_secs(3),
+            lease: std::time::Duration::from_secs(10),
+            renew_every: std::time::Duration::from_secs(2),
         })
     );
     let c = Config::parse("t.toml", "[coordination]\ntable = \"coord\"\n").unwrap();

@@ -20,6 +20,8 @@ pub struct CoordinationStatus {
     pub table: String,
     pub cluster: String,
     pub instance_id: String,
+    /// Leader (with its fencing token) or follower.
+    pub role: Role,
     /// Heartbeats written.
     pub seq: u64,
     pub fleet: Option<FleetView>,
@@ -39,6 +41,7 @@ pub struct Heartbeats {
     pub view: SharedView,
     pub clock: SharedClock,
     pub status: SharedCoordination,
+    pub role: SharedRole,
 }
 
 impl Heartbeats {
@@ -99,6 +102,7 @@ impl Heartbeats {
                 table: table.clone(),
                 cluster: cluster.clone(),
                 instance_id: self.instance_id.clone(),
+                role: role(&self.role),
                 seq,
                 fleet: None,
                 reconciliation: None,
@@ -145,6 +149,135 @@ impl Heartbeats {
                 }
             }
             *self.status.write().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        }
+    }
+}
+
+/// This sidecar's place in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Role {
+    /// Another sidecar holds the lease (or none could be taken yet).
+    Follower,
+    Leader {
+        fencing: u64,
+        until_ms: i64,
+    },
+}
+
+pub type SharedRole = Arc<RwLock<Role>>;
+
+pub fn role(r: &SharedRole) -> Role {
+    *r.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether this sidecar may act at `now_ms`: it holds the lease, outside
+/// the skew margin of its end.
+pub fn may_act(r: &SharedRole, now_ms: i64) -> bool {
+    match role(r) {
+        Role::Leader { fencing, until_ms } => super::Lease { fencing, until_ms }.may_act(now_ms),
+        Role::Follower => false,
+    }
+}
+
+/// The actuator's check before every AWS call.
+pub struct Fence {
+    pub cloud: Arc<AwsCloud>,
+    pub table: String,
+    pub cluster: String,
+    pub instance_id: String,
+    pub role: SharedRole,
+}
+
+impl Fence {
+    /// The fencing token to act under, once a conditional write confirmed
+    /// the lease is still ours; otherwise why not.
+    pub async fn admit(&self, now_ms: i64) -> Result<u64, String> {
+        let Role::Leader { fencing, until_ms } = role(&self.role) else {
+            return Err("follower: the leader acts".into());
+        };
+        let lease = super::Lease { fencing, until_ms };
+        if !lease.may_act(now_ms) {
+            return Err("the lease is about to end: not acting".into());
+        }
+        match self
+            .cloud
+            .verify_lease(&self.table, &self.cluster, &self.instance_id, lease, now_ms)
+            .await
+        {
+            Ok(true) => Ok(fencing),
+            Ok(false) => {
+                *self.role.write().unwrap_or_else(|p| p.into_inner()) = Role::Follower;
+                Err(format!("the lease (fencing {fencing}) is no longer ours"))
+            }
+            Err(e) => Err(format!("cannot verify the lease: {e}")),
+        }
+    }
+}
+
+/// Takes or renews the lease every `renew_every`.
+pub struct Election {
+    pub cloud: Arc<AwsCloud>,
+    pub table: String,
+    pub cluster: String,
+    pub instance_id: String,
+    pub lease: Duration,
+    pub renew_every: Duration,
+    pub clock: SharedClock,
+    pub role: SharedRole,
+}
+
+impl Election {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.renew_every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let now_ms = self.clock.now().timestamp_millis();
+            let held = match role(&self.role) {
+                Role::Leader { fencing, until_ms } if until_ms > now_ms => {
+                    Some(super::Lease { fencing, until_ms })
+                }
+                _ => None,
+            };
+            let attempt = self.cloud.take_or_renew_lease(
+                &self.table,
+                &self.cluster,
+                &self.instance_id,
+                held,
+                now_ms,
+                self.lease.as_millis() as i64,
+            );
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = attempt => r,
+            };
+            let next = match result {
+                Ok(Some(l)) => {
+                    if held.is_none() {
+                        tracing::info!(fencing = l.fencing, "This sidecar is the leader.");
+                    }
+                    Role::Leader {
+                        fencing: l.fencing,
+                        until_ms: l.until_ms,
+                    }
+                }
+                Ok(None) => {
+                    if held.is_some() {
+                        tracing::warn!("The lease was taken by another sidecar: following.");
+                    }
+                    Role::Follower
+                }
+                Err(e) => {
+                    // Keep what we hold: `may_act` stops us before it ends.
+                    tracing::warn!(error = %e, "Cannot reach the lease.");
+                    role(&self.role)
+                }
+            };
+            *self.role.write().unwrap_or_else(|p| p.into_inner()) = next;
         }
     }
 }

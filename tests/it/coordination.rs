@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::types::{BillingMode, TimeToLiveStatus};
 
 use crate::aws::{cloud, unique};
 use crate::harness::{bin, moto_url};
+use rapidscale::cloud::CloudBackend;
 
 #[tokio::test]
 async fn init_creates_the_coordination_table_once() {
@@ -290,4 +291,237 @@ instance_id = "{id}"
     }
     a.terminate().await;
     b.terminate().await;
+}
+
+/// Sends `rate` requests/s to `target` until dropped; the rate can change.
+struct Load {
+    rate: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Load {
+    fn start(target: std::net::SocketAddr, rate: u32) -> Load {
+        let rate = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(rate));
+        let r = rate.clone();
+        let task = tokio::spawn(async move {
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+            loop {
+                tick.tick().await;
+                let each = r.load(std::sync::atomic::Ordering::SeqCst) as f64 / 50.0;
+                let _ = sock
+                    .send_to(format!("http.requests:{each}|c").as_bytes(), target)
+                    .await;
+            }
+        });
+        Load { rate, task }
+    }
+
+    fn set(&self, rate: u32) {
+        self.rate.store(rate, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn applied(d: &crate::harness::Daemon) -> Vec<rapidscale::audit::AuditRecord> {
+    rapidscale::audit::read_file(&d.state_dir().join("audit.jsonl"))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.outcome == rapidscale::audit::Outcome::Applied)
+        .collect()
+}
+
+fn role(s: &serde_json::Value) -> (String, Option<u64>) {
+    let r = &s["coordination"]["role"];
+    (
+        r["role"].as_str().unwrap_or("").to_string(),
+        r["fencing"].as_u64(),
+    )
+}
+
+#[tokio::test]
+async fn only_the_leader_acts_and_a_dead_or_paused_one_is_replaced() {
+    use crate::harness::Daemon;
+    use std::time::Duration;
+    let table = unique("leased");
+    let coord = unique("coordlease");
+    let c = cloud().await;
+    crate::aws::create_table(&c, &table).await; // read 10, write 5
+    c.ensure_coordination_table(&coord).await.unwrap();
+    let config = |id: &str| {
+        format!(
+            r#"
+mode = "apply"
+state_dir = "{{dir}}/state"
+[aws]
+region = "us-east-1"
+endpoint_url = "{moto}"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[api]
+listen = "127.0.0.1:0"
+[dynamodb]
+poll_interval = "1s"
+[[dynamodb.tables]]
+name = "{table}"
+read = {{ target = 0.5, min = 1, max = 100000, per_request = 1 }}
+[coordination]
+table = "{coord}"
+cluster = "{coord}"
+instance_id = "{id}"
+lease = "4s"
+renew_every = "1s"
+"#,
+            moto = moto_url()
+        )
+    };
+    let read = || async {
+        cloud()
+            .await
+            .describe_table(&table)
+            .await
+            .unwrap()
+            .provisioned
+            .unwrap()
+            .read
+    };
+    let a = Daemon::start(&config("i-a")).await;
+    let b = Daemon::start(&config("i-b")).await;
+    // One of the two takes the lease.
+    let leader_of = |x: &serde_json::Value, y: &serde_json::Value| {
+        let (rx, ry) = (role(x).0, role(y).0);
+        match (rx.as_str(), ry.as_str()) {
+            ("leader", "follower") => Some(0),
+            ("follower", "leader") => Some(1),
+            _ => None,
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let (sa, sb) = (
+            a.get_json("/api/v1/status").await,
+            b.get_json("/api/v1/status").await,
+        );
+        if let Some(i) = leader_of(&sa, &sb) {
+            break i;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no single leader: {:?} {:?}",
+            role(&sa),
+            role(&sb)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (leader, follower) = if first == 0 { (a, b) } else { (b, a) };
+    let token1 = role(&leader.get_json("/api/v1/status").await).1.unwrap();
+    // Both see a step; only the leader changes capacity, under its token.
+    let lf = Load::start(follower.statsd.unwrap(), 50);
+    let ll = Load::start(leader.statsd.unwrap(), 50);
+    crate::harness::eventually(
+        Duration::from_secs(15),
+        "the leader's increase",
+        read,
+        |r| *r >= 90,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        applied(&follower).is_empty(),
+        "a follower applied: {:?}",
+        applied(&follower)
+    );
+    let by_leader = applied(&leader);
+    assert!(!by_leader.is_empty());
+    assert!(
+        by_leader.iter().all(|r| r.fencing == Some(token1)),
+        "{by_leader:?}"
+    );
+
+    // kill -9 of the leader: the follower leads within lease + 2 s and acts.
+    // The follower already sees demand for about 800 units when the leader dies.
+    lf.set(400);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut leader = leader;
+    leader.child.start_kill().unwrap();
+    let killed = tokio::time::Instant::now();
+    let _ = leader.child.wait().await;
+    drop(ll);
+    let status = follower
+        .wait_for_status(Duration::from_secs(6), "the follower leads", |s| {
+            role(s).0 == "leader"
+        })
+        .await;
+    let token2 = role(&status).1.unwrap();
+    assert!(token2 > token1, "fencing {token2} after {token1}");
+    crate::harness::eventually(
+        Duration::from_secs(10),
+        "the new leader's increase",
+        read,
+        |r| *r >= 700,
+    )
+    .await;
+    eprintln!("new leader acted {:?} after the kill", killed.elapsed());
+    assert!(
+        killed.elapsed() <= Duration::from_secs(4 + 2),
+        "{:?}",
+        killed.elapsed()
+    );
+    let by_new = applied(&follower);
+    assert!(
+        !by_new.is_empty() && by_new.iter().all(|r| r.fencing == Some(token2)),
+        "{by_new:?}"
+    );
+
+    // A third sidecar joins; the leader is paused (SIGSTOP) past its lease:
+    // the newcomer leads, and the paused one does not act when resumed.
+    let c3 = Daemon::start(&config("i-c")).await;
+    let lc = Load::start(c3.statsd.unwrap(), 400);
+    let paused = follower;
+    let pid = paused.child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap();
+    let status = c3
+        .wait_for_status(Duration::from_secs(8), "the newcomer leads", |s| {
+            role(s).0 == "leader"
+        })
+        .await;
+    let token3 = role(&status).1.unwrap();
+    assert!(token3 > token2);
+    let applied_before = applied(&paused).len();
+    // Demand the paused one would answer at once: 1,600 req/s.
+    lf.set(1600);
+    std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after: Vec<_> = applied(&paused).into_iter().skip(applied_before).collect();
+    assert!(after.is_empty(), "the resumed ex-leader acted: {after:?}");
+    let st = paused.get_json("/api/v1/status").await;
+    assert_eq!(role(&st).0, "follower", "{:?}", role(&st));
+    // No fencing token was used by two processes.
+    let mut tokens: Vec<(u64, &str)> = Vec::new();
+    for (name, recs) in [("b", applied(&paused)), ("c", applied(&c3))] {
+        for r in recs {
+            tokens.push((r.fencing.unwrap(), name));
+        }
+    }
+    for (t, who) in &tokens {
+        assert!(
+            tokens.iter().all(|(t2, w2)| t2 != t || w2 == who),
+            "token {t} used twice: {tokens:?}"
+        );
+    }
+    drop((lf, lc));
+    paused.terminate().await;
+    c3.terminate().await;
 }
