@@ -343,6 +343,9 @@ pub async fn run_with<C: CloudBackend>(
             );
             advisor.modes = modes.clone();
             advisor.leadership = leadership.clone();
+            if leadership.is_some() {
+                advisor.coordination = Some(coordination.clone());
+            }
             tasks.spawn(
                 advisor
                     .run(shutdown.clone())
@@ -364,6 +367,7 @@ pub async fn run_with<C: CloudBackend>(
                 shared_config,
                 group_modes,
                 group_leadership,
+                group_coordination,
             ) = (
                 cloud.clone(),
                 view.clone(),
@@ -376,6 +380,7 @@ pub async fn run_with<C: CloudBackend>(
                 shared_config.clone(),
                 modes.clone(),
                 leadership.clone(),
+                coordination.clone(),
             );
             tasks.spawn(
                 async move {
@@ -407,6 +412,7 @@ pub async fn run_with<C: CloudBackend>(
                     );
                     let mut advisor = GroupAdvisor::new(shared_config, group, store, view, clock, actuator, group_advice, tracker_tasks.clone(), foreign);
                     advisor.modes = group_modes;
+                    advisor.coordination = group_leadership.as_ref().map(|_| group_coordination.clone());
                     advisor.leadership = group_leadership;
                     advisor.run(token).await;
                 }

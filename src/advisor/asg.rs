@@ -54,6 +54,22 @@ pub struct GroupAdvice {
 
 pub type SharedGroupAdvice = Arc<RwLock<Option<GroupAdvice>>>;
 
+/// A silent sidecar's traffic is estimated, never zero: no scale-in on an estimate.
+pub fn hold_scale_in_on_estimates(
+    verdict: GroupVerdict,
+    desired: u32,
+    scale: Option<crate::coord::task::FleetScale>,
+) -> GroupVerdict {
+    match verdict {
+        GroupVerdict::Set { to, .. } if to < desired && scale.is_some_and(|f| f.estimated) => {
+            GroupVerdict::Hold {
+                reason: crate::policy::asg::GroupHold::FleetEstimated,
+            }
+        }
+        v => v,
+    }
+}
+
 pub struct GroupAdvisor<C> {
     pub config: Arc<Config>,
     pub group: String,
@@ -68,6 +84,8 @@ pub struct GroupAdvisor<C> {
     pub modes: Arc<crate::mode::ModeSwitch>,
     /// With fleet coordination: only the lease holder applies.
     pub leadership: Option<crate::coord::task::SharedRole>,
+    /// With fleet coordination: the fleet's totals from heartbeats.
+    pub coordination: Option<crate::coord::task::SharedCoordination>,
     in_flight: Arc<AtomicBool>,
     last_recorded: Option<String>,
 }
@@ -110,6 +128,7 @@ impl<C: CloudBackend> GroupAdvisor<C> {
             in_flight: Arc::new(AtomicBool::new(false)),
             modes: Arc::new(crate::mode::ModeSwitch::default()),
             leadership: None,
+            coordination: None,
             last_recorded: None,
         }
     }
@@ -141,8 +160,16 @@ impl<C: CloudBackend> GroupAdvisor<C> {
         };
         let stale_s = self.config.ingest.stale_after.as_secs() as i64;
         let history = asg.policy.stabilization.max(asg.policy.up_window).as_secs() as usize + 2;
+        let scale;
         let own = {
             let store = lock(&self.store);
+            scale = self.coordination.as_ref().and_then(|c| {
+                crate::coord::task::fleet_scale(
+                    c,
+                    &store,
+                    self.config.ingest.requests_stream.as_deref(),
+                )
+            });
             match self
                 .config
                 .ingest
@@ -164,7 +191,10 @@ impl<C: CloudBackend> GroupAdvisor<C> {
             }
         };
         let own_rps = own.newest(1).first().copied().filter(|v| !v.is_nan());
-        let fleet = own.scaled(counts.serving.max(1) as f64);
+        // With coordination the heartbeats give the fleet's own total;
+        // otherwise this instance's traffic x the serving instances.
+        let factor = scale.map_or(counts.serving.max(1) as f64, |f| f.factor);
+        let fleet = own.scaled(factor);
         let state = GroupState {
             desired: desc.desired,
             group_min: desc.min,
@@ -173,6 +203,7 @@ impl<C: CloudBackend> GroupAdvisor<C> {
             warming: counts.warming + counts.settling,
         };
         let verdict = decide_group(&fleet, &state, &ctx, &asg.policy, stale_s);
+        let verdict = hold_scale_in_on_estimates(verdict, desc.desired, scale);
         let configured = asg.mode.unwrap_or(self.config.mode);
         let runtime = self.modes.effective(&[&self.group], configured);
         let mode = runtime.acting().unwrap_or(configured);
@@ -206,8 +237,8 @@ impl<C: CloudBackend> GroupAdvisor<C> {
             max: desc.max,
             counts,
             own_rps,
-            fleet_rps: own_rps.map(|r| r * counts.serving.max(1) as f64),
-            fleet_estimated: true,
+            fleet_rps: own_rps.map(|r| r * factor),
+            fleet_estimated: scale.is_none_or(|f| f.estimated),
             limits: ctx.limits,
             verdict: verdict.clone(),
             gate: acted_gate,
@@ -256,5 +287,46 @@ impl<C: CloudBackend> GroupAdvisor<C> {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coord::task::FleetScale;
+    use crate::policy::asg::{GroupEvidence, GroupHold, GroupRule};
+
+    fn set(to: u32) -> GroupVerdict {
+        GroupVerdict::Set {
+            to,
+            rule: GroupRule::Stabilized,
+            evidence: GroupEvidence {
+                fleet_rps: Some(100.0),
+                needed: Some(to),
+                window_s: 300,
+            },
+        }
+    }
+
+    #[test]
+    fn no_scale_in_on_an_estimated_fleet() {
+        let estimated = Some(FleetScale {
+            factor: 2.0,
+            estimated: true,
+        });
+        assert_eq!(
+            hold_scale_in_on_estimates(set(3), 5, estimated),
+            GroupVerdict::Hold {
+                reason: GroupHold::FleetEstimated
+            }
+        );
+        // Scale-out on an estimate goes ahead; an exact fleet scales in.
+        assert_eq!(hold_scale_in_on_estimates(set(8), 5, estimated), set(8));
+        let exact = Some(FleetScale {
+            factor: 2.0,
+            estimated: false,
+        });
+        assert_eq!(hold_scale_in_on_estimates(set(3), 5, exact), set(3));
+        assert_eq!(hold_scale_in_on_estimates(set(3), 5, None), set(3));
     }
 }

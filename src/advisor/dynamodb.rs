@@ -74,7 +74,12 @@ pub struct ResourceAdvice {
     pub decreases_used_today: usize,
     pub decreases_left_today: usize,
     pub next_decrease_at: DateTime<Utc>,
+    /// With coordination: own demand x `factor` is the fleet's; when
+    /// `estimated` (a sidecar is silent) decreases are held.
+    pub fleet: Option<FleetScale>,
 }
+
+pub use crate::coord::task::FleetScale;
 
 pub type SharedAdvice = Arc<RwLock<Vec<ResourceAdvice>>>;
 
@@ -124,6 +129,8 @@ pub struct DynamoAdvisor<C> {
     pub modes: Arc<ModeSwitch>,
     /// With fleet coordination: only the lease holder applies.
     pub leadership: Option<crate::coord::task::SharedRole>,
+    /// With fleet coordination: the fleet's totals, to scale own demand to the fleet's.
+    pub coordination: Option<crate::coord::task::SharedCoordination>,
     /// The burst bucket of each resource and operation, modelled from demand.
     burst: Mutex<HashMap<(String, Op), BurstModel>>,
 }
@@ -151,6 +158,7 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
             burst: Mutex::new(HashMap::new()),
             modes: Arc::new(ModeSwitch::default()),
             leadership: None,
+            coordination: None,
         }
     }
 
@@ -355,10 +363,15 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
             + 2;
         let mut ops = Vec::new();
         let mut verdicts = Vec::new();
+        let fleet = self.fleet_scale(store);
         for (op, spec) in [(Op::Read, read_spec), (Op::Write, write_spec)] {
             let Some(spec) = spec else { continue };
             let (view, source) =
                 self.demand(store, table, index, op, spec, now_f, history, stale_s);
+            let view = match fleet {
+                Some(f) => view.scaled(f.factor),
+                None => view,
+            };
             let current = provisioned.map(|t| if op == Op::Read { t.read } else { t.write });
             let burst = self.observe_burst(table, index, op, &view, now_f, current);
             let ctx = OpContext::at(
@@ -375,6 +388,7 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
                     reason: crate::policy::dynamodb::HoldReason::InBand,
                 },
             };
+            let verdict = hold_decreases_on_estimates(verdict, fleet);
             if let Some(cur) = current {
                 verdicts.push((op, cur, verdict.clone()));
             }
@@ -409,7 +423,17 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
             decreases_used_today: ledger.used_today(now),
             decreases_left_today: ledger.left_today(now),
             next_decrease_at: ledger.next_allowed(now),
+            fleet,
         }
+    }
+
+    /// With coordination: own demand x factor is the fleet's.
+    fn fleet_scale(&self, store: &SeriesStore) -> Option<FleetScale> {
+        crate::coord::task::fleet_scale(
+            self.coordination.as_ref()?,
+            store,
+            self.config.ingest.requests_stream.as_deref(),
+        )
     }
 
     /// Feeds the seconds past their grace window to the resource's burst
@@ -515,6 +539,17 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
                 });
             }
         }
+    }
+}
+
+/// A silent sidecar's traffic is estimated, never zero: no decrease is made
+/// on an estimate.
+pub fn hold_decreases_on_estimates(verdict: OpVerdict, fleet: Option<FleetScale>) -> OpVerdict {
+    match verdict {
+        OpVerdict::Down { .. } if fleet.is_some_and(|f| f.estimated) => OpVerdict::Hold {
+            reason: crate::policy::dynamodb::HoldReason::FleetEstimated,
+        },
+        v => v,
     }
 }
 

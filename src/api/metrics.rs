@@ -79,6 +79,16 @@ struct ModeLabels {
     mode: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
 /// The capacity a resource's plan asks for, per operation (its current
 /// capacity when the plan holds).
 fn recommended(a: &ResourceAdvice, op: crate::policy::dynamodb::Op, provisioned: u64) -> u64 {
@@ -318,6 +328,78 @@ pub fn render(s: &ApiState) -> String {
         Unit::Seconds,
         s.call_metrics.latency.clone(),
     );
+
+    if let Some(c) = &status.coordination {
+        let fleet_rps = Family::<StreamLabels, FloatGauge>::default();
+        let instances = Family::<StateLabels, Gauge>::default();
+        let mismatches = Family::<KindLabels, Gauge>::default();
+        if let Some(f) = &c.fleet {
+            for (stream, v) in &f.totals {
+                fleet_rps
+                    .get_or_create(&StreamLabels {
+                        stream: stream.clone(),
+                    })
+                    .set(*v);
+            }
+            for (state, n) in [
+                ("responsive", f.responsive.len()),
+                ("silent", f.silent.len()),
+            ] {
+                instances
+                    .get_or_create(&StateLabels {
+                        state: state.to_string(),
+                    })
+                    .set(n as i64);
+            }
+        }
+        if let Some(r) = &c.reconciliation {
+            for (kind, n) in [
+                (
+                    "in_service_without_sidecar",
+                    r.in_service_without_sidecar.len(),
+                ),
+                (
+                    "sidecar_outside_the_group",
+                    r.sidecars_outside_the_group.len(),
+                ),
+            ] {
+                mismatches
+                    .get_or_create(&KindLabels {
+                        kind: kind.to_string(),
+                    })
+                    .set(n as i64);
+            }
+        }
+        r.register(
+            "fleet_requests_per_second",
+            "Fleet-wide requests per second from all sidecars' heartbeats (estimated when one is silent)",
+            fleet_rps,
+        );
+        r.register(
+            "fleet_sidecars",
+            "Sidecars by heartbeat state: responsive or silent",
+            instances,
+        );
+        r.register(
+            "fleet_mismatches",
+            "Group membership vs heartbeats: InService instances without a sidecar, sidecars outside the group",
+            mismatches,
+        );
+        let (leader, fencing) = match c.role {
+            crate::coord::task::Role::Leader { fencing, .. } => (1, fencing as i64),
+            crate::coord::task::Role::Follower => (0, 0),
+        };
+        let g = Gauge::<i64>::default();
+        g.set(leader);
+        r.register("leader", "1 while this sidecar holds the fleet's lease", g);
+        let t = Gauge::<i64>::default();
+        t.set(fencing);
+        r.register(
+            "fencing_token",
+            "The fencing token of the lease held (0: follower)",
+            t,
+        );
+    }
 
     let mode = Family::<ModeLabels, Gauge>::default();
     for m in ["dry-run", "apply", "paused"] {

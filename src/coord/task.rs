@@ -1,5 +1,6 @@
 //! The heartbeat loop: every second, write this sidecar's newest sealed
-//! seconds, read the whole cluster back, and publish the fleet view.
+//! seconds; the leader also reads the whole cluster back and publishes the
+//! fleet view. The election loop and the actuator's fence are here too.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -90,9 +91,18 @@ impl Heartbeats {
             seq += 1;
             let now_ms = self.clock.now().timestamp_millis();
             let beat = self.beat(seq, now_ms);
+            // Everyone writes; only the leader reads the cluster back.
+            let leads = matches!(role(&self.role), Role::Leader { .. });
             let round = async {
                 self.cloud.put_heartbeat(&table, &cluster, &beat).await?;
-                self.cloud.query_heartbeats(&table, &cluster).await
+                if leads {
+                    self.cloud
+                        .query_heartbeats(&table, &cluster)
+                        .await
+                        .map(Some)
+                } else {
+                    Ok(None)
+                }
             };
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -109,7 +119,8 @@ impl Heartbeats {
                 error: None,
             };
             match result {
-                Ok(beats) => {
+                Ok(None) => {}
+                Ok(Some(beats)) => {
                     let now_ms = self.clock.now().timestamp_millis();
                     // Beats are written once a second, each sidecar on its own
                     // phase: the second before the newest is in everyone's beat.
@@ -280,4 +291,43 @@ impl Election {
             *self.role.write().unwrap_or_else(|p| p.into_inner()) = next;
         }
     }
+}
+
+/// Own demand x `factor` is the fleet's; `estimated` when a sidecar is silent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FleetScale {
+    pub factor: f64,
+    pub estimated: bool,
+}
+
+/// The fleet's total of the newest second every sidecar reported, over this
+/// sidecar's own value of that second, for the requests stream (default:
+/// the first stream).
+pub fn fleet_scale(
+    status: &SharedCoordination,
+    store: &crate::series::SeriesStore,
+    requests_stream: Option<&str>,
+) -> Option<FleetScale> {
+    let fleet = status
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()?
+        .fleet
+        .clone()?;
+    let stream = match requests_stream {
+        Some(s) => s.to_string(),
+        None => store.stream_ids().next().map(|id| store.summary(id).name)?,
+    };
+    let total = *fleet.totals.get(&stream)?;
+    let id = store.id(&stream)?;
+    let own = store
+        .seconds(id, 60)
+        .into_iter()
+        .find(|(s, _)| *s == fleet.second)
+        .map(|(_, p)| p.value as f64)
+        .filter(|v| *v > 0.0)?;
+    Some(FleetScale {
+        factor: total / own,
+        estimated: fleet.estimated,
+    })
 }

@@ -51,6 +51,8 @@ pub enum GroupHold {
     Stabilizing,
     /// Already asked for (desired covers the need).
     Requested,
+    /// A sidecar of the fleet is silent: no scale-in on an estimate.
+    FleetEstimated,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

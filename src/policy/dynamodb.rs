@@ -89,6 +89,9 @@ pub enum HoldReason {
     /// Demand is above the band, but the modelled burst capacity covers
     /// the excess for longer than an increase takes.
     BurstCovers,
+    /// A sidecar of the fleet is silent: its demand is estimated, and no
+    /// decrease is made on an estimate.
+    FleetEstimated,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

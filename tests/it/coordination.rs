@@ -228,22 +228,38 @@ instance_id = "{id}"
     };
     let a = Daemon::start(&config("i-1")).await;
     let b = Daemon::start(&config("i-2")).await;
-    let mut c = Daemon::start(&config("i-3")).await;
+    let c = Daemon::start(&config("i-3")).await;
     let senders = [
         send(a.statsd.unwrap(), 100),
         send(b.statsd.unwrap(), 200),
         send(c.statsd.unwrap(), 300),
     ];
-    // Every sidecar sees the whole fleet; once all three send (about 600
-    // req/s), check the exact sum on one of them.
-    let status = a
-        .wait_for_status(Duration::from_secs(20), "a complete fleet view", |s| {
+    // The leader reads the whole fleet; once all three send (about 600
+    // req/s), check the exact sum on it.
+    let daemons = [&a, &b, &c];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (leader_index, status) = loop {
+        let mut found = None;
+        for (i, d) in daemons.iter().enumerate() {
+            let s = d.get_json("/api/v1/status").await;
             let f = &s["coordination"]["fleet"];
-            f["responsive"].as_array().is_some_and(|r| r.len() == 3)
+            let complete = s["coordination"]["role"]["role"] == "leader"
+                && f["responsive"].as_array().is_some_and(|r| r.len() == 3)
                 && f["estimated"] == false
-                && f["totals"]["statsd"].as_f64().is_some_and(|t| t > 540.0)
-        })
-        .await;
+                && f["totals"]["statsd"].as_f64().is_some_and(|t| t > 540.0);
+            if complete {
+                found = Some((i, s));
+            }
+        }
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no leader with a complete fleet view"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let fleet = &status["coordination"]["fleet"];
     let second = fleet["second"].as_i64().unwrap();
     let total = fleet["totals"]["statsd"].as_f64().unwrap();
@@ -268,29 +284,52 @@ instance_id = "{id}"
         "about 600 req/s were sent: {sum}"
     );
 
-    // kill -9 of one sidecar: silent within its 3 s, and not read as zero.
-    c.child.start_kill().unwrap();
-    let _ = c.child.wait().await;
-    senders[2].abort();
-    let status = a
-        .wait_for_status(Duration::from_secs(8), "i-3 silent", |s| {
+    // kill -9 of a follower: silent within its 3 s, and not read as zero.
+    let victim = (leader_index + 1) % 3;
+    let victim_id = format!("i-{}", victim + 1);
+    let mut owned = [Some(a), Some(b), Some(c)];
+    let mut dead = owned[victim].take().unwrap();
+    dead.child.start_kill().unwrap();
+    let _ = dead.child.wait().await;
+    senders[victim].abort();
+    let leader = owned[leader_index].as_ref().unwrap();
+    let status = leader
+        .wait_for_status(Duration::from_secs(8), "the victim silent", |s| {
             s["coordination"]["fleet"]["silent"]
                 .as_array()
-                .is_some_and(|v| v.iter().any(|i| i == "i-3"))
+                .is_some_and(|v| v.iter().any(|i| *i == victim_id.as_str()))
         })
         .await;
     let fleet = &status["coordination"]["fleet"];
     assert_eq!(fleet["estimated"], true, "{fleet}");
-    let estimate = fleet["totals"]["statsd"].as_f64().unwrap();
+    let metrics = reqwest::get(format!("http://{}/metrics", leader.api.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
-        estimate > 400.0,
-        "two of three report 300: estimated at ~450, not 300: {fleet}"
+        metrics.contains("rapidscale_fleet_sidecars{state=\"silent\"} 1"),
+        "{metrics}"
     );
-    for s in &senders[..2] {
+    assert!(metrics.contains("rapidscale_fleet_requests_per_second{stream=\"statsd\"}"));
+    let estimate = fleet["totals"]["statsd"].as_f64().unwrap();
+    let reporting: f64 = [100.0, 200.0, 300.0]
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, v)| v)
+        .sum();
+    assert!(
+        estimate > reporting * 1.2,
+        "the silent one is estimated, not read as zero: {estimate} vs {reporting} reported: {fleet}"
+    );
+    for s in &senders {
         s.abort();
     }
-    a.terminate().await;
-    b.terminate().await;
+    for d in owned.into_iter().flatten() {
+        d.terminate().await;
+    }
 }
 
 /// Sends `rate` requests/s to `target` until dropped; the rate can change.
@@ -421,16 +460,24 @@ renew_every = "1s"
     };
     let (leader, follower) = if first == 0 { (a, b) } else { (b, a) };
     let token1 = role(&leader.get_json("/api/v1/status").await).1.unwrap();
-    // Both see a step; only the leader changes capacity, under its token.
+    // Both see 50 req/s; only the leader changes capacity, under its token,
+    // and for the fleet's 100 req/s (about 200 units at target 0.5), not
+    // for its own 50.
     let lf = Load::start(follower.statsd.unwrap(), 50);
     let ll = Load::start(leader.statsd.unwrap(), 50);
     crate::harness::eventually(
         Duration::from_secs(15),
-        "the leader's increase",
+        "the leader's increase for the fleet",
         read,
-        |r| *r >= 90,
+        |r| *r >= 180,
     )
     .await;
+    let advice = leader.get_json("/api/v1/status").await["dynamodb"][0]["fleet"].clone();
+    let factor = advice["factor"].as_f64().unwrap_or(0.0);
+    assert!(
+        (1.8..=2.2).contains(&factor),
+        "own demand x {factor} is the fleet's: {advice}"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         applied(&follower).is_empty(),

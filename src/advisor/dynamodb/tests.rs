@@ -154,3 +154,38 @@ fn each_index_has_its_own_ledger() {
         Plan::Update { decrease: true, .. }
     ));
 }
+
+#[test]
+fn no_decrease_on_an_estimated_fleet() {
+    use crate::policy::dynamodb::{Evidence, HoldReason, Rule};
+    let down = OpVerdict::Down {
+        to: 10,
+        rule: Rule::LowDemand,
+        evidence: Evidence {
+            demand: Some(1.0),
+            threshold: Some(5.0),
+            window_s: 900,
+        },
+        worth_it: true,
+    };
+    let estimated = Some(FleetScale {
+        factor: 1.5,
+        estimated: true,
+    });
+    assert_eq!(
+        hold_decreases_on_estimates(down.clone(), estimated),
+        OpVerdict::Hold {
+            reason: HoldReason::FleetEstimated
+        }
+    );
+    let exact = Some(FleetScale {
+        factor: 3.0,
+        estimated: false,
+    });
+    assert_eq!(hold_decreases_on_estimates(down.clone(), exact), down);
+    assert_eq!(hold_decreases_on_estimates(down.clone(), None), down);
+    let up = OpVerdict::Hold {
+        reason: HoldReason::InBand,
+    };
+    assert_eq!(hold_decreases_on_estimates(up.clone(), estimated), up);
+}
