@@ -12,6 +12,7 @@ pub mod app;
 pub mod audit;
 pub mod clock;
 pub mod cloud;
+pub mod cloudwatch;
 pub mod config;
 pub mod coord;
 pub mod demo;

@@ -134,15 +134,9 @@ fn main() -> ExitCode {
                 eprintln!("rapidscale init: the config has no [coordination] table to create");
                 return ExitCode::from(EXIT_CONFIG);
             };
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match runtime(false) {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("rapidscale: cannot start the async runtime: {e}");
-                    return ExitCode::from(EXIT_RUNTIME);
-                }
+                Err(code) => return code,
             };
             runtime.block_on(async {
                 let cloud = rapidscale::cloud::aws::AwsCloud::connect(&config.aws).await;
@@ -208,15 +202,9 @@ fn main() -> ExitCode {
                 scale,
                 surge_every: std::time::Duration::from_secs(surge_every),
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match runtime(true) {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("rapidscale: cannot start the async runtime: {e}");
-                    return ExitCode::from(EXIT_RUNTIME);
-                }
+                Err(code) => return code,
             };
             runtime.block_on(async move {
                 let shutdown = CancellationToken::new();
@@ -239,15 +227,9 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match runtime(true) {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("rapidscale: cannot start the async runtime: {e}");
-                    return ExitCode::from(EXIT_RUNTIME);
-                }
+                Err(code) => return code,
             };
             runtime.block_on(run(config))
         }
@@ -330,6 +312,19 @@ fn replay(args: ReplayCli) -> ExitCode {
         }
         Err(e) => bad_usage(e.to_string()),
     }
+}
+
+/// The async runtime: multi-threaded for the daemon, one thread for one-shot commands.
+fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("rapidscale: cannot start the async runtime: {e}");
+        ExitCode::from(EXIT_RUNTIME)
+    })
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {

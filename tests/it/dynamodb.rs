@@ -226,17 +226,18 @@ async fn a_restart_keeps_the_decrease_budget() {
         .send()
         .await
         .unwrap();
-    let cfg = config("apply", &table, "down_window = \"3s\"", false);
+    let cfg = config("apply", &table, "down_window = \"8s\"", false);
     let state_dir = tempfile::tempdir().unwrap();
     let cfg = cfg.replace("{dir}/state", &state_dir.path().display().to_string());
     let d = Daemon::start(&cfg).await;
     let traffic = Traffic::start(d.statsd.unwrap(), &table, 20).await;
-    // Low demand for 3 s: one combined read + write decrease to about
+    // Low demand for 8 s (long enough that one late second under load does
+    // not skew the mean): one combined read + write decrease to about
     // 20 / 0.5 = 40 (sized to the window's recent mean).
     let (read, write) =
         wait_for_capacity(&table, Duration::from_secs(20), |(r, w)| r < 100 && w < 100).await;
     assert!(
-        (30..=45).contains(&read) && (30..=45).contains(&write),
+        (30..=50).contains(&read) && (30..=50).contains(&write),
         "{read} {write}"
     );
     d.wait_for_status(Duration::from_secs(5), "the decrease counted", |s| {
