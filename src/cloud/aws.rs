@@ -340,6 +340,46 @@ impl CloudBackend for AwsCloud {
     }
 }
 
+impl AwsCloud {
+    /// One PutMetricData call of at most 1,000 high-resolution datums.
+    pub async fn put_metric_data(
+        &self,
+        namespace: &str,
+        datums: &[crate::cloudwatch::Datum],
+    ) -> Result<(), CloudError> {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+        let data: Vec<MetricDatum> = datums
+            .iter()
+            .map(|d| {
+                MetricDatum::builder()
+                    .metric_name(&d.name)
+                    .set_dimensions(Some(
+                        d.dimensions
+                            .iter()
+                            .map(|(n, v)| Dimension::builder().name(n).value(v).build())
+                            .collect(),
+                    ))
+                    .timestamp(aws_smithy_types::DateTime::from_secs(d.second))
+                    .value(d.value)
+                    .unit(match d.unit {
+                        crate::cloudwatch::MetricUnit::CountPerSecond => StandardUnit::CountSecond,
+                        crate::cloudwatch::MetricUnit::Count => StandardUnit::Count,
+                    })
+                    .storage_resolution(1)
+                    .build()
+            })
+            .collect();
+        self.cloudwatch
+            .put_metric_data()
+            .namespace(namespace)
+            .set_metric_data(Some(data))
+            .send()
+            .await
+            .map_err(|e| classify("PutMetricData", namespace, e))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,45 +437,5 @@ mod tests {
         );
         assert_eq!(kind_of_code(Some("SomethingNew")), CloudErrorKind::Other);
         assert_eq!(kind_of_code(None), CloudErrorKind::Other);
-    }
-}
-
-impl AwsCloud {
-    /// One PutMetricData call of at most 1,000 high-resolution datums.
-    pub async fn put_metric_data(
-        &self,
-        namespace: &str,
-        datums: &[crate::cloudwatch::Datum],
-    ) -> Result<(), CloudError> {
-        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-        let data: Vec<MetricDatum> = datums
-            .iter()
-            .map(|d| {
-                MetricDatum::builder()
-                    .metric_name(&d.name)
-                    .set_dimensions(Some(
-                        d.dimensions
-                            .iter()
-                            .map(|(n, v)| Dimension::builder().name(n).value(v).build())
-                            .collect(),
-                    ))
-                    .timestamp(aws_smithy_types::DateTime::from_secs(d.second))
-                    .value(d.value)
-                    .unit(match d.unit {
-                        crate::cloudwatch::MetricUnit::CountPerSecond => StandardUnit::CountSecond,
-                        crate::cloudwatch::MetricUnit::Count => StandardUnit::Count,
-                    })
-                    .storage_resolution(1)
-                    .build()
-            })
-            .collect();
-        self.cloudwatch
-            .put_metric_data()
-            .namespace(namespace)
-            .set_metric_data(Some(data))
-            .send()
-            .await
-            .map_err(|e| classify("PutMetricData", namespace, e))?;
-        Ok(())
     }
 }
