@@ -121,3 +121,164 @@ mod tests {
         assert_eq!(b.next_batch()[0].second, 150);
     }
 }
+
+/// What the publisher reports, for the API and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PublishStatus {
+    pub sent: u64,
+    pub dropped: u64,
+    pub buffered: usize,
+    pub last_error: Option<String>,
+}
+
+pub type SharedPublishStatus = std::sync::Arc<std::sync::RwLock<Option<PublishStatus>>>;
+
+/// The publishing task.
+pub struct Publisher {
+    pub cloud: std::sync::Arc<crate::cloud::aws::AwsCloud>,
+    pub config: crate::config::CloudWatchConfig,
+    pub store: crate::ingest::SharedStore,
+    pub advice: crate::advisor::dynamodb::SharedAdvice,
+    pub group_advice: crate::advisor::asg::SharedGroupAdvice,
+    /// With coordination: fleet-level datums only while this sidecar leads.
+    pub leadership: Option<crate::coord::task::SharedRole>,
+    pub clock: crate::clock::SharedClock,
+    pub grace_s: i64,
+    pub status: SharedPublishStatus,
+}
+
+impl Publisher {
+    fn dims(&self, own: &[(&str, &str)]) -> Vec<(String, String)> {
+        own.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .chain(self.config.dimensions.iter().cloned())
+            .collect()
+    }
+
+    /// Datums for the seconds in (`after`, `upto`].
+    fn collect(&self, after: i64, upto: i64) -> Vec<Datum> {
+        let mut out = Vec::new();
+        {
+            let store = crate::ingest::lock(&self.store);
+            for id in store.stream_ids() {
+                let name = store.summary(id).name;
+                let n = (upto - after).clamp(0, 3600) as usize;
+                for (second, p) in store.seconds(id, n + 2) {
+                    if second > after && second <= upto && !p.value.is_nan() {
+                        out.push(Datum {
+                            name: "RequestsPerSecond".into(),
+                            dimensions: self.dims(&[("Stream", &name)]),
+                            second,
+                            value: p.value as f64,
+                            unit: MetricUnit::CountPerSecond,
+                        });
+                    }
+                }
+            }
+        }
+        let leads = self.leadership.as_ref().is_none_or(|r| {
+            matches!(
+                crate::coord::task::role(r),
+                crate::coord::task::Role::Leader { .. }
+            )
+        });
+        if !leads {
+            return out;
+        }
+        for a in self.advice.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            let index = a.index.clone().unwrap_or_else(|| "-".into());
+            for o in &a.ops {
+                let dims = self.dims(&[
+                    ("Table", &a.table),
+                    ("Index", &index),
+                    ("Operation", o.op.as_str()),
+                ]);
+                if let Some(v) = o.demand {
+                    out.push(Datum {
+                        name: "DemandUnits".into(),
+                        dimensions: dims.clone(),
+                        second: upto,
+                        value: v,
+                        unit: MetricUnit::CountPerSecond,
+                    });
+                }
+                out.push(Datum {
+                    name: "ProvisionedUnits".into(),
+                    dimensions: dims,
+                    second: upto,
+                    value: o.provisioned as f64,
+                    unit: MetricUnit::CountPerSecond,
+                });
+            }
+        }
+        if let Some(g) = self
+            .group_advice
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            for (state, n) in [
+                ("serving", g.counts.serving),
+                ("warming", g.counts.warming + g.counts.settling),
+                ("desired", g.desired),
+            ] {
+                out.push(Datum {
+                    name: "Instances".into(),
+                    dimensions: self.dims(&[("Group", &g.group), ("State", state)]),
+                    second: upto,
+                    value: n as f64,
+                    unit: MetricUnit::Count,
+                });
+            }
+        }
+        out
+    }
+
+    pub async fn run(self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut buffer = Buffer::new(self.config.buffer);
+        let mut ticker = tokio::time::interval(self.config.publish_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut after = self.clock.unix_seconds() - self.grace_s - 1;
+        let mut last_error = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let upto = self.clock.unix_seconds() - self.grace_s - 1;
+            if upto > after {
+                buffer.push(self.collect(after, upto));
+                after = upto;
+            }
+            // Send what the buffer holds; stop at the first failure and keep
+            // the rest for the next round (bounded: the oldest go first).
+            while !buffer.is_empty() {
+                let batch = buffer.next_batch();
+                let call = self.cloud.put_metric_data(&self.config.namespace, &batch);
+                let result = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    r = call => r,
+                };
+                match result {
+                    Ok(()) => {
+                        buffer.confirm(batch.len());
+                        last_error = None;
+                    }
+                    Err(e) => {
+                        if last_error.is_none() {
+                            tracing::warn!(error = %e, buffered = buffer.len(), "Cannot publish to CloudWatch; keeping the newest datums.");
+                        }
+                        last_error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            *self.status.write().unwrap_or_else(|p| p.into_inner()) = Some(PublishStatus {
+                sent: buffer.sent,
+                dropped: buffer.dropped,
+                buffered: buffer.len(),
+                last_error: last_error.clone(),
+            });
+        }
+    }
+}
