@@ -48,38 +48,49 @@ dimensions = ["Env=test"]
         s["cloudwatch"]["sent"].as_u64().is_some_and(|n| n >= 3)
     })
     .await;
-    let now = chrono::Utc::now().timestamp();
-    let query = MetricDataQuery::builder()
-        .id("rps")
-        .metric_stat(
-            MetricStat::builder()
-                .metric(
-                    Metric::builder()
-                        .namespace(&namespace)
-                        .metric_name("RequestsPerSecond")
-                        .dimensions(Dimension::builder().name("Stream").value("statsd").build())
-                        .dimensions(Dimension::builder().name("Env").value("test").build())
-                        .build(),
-                )
-                .period(1)
-                .stat("Average")
-                .build(),
-        )
-        .build();
-    let r = cloud()
-        .await
-        .cloudwatch
-        .get_metric_data()
-        .metric_data_queries(query)
-        .start_time(aws_smithy_types::DateTime::from_secs(now - 120))
-        .end_time(aws_smithy_types::DateTime::from_secs(now + 10))
-        .send()
-        .await
-        .unwrap();
-    let values = r.metric_data_results()[0].values().to_vec();
+    // The newest seconds reach CloudWatch a round after their grace window:
+    // poll until three full seconds are there.
+    let fetch = || async {
+        let now = chrono::Utc::now().timestamp();
+        let query = MetricDataQuery::builder()
+            .id("rps")
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        Metric::builder()
+                            .namespace(&namespace)
+                            .metric_name("RequestsPerSecond")
+                            .dimensions(Dimension::builder().name("Stream").value("statsd").build())
+                            .dimensions(Dimension::builder().name("Env").value("test").build())
+                            .build(),
+                    )
+                    .period(1)
+                    .stat("Average")
+                    .build(),
+            )
+            .build();
+        let r = cloud()
+            .await
+            .cloudwatch
+            .get_metric_data()
+            .metric_data_queries(query)
+            .start_time(aws_smithy_types::DateTime::from_secs(now - 120))
+            .end_time(aws_smithy_types::DateTime::from_secs(now + 10))
+            .send()
+            .await
+            .unwrap();
+        r.metric_data_results()[0].values().to_vec()
+    };
+    let values = crate::harness::eventually(
+        Duration::from_secs(15),
+        "one-second datapoints in CloudWatch",
+        fetch,
+        |v: &Vec<f64>| v.iter().filter(|x| **x >= 40.0).count() >= 3,
+    )
+    .await;
     let full: Vec<f64> = values.iter().copied().filter(|v| *v >= 40.0).collect();
     assert!(
-        full.len() >= 3 && full.iter().all(|v| *v <= 60.0),
+        full.iter().all(|v| *v <= 60.0),
         "one-second datapoints of about 50 req/s: {values:?}"
     );
     d.terminate().await;
