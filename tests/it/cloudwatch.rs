@@ -43,8 +43,10 @@ dimensions = ["Env=test"]
         moto = moto_url()
     ))
     .await;
-    send(d.statsd.unwrap(), 50, 6).await;
-    d.wait_for_status(Duration::from_secs(10), "datums sent", |s| {
+    // Traffic goes on while CloudWatch is polled.
+    let statsd = d.statsd.unwrap();
+    let traffic = tokio::spawn(async move { send(statsd, 50, 60).await });
+    d.wait_for_status(Duration::from_secs(20), "datums sent", |s| {
         s["cloudwatch"]["sent"].as_u64().is_some_and(|n| n >= 3)
     })
     .await;
@@ -82,7 +84,7 @@ dimensions = ["Env=test"]
         r.metric_data_results()[0].values().to_vec()
     };
     let values = crate::harness::eventually(
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         "one-second datapoints in CloudWatch",
         fetch,
         |v: &Vec<f64>| v.iter().filter(|x| **x >= 40.0).count() >= 3,
@@ -93,6 +95,7 @@ dimensions = ["Env=test"]
         full.iter().all(|v| *v <= 60.0),
         "one-second datapoints of about 50 req/s: {values:?}"
     );
+    traffic.abort();
     d.terminate().await;
 }
 
