@@ -4,7 +4,6 @@
 mod api;
 mod asg;
 mod aws;
-mod cloudwatch;
 mod coordination;
 mod dashboard;
 mod demo;
