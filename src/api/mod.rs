@@ -108,6 +108,22 @@ pub struct Status {
 }
 
 impl ApiState {
+    /// The DynamoDB advisor's newest view of every table and index.
+    fn dynamodb_advice(&self) -> Vec<ResourceAdvice> {
+        self.advice
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The group advisor's newest view.
+    fn group_advice_now(&self) -> Option<GroupAdvice> {
+        self.group_advice
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn status(&self) -> Status {
         let streams = {
             let store = lock(&self.store);
@@ -123,16 +139,8 @@ impl ApiState {
             streams,
             ingest: self.counters.iter().map(|c| c.snapshot()).collect(),
             cloud: tracker::read(&self.view).clone(),
-            dynamodb: self
-                .advice
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            asg: self
-                .group_advice
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            dynamodb: self.dynamodb_advice(),
+            asg: self.group_advice_now(),
             decisions: self.audit.recent(None, 20),
             coordination: self
                 .coordination
@@ -486,16 +494,8 @@ impl ApiState {
         Tick {
             now: self.clock.now(),
             streams,
-            dynamodb: self
-                .advice
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            asg: self
-                .group_advice
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            dynamodb: self.dynamodb_advice(),
+            asg: self.group_advice_now(),
         }
     }
 }

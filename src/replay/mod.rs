@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::actuator::{resource_key, TableUpdate};
 use crate::cloud::{CloudErrorKind, Throughput};
-use crate::config::{CapacityLimits, CapacitySpec, Config, Mode};
+use crate::config::{CapacitySpec, Config, Mode};
 use crate::policy::budget::DecreaseLedger;
 use crate::policy::burst::BurstModel;
 use crate::policy::demand::DemandView;
@@ -483,11 +483,6 @@ fn op_figures(s: &OpSeries, o: &OpTarget, config: &Config) -> OpFigures {
         cost_usd: unit_hours * price,
         peak_provisioned: s.provisioned.iter().copied().max().unwrap_or(0),
     }
-}
-
-/// The limits of `spec` at `now` (for reports).
-pub fn limits_at(spec: &CapacitySpec, config: &Config, now: DateTime<Utc>) -> CapacityLimits {
-    spec.hours[config.schedule.local_hour(now) as usize]
 }
 
 /// Everything `rapidscale replay` takes.
