@@ -24,6 +24,7 @@ use crate::cloud::aws::AwsCloud;
 use crate::cloud::metered::{CallMetrics, Metered};
 use crate::cloud::tracker::{self, CloudView, SharedView};
 use crate::cloud::CloudBackend;
+use crate::cloudwatch::{Publisher, SharedPublishStatus};
 use crate::config::{AsgConfig, Config, Mode};
 use crate::coord::task::{Election, Fence, Heartbeats, Role, SharedCoordination, SharedRole};
 use crate::ingest::access_log::{self, Follower};
@@ -61,15 +62,20 @@ pub async fn run(
     clock: SharedClock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let needs_aws =
-        !config.dynamodb.tables.is_empty() || config.asg.is_some() || config.coordination.is_some();
+    let needs_aws = !config.dynamodb.tables.is_empty()
+        || config.asg.is_some()
+        || config.coordination.is_some()
+        || config.cloudwatch.publish;
     let cloud = if needs_aws {
         Some(Arc::new(AwsCloud::connect(&config.aws).await))
     } else {
         None
     };
-    let coordination = cloud.clone().filter(|_| config.coordination.is_some());
-    run_with(config, clock, cloud, coordination, None, shutdown).await
+    // Coordination and CloudWatch publishing need the AWS client itself.
+    let aws = cloud
+        .clone()
+        .filter(|_| config.coordination.is_some() || config.cloudwatch.publish);
+    run_with(config, clock, cloud, aws, None, shutdown).await
 }
 
 /// Runs the daemon against any cloud backend (AWS, or the simulator for
@@ -78,7 +84,7 @@ pub async fn run_with<C: CloudBackend>(
     mut config: Config,
     clock: SharedClock,
     cloud: Option<Arc<C>>,
-    coordination_cloud: Option<Arc<AwsCloud>>,
+    aws: Option<Arc<AwsCloud>>,
     started: Option<tokio::sync::oneshot::Sender<Bound>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -238,7 +244,7 @@ pub async fn run_with<C: CloudBackend>(
     let coordination: SharedCoordination = Arc::new(RwLock::new(None));
     let mut fence: Option<Arc<Fence>> = None;
     let mut leadership: Option<SharedRole> = None;
-    if let (Some(cfg), Some(aws)) = (config.coordination.clone(), coordination_cloud) {
+    if let (Some(cfg), Some(aws)) = (config.coordination.clone(), aws.clone()) {
         let instance_id = match &cfg.instance_id {
             Some(id) => Some(id.clone()),
             None => {
@@ -421,6 +427,24 @@ pub async fn run_with<C: CloudBackend>(
         }
     }
 
+    let publish: SharedPublishStatus = Arc::new(RwLock::new(None));
+    if let (true, Some(aws)) = (config.cloudwatch.publish, aws.clone()) {
+        let publisher = Publisher {
+            cloud: aws,
+            config: config.cloudwatch.clone(),
+            store: store.clone(),
+            advice: advice.clone(),
+            group_advice: group_advice.clone(),
+            leadership: leadership.clone(),
+            status: publish.clone(),
+        };
+        tasks.spawn(
+            publisher
+                .run(shutdown.clone())
+                .instrument(tracing::info_span!("cloudwatch")),
+        );
+    }
+
     if let Some(api_cfg) = &config.api {
         let listener = TcpListener::bind(api_cfg.listen)
             .await
@@ -441,6 +465,7 @@ pub async fn run_with<C: CloudBackend>(
             http_ingest: http_ingest.clone(),
             modes: modes.clone(),
             coordination: coordination.clone(),
+            publish: publish.clone(),
             token: api_cfg.token.clone(),
             call_metrics: call_metrics.clone(),
             known_resources: known_resources(&config),

@@ -79,6 +79,22 @@ pub struct ResourceAdvice {
     pub fleet: Option<FleetScale>,
 }
 
+impl ResourceAdvice {
+    /// The capacity the plan asks for one operation (its current capacity
+    /// when the plan holds).
+    pub fn recommended(&self, op: Op, provisioned: u64) -> u64 {
+        match &self.plan {
+            Some(Plan::Update { changes, .. }) | Some(Plan::WaitForBudget { changes, .. }) => {
+                changes
+                    .iter()
+                    .find(|c| c.op == op)
+                    .map_or(provisioned, |c| c.to)
+            }
+            _ => provisioned,
+        }
+    }
+}
+
 pub use crate::coord::task::FleetScale;
 
 pub type SharedAdvice = Arc<RwLock<Vec<ResourceAdvice>>>;

@@ -13,9 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::ApiState;
-use crate::advisor::dynamodb::ResourceAdvice;
 use crate::policy::asg::GroupVerdict;
-use crate::policy::dynamodb::Plan;
 
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
@@ -89,18 +87,6 @@ struct KindLabels {
     kind: String,
 }
 
-/// The capacity a resource's plan asks for, per operation (its current
-/// capacity when the plan holds).
-fn recommended(a: &ResourceAdvice, op: crate::policy::dynamodb::Op, provisioned: u64) -> u64 {
-    match &a.plan {
-        Some(Plan::Update { changes, .. }) | Some(Plan::WaitForBudget { changes, .. }) => changes
-            .iter()
-            .find(|c| c.op == op)
-            .map_or(provisioned, |c| c.to),
-        _ => provisioned,
-    }
-}
-
 /// Renders every metric in the text format.
 pub fn render(s: &ApiState) -> String {
     let mut r = Registry::with_prefix("rapidscale");
@@ -167,7 +153,7 @@ pub fn render(s: &ApiState) -> String {
             if let Some(d) = o.demand {
                 capacity.get_or_create(&labels("consumed")).set(d);
             }
-            let rec = recommended(a, o.op, o.provisioned);
+            let rec = a.recommended(o.op, o.provisioned);
             capacity
                 .get_or_create(&labels("recommended"))
                 .set(rec as f64);

@@ -56,6 +56,8 @@ pub struct ApiState {
     pub modes: Arc<ModeSwitch>,
     /// The coordination loop's view of the fleet (None: not configured).
     pub coordination: SharedCoordination,
+    /// CloudWatch publishing (None: off, or no round yet).
+    pub publish: crate::cloudwatch::SharedPublishStatus,
     /// Bearer token for mutating calls (none: they are refused).
     pub token: Option<String>,
     pub call_metrics: CallMetrics,
@@ -105,6 +107,8 @@ pub struct Status {
     pub decisions: Vec<AuditRecord>,
     /// Fleet coordination: heartbeats, fleet totals, silent instances.
     pub coordination: Option<CoordinationStatus>,
+    /// CloudWatch publishing: datums sent, dropped, buffered, last error.
+    pub cloudwatch: Option<crate::cloudwatch::PublishStatus>,
 }
 
 impl ApiState {
@@ -144,6 +148,11 @@ impl ApiState {
             decisions: self.audit.recent(None, 20),
             coordination: self
                 .coordination
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            cloudwatch: self
+                .publish
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),

@@ -86,9 +86,33 @@ impl Buffer {
     }
 }
 
+/// The seconds (`from`, `upto`] a round publishes: everything sealed since
+/// the last round (`after`), or on the first round the last interval's worth.
+/// None while nothing new is sealed.
+pub fn next_round(
+    after: Option<i64>,
+    sealed: Option<i64>,
+    interval: std::time::Duration,
+) -> Option<(i64, i64)> {
+    let upto = sealed?;
+    let from = after.unwrap_or(upto - interval.as_secs().max(1) as i64);
+    (upto > from).then_some((from, upto))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_follow_sealed_seconds_so_a_lagging_sealer_skips_nothing() {
+        let ten = std::time::Duration::from_secs(10);
+        assert_eq!(next_round(None, None, ten), None);
+        assert_eq!(next_round(None, Some(100), ten), Some((90, 100)));
+        // The sealer lagged: nothing new, the round waits.
+        assert_eq!(next_round(Some(100), Some(100), ten), None);
+        // It caught up by 25 s: all of them go, none skipped.
+        assert_eq!(next_round(Some(100), Some(125), ten), Some((100, 125)));
+    }
 
     fn d(second: i64) -> Datum {
         Datum {
@@ -119,5 +143,175 @@ mod tests {
         assert_eq!(b.len(), 100);
         assert_eq!(b.dropped, 150);
         assert_eq!(b.next_batch()[0].second, 150);
+    }
+}
+
+/// What the publisher reports, for the API and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PublishStatus {
+    pub sent: u64,
+    pub dropped: u64,
+    pub buffered: usize,
+    pub last_error: Option<String>,
+}
+
+pub type SharedPublishStatus = std::sync::Arc<std::sync::RwLock<Option<PublishStatus>>>;
+
+/// The publishing task.
+pub struct Publisher {
+    pub cloud: std::sync::Arc<crate::cloud::aws::AwsCloud>,
+    pub config: crate::config::CloudWatchConfig,
+    pub store: crate::ingest::SharedStore,
+    pub advice: crate::advisor::dynamodb::SharedAdvice,
+    pub group_advice: crate::advisor::asg::SharedGroupAdvice,
+    /// With coordination: fleet-level datums only while this sidecar leads.
+    pub leadership: Option<crate::coord::task::SharedRole>,
+    pub status: SharedPublishStatus,
+}
+
+impl Publisher {
+    fn dims(&self, own: &[(&str, &str)]) -> Vec<(String, String)> {
+        own.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .chain(self.config.dimensions.iter().cloned())
+            .collect()
+    }
+
+    /// Datums for the seconds in (`after`, `upto`].
+    fn collect(&self, after: i64, upto: i64) -> Vec<Datum> {
+        let mut out = Vec::new();
+        {
+            let store = crate::ingest::lock(&self.store);
+            for id in store.stream_ids() {
+                let name = store.summary(id).name;
+                let n = (upto - after).clamp(0, 3600) as usize;
+                for (second, p) in store.seconds(id, n + 2) {
+                    if second > after && second <= upto && !p.value.is_nan() {
+                        out.push(Datum {
+                            name: "RequestsPerSecond".into(),
+                            dimensions: self.dims(&[("Stream", &name)]),
+                            second,
+                            value: p.value as f64,
+                            unit: MetricUnit::CountPerSecond,
+                        });
+                    }
+                }
+            }
+        }
+        let leads = self.leadership.as_ref().is_none_or(|r| {
+            matches!(
+                crate::coord::task::role(r),
+                crate::coord::task::Role::Leader { .. }
+            )
+        });
+        if !leads {
+            return out;
+        }
+        for a in self.advice.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            let index = a.index.clone().unwrap_or_else(|| "-".into());
+            for o in &a.ops {
+                let dims = self.dims(&[
+                    ("Table", &a.table),
+                    ("Index", &index),
+                    ("Operation", o.op.as_str()),
+                ]);
+                if let Some(v) = o.demand {
+                    out.push(Datum {
+                        name: "DemandUnits".into(),
+                        dimensions: dims.clone(),
+                        second: upto,
+                        value: v,
+                        unit: MetricUnit::CountPerSecond,
+                    });
+                }
+                out.push(Datum {
+                    name: "RecommendedUnits".into(),
+                    dimensions: dims.clone(),
+                    second: upto,
+                    value: a.recommended(o.op, o.provisioned) as f64,
+                    unit: MetricUnit::CountPerSecond,
+                });
+                out.push(Datum {
+                    name: "ProvisionedUnits".into(),
+                    dimensions: dims,
+                    second: upto,
+                    value: o.provisioned as f64,
+                    unit: MetricUnit::CountPerSecond,
+                });
+            }
+        }
+        if let Some(g) = self
+            .group_advice
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            for (state, n) in [
+                ("serving", g.counts.serving),
+                ("warming", g.counts.warming + g.counts.settling),
+                ("desired", g.desired),
+            ] {
+                out.push(Datum {
+                    name: "Instances".into(),
+                    dimensions: self.dims(&[("Group", &g.group), ("State", state)]),
+                    second: upto,
+                    value: n as f64,
+                    unit: MetricUnit::Count,
+                });
+            }
+        }
+        out
+    }
+
+    pub async fn run(self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut buffer = Buffer::new(self.config.buffer);
+        let mut ticker = tokio::time::interval(self.config.publish_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Rounds are keyed on the store's newest sealed second, not on the
+        // clock: under load the sealer can lag the clock, and a second the
+        // store has not sealed yet must wait for the next round, not be
+        // skipped.
+        let mut after: Option<i64> = None;
+        let mut last_error = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let sealed = crate::ingest::lock(&self.store).last_sealed_second();
+            if let Some((from, upto)) = next_round(after, sealed, self.config.publish_interval) {
+                buffer.push(self.collect(from, upto));
+                after = Some(upto);
+            }
+            // Send what the buffer holds; stop at the first failure and keep
+            // the rest for the next round (bounded: the oldest go first).
+            while !buffer.is_empty() {
+                let batch = buffer.next_batch();
+                let call = self.cloud.put_metric_data(&self.config.namespace, &batch);
+                let result = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    r = call => r,
+                };
+                match result {
+                    Ok(()) => {
+                        buffer.confirm(batch.len());
+                        last_error = None;
+                    }
+                    Err(e) => {
+                        if last_error.is_none() {
+                            tracing::warn!(error = %e, buffered = buffer.len(), "Cannot publish to CloudWatch; keeping the newest datums.");
+                        }
+                        last_error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            *self.status.write().unwrap_or_else(|p| p.into_inner()) = Some(PublishStatus {
+                sent: buffer.sent,
+                dropped: buffer.dropped,
+                buffered: buffer.len(),
+                last_error: last_error.clone(),
+            });
+        }
     }
 }

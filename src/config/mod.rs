@@ -53,6 +53,31 @@ pub struct Config {
     pub asg: Option<AsgConfig>,
     pub pricing: Pricing,
     pub coordination: Option<CoordinationConfig>,
+    pub cloudwatch: CloudWatchConfig,
+}
+
+/// `[cloudwatch]`: publishing rapidscale's per-second view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudWatchConfig {
+    pub publish: bool,
+    pub namespace: String,
+    pub publish_interval: Duration,
+    /// Datums kept while CloudWatch cannot be reached (the oldest go first).
+    pub buffer: usize,
+    /// Extra dimensions on every datum ("Name=Value").
+    pub dimensions: Vec<(String, String)>,
+}
+
+impl Default for CloudWatchConfig {
+    fn default() -> Self {
+        Self {
+            publish: false,
+            namespace: "rapidscale".into(),
+            publish_interval: Duration::from_secs(10),
+            buffer: 100_000,
+            dimensions: Vec::new(),
+        }
+    }
 }
 
 /// `[coordination]`: the DynamoDB table sidecars of one group share
@@ -701,6 +726,42 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
         })
     });
 
+    let cloudwatch = match root.table(p, "cloudwatch") {
+        Some(mut t) => {
+            let d = CloudWatchConfig::default();
+            let publish = t.boolean(p, "publish").map_or(d.publish, |b| b.value);
+            let namespace = t.string(p, "namespace").map_or(d.namespace, |s| s.value);
+            let publish_interval = t
+                .duration(p, "publish_interval")
+                .map_or(d.publish_interval, |v| v.value);
+            let buffer = t
+                .uint(p, "buffer")
+                .map_or(d.buffer, |v| v.value.max(1) as usize);
+            let mut dimensions = Vec::new();
+            for dim in t.string_array(p, "dimensions").unwrap_or_default() {
+                match dim.value.split_once('=') {
+                    Some((n, v)) if !n.is_empty() && !v.is_empty() => {
+                        dimensions.push((n.to_string(), v.to_string()))
+                    }
+                    _ => p.push(
+                        dim.span,
+                        &dim.key,
+                        format!("expected \"Name=Value\", got {:?}", dim.value),
+                    ),
+                }
+            }
+            t.finish(p);
+            CloudWatchConfig {
+                publish,
+                namespace,
+                publish_interval,
+                buffer,
+                dimensions,
+            }
+        }
+        None => CloudWatchConfig::default(),
+    };
+
     let pricing = match root.table(p, "pricing") {
         Some(mut t) => {
             let d = Pricing::default();
@@ -738,6 +799,7 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
         asg,
         pricing,
         coordination,
+        cloudwatch,
     }
 }
 

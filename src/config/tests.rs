@@ -404,3 +404,29 @@ fn pricing_defaults_to_the_us_east_1_list_price_and_rejects_negatives() {
         "must be a price >= 0",
     );
 }
+
+#[test]
+fn cloudwatch_publishing_is_off_by_default_and_dimensions_are_name_value() {
+    let c = Config::parse("t.toml", "").unwrap();
+    assert!(!c.cloudwatch.publish);
+    assert_eq!(
+        c.cloudwatch.publish_interval,
+        std::time::Duration::from_secs(10)
+    );
+    let c = Config::parse(
+        "t.toml",
+        "[cloudwatch]\npublish = true\nnamespace = \"app\"\ndimensions = [\"Env=prod\"]\n",
+    )
+    .unwrap();
+    assert_eq!(c.cloudwatch.namespace, "app");
+    assert_eq!(
+        c.cloudwatch.dimensions,
+        [("Env".to_string(), "prod".to_string())]
+    );
+    check_rejects(
+        "[cloudwatch]\ndimensions = [\"Env\"]\n",
+        2,
+        "cloudwatch.dimensions[0]",
+        "expected \"Name=Value\"",
+    );
+}

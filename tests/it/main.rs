@@ -4,6 +4,7 @@
 mod api;
 mod asg;
 mod aws;
+mod cloudwatch;
 mod coordination;
 mod dashboard;
 mod demo;
