@@ -165,6 +165,7 @@ impl<C: CloudBackend> Actuator<C> {
             reason,
             error,
             fencing: None,
+            observed: None,
         }
     }
 
@@ -337,6 +338,7 @@ impl<C: CloudBackend> Actuator<C> {
             reason,
             error,
             fencing,
+            observed: None,
         };
         if change.mode == Mode::DryRun {
             if let Err(e) =

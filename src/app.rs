@@ -24,6 +24,8 @@ use crate::cloud::aws::AwsCloud;
 use crate::cloud::metered::{CallMetrics, Metered};
 use crate::cloud::tracker::{self, CloudView, SharedView};
 use crate::cloud::CloudBackend;
+use crate::cloudwatch::calibrate::SharedCalibration;
+use crate::cloudwatch::watch::{initial_calibration, SharedWatchStatus, Watcher};
 use crate::cloudwatch::{Publisher, SharedPublishStatus};
 use crate::config::{AsgConfig, Config, Mode};
 use crate::coord::task::{Election, Fence, Heartbeats, Role, SharedCoordination, SharedRole};
@@ -72,9 +74,11 @@ pub async fn run(
         None
     };
     // Coordination and CloudWatch publishing need the AWS client itself.
-    let aws = cloud
-        .clone()
-        .filter(|_| config.coordination.is_some() || config.cloudwatch.publish);
+    let aws = cloud.clone().filter(|_| {
+        config.coordination.is_some()
+            || config.cloudwatch.publish
+            || (config.cloudwatch.observe && !config.dynamodb.tables.is_empty())
+    });
     run_with(config, clock, cloud, aws, None, shutdown).await
 }
 
@@ -233,6 +237,9 @@ pub async fn run_with<C: CloudBackend>(
     };
     let budget = Arc::new(Mutex::new(budget));
     let advice: SharedAdvice = Arc::new(RwLock::new(Vec::new()));
+    // `per_request = "auto"`: the fallbacks until the watcher's first fit.
+    let calibration: SharedCalibration = Arc::new(RwLock::new(initial_calibration(&config)));
+    let watch_status: SharedWatchStatus = Arc::new(RwLock::new(Default::default()));
 
     let group_advice: SharedGroupAdvice = Arc::new(RwLock::new(None));
     let tables: Vec<String> = config
@@ -348,6 +355,7 @@ pub async fn run_with<C: CloudBackend>(
                 tasks.clone(),
             );
             advisor.modes = modes.clone();
+            advisor.calibration = Some(calibration.clone());
             advisor.leadership = leadership.clone();
             if leadership.is_some() {
                 advisor.coordination = Some(coordination.clone());
@@ -427,6 +435,28 @@ pub async fn run_with<C: CloudBackend>(
         }
     }
 
+    if let (true, Some(aws)) = (
+        config.cloudwatch.observe && !config.dynamodb.tables.is_empty(),
+        aws.clone(),
+    ) {
+        let watcher = Watcher {
+            cloud: aws,
+            config: Arc::new(config.clone()),
+            store: store.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            calibration: calibration.clone(),
+            status: watch_status.clone(),
+            advice: advice.clone(),
+            leadership: leadership.clone(),
+        };
+        tasks.spawn(
+            watcher
+                .run(shutdown.clone())
+                .instrument(tracing::info_span!("cloudwatch_watch")),
+        );
+    }
+
     let publish: SharedPublishStatus = Arc::new(RwLock::new(None));
     if let (true, Some(aws)) = (config.cloudwatch.publish, aws.clone()) {
         let publisher = Publisher {
@@ -466,6 +496,8 @@ pub async fn run_with<C: CloudBackend>(
             modes: modes.clone(),
             coordination: coordination.clone(),
             publish: publish.clone(),
+            calibration: calibration.clone(),
+            watch: watch_status.clone(),
             token: api_cfg.token.clone(),
             call_metrics: call_metrics.clone(),
             known_resources: known_resources(&config),

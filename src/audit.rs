@@ -41,6 +41,21 @@ pub enum Outcome {
     /// Not attempted (table busy, budget, audit log unavailable, ...).
     Skipped,
     Failed,
+    /// Not a decision: something learnt later about one (`observed`).
+    Observed,
+}
+
+/// When CloudWatch showed the surge an earlier decision acted on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The id of the decision's records.
+    pub refers_to: String,
+    /// Start of the first one-minute datapoint that showed the rise.
+    pub cloudwatch_minute: DateTime<Utc>,
+    /// Seconds from the decision to rapidscale reading that datapoint.
+    pub lead_s: f64,
+    /// Seconds from the decision to the end of that datapoint's minute.
+    pub minute_lead_s: f64,
 }
 
 /// One capacity change in a record.
@@ -76,6 +91,9 @@ pub struct AuditRecord {
     /// With fleet coordination: the leader's fencing token the action was taken under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fencing: Option<u64>,
+    /// Outcome `observed`: the lead over CloudWatch of the decision `refers_to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observation>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +263,7 @@ mod tests {
             reason: None,
             error: None,
             fencing: None,
+            observed: None,
         }
     }
 

@@ -149,6 +149,8 @@ pub struct DynamoAdvisor<C> {
     pub coordination: Option<crate::coord::task::SharedCoordination>,
     /// The burst bucket of each resource and operation, modelled from demand.
     burst: Mutex<HashMap<(String, Op), BurstModel>>,
+    /// `per_request = "auto"`: the units per request in effect (fit or fallback).
+    pub calibration: Option<crate::cloudwatch::calibrate::SharedCalibration>,
 }
 
 impl<C: CloudBackend> DynamoAdvisor<C> {
@@ -175,6 +177,7 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
             modes: Arc::new(ModeSwitch::default()),
             leadership: None,
             coordination: None,
+            calibration: None,
         }
     }
 
@@ -499,7 +502,13 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
             .and_then(|_| store.id(&units_stream(table, index, op.as_str())))
             .map(|id| DemandView::from_store(store, id, now_f, history));
         let requests_stream = self.config.ingest.requests_stream.as_deref();
-        let from_requests = match (spec.per_request, requests_stream.and_then(|n| store.id(n))) {
+        let per_request = match (&self.calibration, spec.auto) {
+            (Some(c), true) => {
+                crate::cloudwatch::calibrate::in_effect(c, &resource_key(table, index), op)
+            }
+            _ => spec.per_request,
+        };
+        let from_requests = match (per_request, requests_stream.and_then(|n| store.id(n))) {
             (Some(per_request), Some(id)) => {
                 Some(DemandView::from_store(store, id, now_f, history).scaled(per_request))
             }

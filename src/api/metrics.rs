@@ -87,6 +87,151 @@ struct KindLabels {
     kind: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    table: String,
+    index: String,
+    operation: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+fn op_labels(resource: &str, op: crate::policy::dynamodb::Op) -> OpLabels {
+    let (table, index) = resource.split_once('/').unwrap_or((resource, ""));
+    OpLabels {
+        table: table.to_string(),
+        index: index.to_string(),
+        operation: op.as_str().to_string(),
+    }
+}
+
+/// Publishing, calibration, leads over CloudWatch and throttling it reported.
+fn register_cloudwatch(r: &mut Registry, status: &super::Status) {
+    if let Some(p) = &status.cloudwatch {
+        let sent = Counter::<u64>::default();
+        sent.inc_by(p.sent);
+        r.register("cloudwatch_datums_sent", "Datums CloudWatch accepted", sent);
+        let dropped = Counter::<u64>::default();
+        dropped.inc_by(p.dropped);
+        r.register(
+            "cloudwatch_datums_dropped",
+            "Datums dropped from the full buffer while CloudWatch could not be reached",
+            dropped,
+        );
+        let buffered = Gauge::<i64>::default();
+        buffered.set(p.buffered as i64);
+        r.register(
+            "cloudwatch_datums_buffered",
+            "Datums waiting to be sent",
+            buffered,
+        );
+    }
+
+    let per_request = Family::<CapacityLabels, FloatGauge>::default();
+    let r2 = Family::<OpLabels, FloatGauge>::default();
+    let samples = Family::<OpLabels, Gauge>::default();
+    let fitted = Family::<OpLabels, Gauge>::default();
+    for c in &status.calibration {
+        let l = op_labels(&c.resource, c.op);
+        let kinded = |kind: &str| CapacityLabels {
+            table: l.table.clone(),
+            index: l.index.clone(),
+            operation: l.operation.clone(),
+            kind: kind.to_string(),
+        };
+        if let Some(v) = c.per_request {
+            per_request.get_or_create(&kinded("in_effect")).set(v);
+        }
+        if let Some(v) = c.fallback {
+            per_request.get_or_create(&kinded("fallback")).set(v);
+        }
+        if let Some(f) = c.fit {
+            per_request
+                .get_or_create(&kinded("fitted"))
+                .set(f.per_request);
+            r2.get_or_create(&l).set(f.r2);
+            samples.get_or_create(&l).set(f.samples as i64);
+        }
+        fitted.get_or_create(&l).set(i64::from(c.fitted));
+    }
+    r.register(
+        "per_request_units",
+        "per_request = \"auto\": units per request in effect, fitted and fallback",
+        per_request,
+    );
+    r.register(
+        "calibration_r2",
+        "R^2 of the newest units-per-request fit",
+        r2,
+    );
+    r.register(
+        "calibration_samples",
+        "Minutes the newest units-per-request fit paired",
+        samples,
+    );
+    r.register(
+        "calibration_fitted",
+        "1 when the fit is good enough and in effect, 0 on the fallback",
+        fitted,
+    );
+
+    let w = &status.cloudwatch_watch;
+    let surges = Family::<OutcomeLabels, Counter>::default();
+    for (outcome, n) in [
+        ("seen", w.surges_seen),
+        ("unseen", w.surges_unseen),
+        ("no_rise", w.surges_no_rise),
+    ] {
+        surges
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc_by(n);
+    }
+    r.register(
+        "cloudwatch_surges",
+        "Increases rapidscale acted on, by whether CloudWatch's consumed capacity later showed the rise",
+        surges,
+    );
+    let lead_sum = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+    lead_sum.inc_by(w.lead_s_sum);
+    r.register_with_unit(
+        "cloudwatch_lead",
+        "Sum over the seen surges of how many seconds rapidscale acted before CloudWatch showed the rise (divide by cloudwatch_surges_total{outcome=\"seen\"})",
+        Unit::Seconds,
+        lead_sum,
+    );
+    let last_lead = Family::<OpLabels, FloatGauge>::default();
+    for lead in w.leads.iter().rev() {
+        last_lead
+            .get_or_create(&op_labels(&lead.resource, lead.op))
+            .set(lead.lead_s);
+    }
+    r.register_with_unit(
+        "cloudwatch_last_lead",
+        "The newest lead over CloudWatch per table/index and operation",
+        Unit::Seconds,
+        last_lead,
+    );
+    let throttled = Family::<KindLabels, Counter>::default();
+    for (kind, n) in [
+        ("foreseen", w.throttled_minutes_foreseen),
+        ("unforeseen", w.throttled_minutes_unforeseen),
+    ] {
+        throttled
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc_by(n);
+    }
+    r.register(
+        "cloudwatch_throttled_minutes",
+        "Minutes with DynamoDB throttle events in CloudWatch, by whether rapidscale had decided an increase in or just before them",
+        throttled,
+    );
+}
+
 /// Renders every metric in the text format.
 pub fn render(s: &ApiState) -> String {
     let mut r = Registry::with_prefix("rapidscale");
@@ -302,6 +447,8 @@ pub fn render(s: &ApiState) -> String {
         "Input dropped, per source and reason",
         dropped,
     );
+
+    register_cloudwatch(&mut r, &status);
 
     r.register(
         "aws_calls",

@@ -58,6 +58,10 @@ pub struct ApiState {
     pub coordination: SharedCoordination,
     /// CloudWatch publishing (None: off, or no round yet).
     pub publish: crate::cloudwatch::SharedPublishStatus,
+    /// `per_request = "auto"` fits.
+    pub calibration: crate::cloudwatch::calibrate::SharedCalibration,
+    /// What reading DynamoDB's metrics back found: leads, throttling.
+    pub watch: crate::cloudwatch::watch::SharedWatchStatus,
     /// Bearer token for mutating calls (none: they are refused).
     pub token: Option<String>,
     pub call_metrics: CallMetrics,
@@ -109,6 +113,10 @@ pub struct Status {
     pub coordination: Option<CoordinationStatus>,
     /// CloudWatch publishing: datums sent, dropped, buffered, last error.
     pub cloudwatch: Option<crate::cloudwatch::PublishStatus>,
+    /// `per_request = "auto"`: the fit and the value in effect per table/index and operation.
+    pub calibration: Vec<crate::cloudwatch::calibrate::Calibration>,
+    /// DynamoDB's own metrics read back: leads over CloudWatch, throttling.
+    pub cloudwatch_watch: crate::cloudwatch::watch::WatchStatus,
 }
 
 impl ApiState {
@@ -156,6 +164,12 @@ impl ApiState {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            calibration: self
+                .calibration
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            cloudwatch_watch: self.watch.read().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 }
@@ -390,6 +404,7 @@ async fn set_mode(
         )),
         error: None,
         fencing: None,
+        observed: None,
     };
     s.audit
         .append(&record)

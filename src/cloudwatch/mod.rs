@@ -9,6 +9,10 @@
 //! 1,000 datums. The buffer logic is pure and tested here; the call is in
 //! `cloud::aws`.
 
+pub mod calibrate;
+pub mod lead;
+pub mod watch;
+
 use std::collections::VecDeque;
 
 use serde::Serialize;

@@ -66,6 +66,19 @@ pub struct CloudWatchConfig {
     pub buffer: usize,
     /// Extra dimensions on every datum ("Name=Value").
     pub dimensions: Vec<(String, String)>,
+    /// Read DynamoDB's own metrics (consumed capacity, throttle events):
+    /// calibration, lead over CloudWatch, unforeseen throttling.
+    pub observe: bool,
+    /// How often the consumed-capacity and throttle metrics are read.
+    pub calibrate_every: Duration,
+    /// The sliding window the units-per-request fit uses.
+    pub calibrate_window: Duration,
+    /// A fit is used only with at least this R^2 ...
+    pub min_r2: f64,
+    /// ... and this many minutes paired.
+    pub min_samples: usize,
+    /// While a surge has not shown in CloudWatch yet: how often to look.
+    pub lead_poll: Duration,
 }
 
 impl Default for CloudWatchConfig {
@@ -76,6 +89,12 @@ impl Default for CloudWatchConfig {
             publish_interval: Duration::from_secs(10),
             buffer: 100_000,
             dimensions: Vec::new(),
+            observe: true,
+            calibrate_every: Duration::from_secs(300),
+            calibrate_window: Duration::from_secs(6 * 3600),
+            min_r2: 0.8,
+            min_samples: 30,
+            lead_poll: Duration::from_secs(15),
         }
     }
 }
@@ -285,7 +304,12 @@ pub struct CapacityLimits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapacitySpec {
     /// Units one request costs, when demand is derived from requests/s.
+    /// With `auto`, the value used until (and whenever) the CloudWatch fit
+    /// is not good enough (`per_request_fallback`).
     pub per_request: Option<f64>,
+    /// `per_request = "auto"`: fitted from DynamoDB's consumed-capacity
+    /// metrics (src/cloudwatch/calibrate.rs).
+    pub auto: bool,
     /// A StatsD selector that carries consumed units reported by the app.
     pub metric: Option<MetricSelector>,
     pub hours: HourTable<CapacityLimits>,
@@ -750,6 +774,42 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
                     ),
                 }
             }
+            let observe = t.boolean(p, "observe").map_or(d.observe, |b| b.value);
+            let calibrate_every = t
+                .duration(p, "calibrate_every")
+                .map_or(d.calibrate_every, |v| v.value);
+            let calibrate_window = match t.duration(p, "calibrate_window") {
+                Some(w)
+                    if w.value < Duration::from_secs(600)
+                        || w.value > Duration::from_secs(8 * 86400) =>
+                {
+                    p.push(
+                        w.span,
+                        &w.key,
+                        "between 10 minutes and 8 days (the minute history kept)",
+                    );
+                    d.calibrate_window
+                }
+                Some(w) => w.value,
+                None => d.calibrate_window,
+            };
+            let min_r2 = match t.float(p, "min_r2") {
+                Some(v) if !(0.0..=1.0).contains(&v.value) => {
+                    p.push(v.span, &v.key, "R^2 is between 0 and 1");
+                    d.min_r2
+                }
+                Some(v) => v.value,
+                None => d.min_r2,
+            };
+            let min_samples = match t.uint(p, "min_samples") {
+                Some(v) if v.value < 3 => {
+                    p.push(v.span, &v.key, "a fit needs at least 3 minutes");
+                    d.min_samples
+                }
+                Some(v) => v.value as usize,
+                None => d.min_samples,
+            };
+            let lead_poll = t.duration(p, "lead_poll").map_or(d.lead_poll, |v| v.value);
             t.finish(p);
             CloudWatchConfig {
                 publish,
@@ -757,6 +817,12 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
                 publish_interval,
                 buffer,
                 dimensions,
+                observe,
+                calibrate_every,
+                calibrate_window,
+                min_r2,
+                min_samples,
+                lead_poll,
             }
         }
         None => CloudWatchConfig::default(),
@@ -1132,6 +1198,7 @@ struct RawCapacity {
     min: Option<Located<u64>>,
     max: Option<Located<u64>>,
     per_request: Option<f64>,
+    auto: bool,
     metric: Option<MetricSelector>,
 }
 
@@ -1145,7 +1212,28 @@ fn read_capacity(
     let target = c.float(p, "target");
     let min = c.uint(p, "min");
     let max = c.uint(p, "max");
-    let per_request = c.float(p, "per_request");
+    let given = c.float_or_auto(p, "per_request");
+    let auto = given.as_ref().is_some_and(|g| g.value.is_none());
+    let fallback = c.float(p, "per_request_fallback");
+    if let (Some(f), false) = (&fallback, auto) {
+        p.push(
+            f.span.clone(),
+            &f.key,
+            "only meaningful with per_request = \"auto\"",
+        );
+    }
+    let per_request = match given {
+        Some(Located {
+            value: Some(v),
+            key,
+            span,
+        }) => Some(Located {
+            value: v,
+            key,
+            span,
+        }),
+        _ => fallback.filter(|_| auto),
+    };
     if let Some(pr) = &per_request {
         if !(pr.value > 0.0 && pr.value.is_finite()) {
             p.push(
@@ -1173,7 +1261,7 @@ fn read_capacity(
                 None
             }
         });
-    if per_request.is_none() && !c.has("metric") {
+    if per_request.is_none() && !auto && !c.has("metric") {
         p.push(
             c.span(),
             c.path(),
@@ -1187,6 +1275,7 @@ fn read_capacity(
         min,
         max,
         per_request: per_request.map(|p| p.value),
+        auto,
         metric,
     };
     c.finish(p);
@@ -1338,6 +1427,7 @@ fn capacity_spec(p: &mut Problems, raw: RawCapacity, overrides: &[HourOverride])
     }
     CapacitySpec {
         per_request: raw.per_request,
+        auto: raw.auto,
         metric: raw.metric,
         hours,
     }

@@ -173,6 +173,21 @@ impl<'a, 'i> TableReader<'a, 'i> {
         }
     }
 
+    /// A number, or the string `"auto"` (None).
+    pub fn float_or_auto(&mut self, p: &mut Problems, key: &str) -> Option<Located<Option<f64>>> {
+        let v = self.take(key)?;
+        match (number(v.get_ref()), v.get_ref()) {
+            (Some(x), _) => Some(self.located(key, Some(x), v.span())),
+            (None, DeValue::String(s)) if s.as_ref() == "auto" => {
+                Some(self.located(key, None, v.span()))
+            }
+            _ => {
+                self.wrong_type(p, key, v, "a number or \"auto\"");
+                None
+            }
+        }
+    }
+
     pub fn uint(&mut self, p: &mut Problems, key: &str) -> Option<Located<u64>> {
         let v = self.take(key)?;
         let parsed = match v.get_ref() {

@@ -51,10 +51,21 @@ pub fn effective_tables(config: &Config) -> String {
 }
 
 fn capacity_table(out: &mut String, label: &str, spec: &CapacitySpec) {
-    let demand = match (&spec.metric, spec.per_request) {
-        (Some(m), Some(p)) => format!("metric {m}, else {p} unit(s) per request"),
+    let per_request = match (spec.auto, spec.per_request) {
+        (true, Some(p)) => Some(format!(
+            "units per request fitted from CloudWatch (until the fit is good: {p})"
+        )),
+        (true, None) => Some(
+            "units per request fitted from CloudWatch (until the fit is good: unknown, hold)"
+                .to_string(),
+        ),
+        (false, Some(p)) => Some(format!("{p} unit(s) per request")),
+        (false, None) => None,
+    };
+    let demand = match (&spec.metric, per_request) {
+        (Some(m), Some(p)) => format!("metric {m}, else {p}"),
         (Some(m), None) => format!("metric {m}"),
-        (None, Some(p)) => format!("{p} unit(s) per request"),
+        (None, Some(p)) => p,
         (None, None) => "no demand source".to_string(),
     };
     let _ = writeln!(out, "\n{label} ({demand})");

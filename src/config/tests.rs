@@ -430,3 +430,48 @@ fn cloudwatch_publishing_is_off_by_default_and_dimensions_are_name_value() {
         "expected \"Name=Value\"",
     );
 }
+
+#[test]
+fn per_request_auto_takes_a_fallback_and_the_fit_thresholds_are_checked() {
+    let c = Config::parse(
+        "t.toml",
+        "[[dynamodb.tables]]\nname = \"t\"\nread = { max = 10, per_request = \"auto\", per_request_fallback = 0.5 }\nwrite = { max = 10, per_request = \"auto\" }\n",
+    )
+    .unwrap();
+    let t = &c.dynamodb.tables[0];
+    let (read, write) = (t.read.as_ref().unwrap(), t.write.as_ref().unwrap());
+    assert!(read.auto && write.auto);
+    assert_eq!((read.per_request, write.per_request), (Some(0.5), None));
+    assert!(c.cloudwatch.observe);
+    assert_eq!(c.cloudwatch.min_samples, 30);
+    check_rejects(
+        "[[dynamodb.tables]]\nname = \"t\"\nread = { max = 10, per_request = \"often\" }\n",
+        3,
+        "dynamodb.tables[0].read.per_request",
+        "expected a number or \"auto\"",
+    );
+    check_rejects(
+        "[[dynamodb.tables]]\nname = \"t\"\nread = { max = 10, per_request = 1, per_request_fallback = 0.5 }\n",
+        3,
+        "dynamodb.tables[0].read.per_request_fallback",
+        "only meaningful with per_request = \"auto\"",
+    );
+    check_rejects(
+        "[cloudwatch]\nmin_r2 = 1.5\nmin_samples = 2\ncalibrate_window = \"1m\"\n",
+        2,
+        "cloudwatch.min_r2",
+        "between 0 and 1",
+    );
+    check_rejects(
+        "[cloudwatch]\nmin_r2 = 1.5\nmin_samples = 2\ncalibrate_window = \"1m\"\n",
+        3,
+        "cloudwatch.min_samples",
+        "at least 3",
+    );
+    check_rejects(
+        "[cloudwatch]\nmin_r2 = 1.5\nmin_samples = 2\ncalibrate_window = \"1m\"\n",
+        4,
+        "cloudwatch.calibrate_window",
+        "between 10 minutes and 8 days",
+    );
+}

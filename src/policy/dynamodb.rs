@@ -443,7 +443,7 @@ fn moving_means(values: &[f64], k: usize) -> Vec<f64> {
     out
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     Read,

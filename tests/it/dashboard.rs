@@ -172,6 +172,7 @@ async fn the_dashboard_shows_live_data_in_chromium() {
               provisioned: card ? Number(card.querySelector('[data-field="provisioned"]').textContent) : null,
               desired: q('#group-desired') ? Number(q('#group-desired').textContent) : null,
               decisions: document.querySelectorAll('#decisions div').length,
+              calibration: (q('[data-resource="posts/by_user:read"] [data-field="calibration"]') || {}).textContent,
               scroll: document.documentElement.scrollHeight <= window.innerHeight + 1,
             };"#,
         )
@@ -183,6 +184,12 @@ async fn the_dashboard_shows_live_data_in_chromium() {
     assert_eq!(
         seen["cards"], 3,
         "posts read, posts write, posts/by_user read: {seen}"
+    );
+    // by_user's reads are `per_request = "auto"`; the simulator has no
+    // CloudWatch, so the card shows the fallback and why.
+    assert_eq!(
+        seen["calibration"], "per request 0.200 (fallback: not calibrated yet)",
+        "{seen}"
     );
     // The traffic is shown as it arrives (the first sealed second may still be pending).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
