@@ -157,6 +157,9 @@ pub struct PublishStatus {
     pub dropped: u64,
     pub buffered: usize,
     pub last_error: Option<String>,
+    /// Fleet-level datums (demand, capacity, instances) queued; with
+    /// coordination only while this sidecar leads.
+    pub fleet_datums: u64,
 }
 
 pub type SharedPublishStatus = std::sync::Arc<std::sync::RwLock<Option<PublishStatus>>>;
@@ -171,6 +174,7 @@ pub struct Publisher {
     /// With coordination: fleet-level datums only while this sidecar leads.
     pub leadership: Option<crate::coord::task::SharedRole>,
     pub status: SharedPublishStatus,
+    pub fleet_datums: std::sync::atomic::AtomicU64,
 }
 
 impl Publisher {
@@ -211,6 +215,7 @@ impl Publisher {
         if !leads {
             return out;
         }
+        let own = out.len();
         for a in self.advice.read().unwrap_or_else(|p| p.into_inner()).iter() {
             let index = a.index.clone().unwrap_or_else(|| "-".into());
             for o in &a.ops {
@@ -264,6 +269,10 @@ impl Publisher {
                 });
             }
         }
+        self.fleet_datums.fetch_add(
+            (out.len() - own) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         out
     }
 
@@ -315,6 +324,7 @@ impl Publisher {
                 dropped: buffer.dropped,
                 buffered: buffer.len(),
                 last_error: last_error.clone(),
+                fleet_datums: self.fleet_datums.load(std::sync::atomic::Ordering::Relaxed),
             });
         }
     }

@@ -416,6 +416,10 @@ cluster = "{coord}"
 instance_id = "{id}"
 lease = "4s"
 renew_every = "1s"
+[cloudwatch]
+publish = true
+publish_interval = "1s"
+namespace = "{coord}"
 "#,
             moto = moto_url()
         )
@@ -486,6 +490,22 @@ renew_every = "1s"
     );
     let by_leader = applied(&leader);
     assert!(!by_leader.is_empty());
+    // Each publishes its own requests/s; only the leader the fleet's figures.
+    let (ls, fs) = (
+        leader.get_json("/api/v1/status").await,
+        follower.get_json("/api/v1/status").await,
+    );
+    assert!(
+        ls["cloudwatch"]["fleet_datums"].as_u64() > Some(0),
+        "{}",
+        ls["cloudwatch"]
+    );
+    assert!(
+        fs["cloudwatch"]["sent"].as_u64() > Some(0),
+        "{}",
+        fs["cloudwatch"]
+    );
+    assert_eq!(fs["cloudwatch"]["fleet_datums"], 0, "{}", fs["cloudwatch"]);
     assert!(
         by_leader.iter().all(|r| r.fencing == Some(token1)),
         "{by_leader:?}"
