@@ -443,6 +443,16 @@ read = {{ target = 0.5, min = 1, max = 1000, per_request = "auto", per_request_f
         metrics.contains("rapidscale_cloudwatch_surges_total{outcome=\"seen\"}"),
         "{metrics}"
     );
+    let fitted = format!(
+        "rapidscale_calibration_fitted{{table=\"{table}\",index=\"\",operation=\"read\"}} 0"
+    );
+    assert!(metrics.contains(&fitted), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "rapidscale_per_request_units{{table=\"{table}\",index=\"\",operation=\"read\",kind=\"in_effect\"}} 1.0"
+        )),
+        "{metrics}"
+    );
     let records = rapidscale::audit::read_file(&d.state_dir().join("audit.jsonl")).unwrap();
     let note = records
         .iter()
