@@ -40,8 +40,16 @@ enum LogFormat {
 enum Command {
     /// Run the daemon.
     Run {
-        #[arg(long, short)]
-        config: PathBuf,
+        /// The config file. Without it, the config text is read from
+        /// RAPIDSCALE_CONFIG_TOML (an ECS secret from SSM Parameter Store).
+        #[arg(long, short, env = "RAPIDSCALE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Exit 0 when the daemon's /healthz answers 200 within 2 s, else 1
+    /// (for container health checks in images without a shell).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9470/healthz")]
+        url: String,
     },
     /// Create the coordination table of `[coordination] table` (on-demand, TTL on expires_at) if it is missing.
     Init {
@@ -222,8 +230,19 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Healthcheck { url } => match rapidscale::api::healthcheck(&url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(why) => {
+                eprintln!("rapidscale healthcheck: {why}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        },
         Command::Run { config } => {
-            let config = match load(&config) {
+            let loaded = match config {
+                Some(path) => load(&path),
+                None => load_from_env(),
+            };
+            let config = match loaded {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -327,8 +346,25 @@ fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
     })
 }
 
+/// The config text from RAPIDSCALE_CONFIG_TOML, when no file is given.
+fn load_from_env() -> Result<Config, ExitCode> {
+    const VAR: &str = "RAPIDSCALE_CONFIG_TOML";
+    let Ok(text) = std::env::var(VAR) else {
+        eprintln!("rapidscale run: give --config FILE (or RAPIDSCALE_CONFIG), or the config text in {VAR}");
+        return Err(ExitCode::from(EXIT_CONFIG));
+    };
+    report_problems(
+        Path::new(&format!("${VAR}")),
+        Config::load_text(&format!("${VAR}"), &text, |k| std::env::var(k).ok()),
+    )
+}
+
 fn load(path: &Path) -> Result<Config, ExitCode> {
-    match Config::load(path, |k| std::env::var(k).ok()) {
+    report_problems(path, Config::load(path, |k| std::env::var(k).ok()))
+}
+
+fn report_problems(path: &Path, loaded: Result<Config, ConfigError>) -> Result<Config, ExitCode> {
+    match loaded {
         Ok(c) => Ok(c),
         Err(ConfigError::Invalid(problems)) => {
             for p in &problems {

@@ -11,6 +11,9 @@ pub mod metrics;
 
 use std::sync::Arc;
 
+mod healthcheck;
+pub use healthcheck::healthcheck;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};

@@ -420,6 +420,18 @@ impl Config {
         Ok(config)
     }
 
+    /// Like `load`, for config text held in an environment variable (an
+    /// ECS secret from SSM Parameter Store): `label` names it in problems.
+    pub fn load_text(
+        label: &str,
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::parse(label, text)?;
+        config.apply_env(env).map_err(ConfigError::Invalid)?;
+        Ok(config)
+    }
+
     /// Parses and validates config text. `file` only labels problems.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let mut p = Problems::new(file, text);

@@ -46,6 +46,18 @@ impl Daemon {
         Daemon::spawn(args, dir, env).await
     }
 
+    /// As `start`, with the config text in RAPIDSCALE_CONFIG_TOML and no file.
+    pub async fn start_from_env(config: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config.replace("{dir}", &dir.path().display().to_string());
+        Daemon::spawn(
+            vec!["run".into()],
+            dir,
+            &[("RAPIDSCALE_CONFIG_TOML", config.as_str())],
+        )
+        .await
+    }
+
     /// Starts `rapidscale demo` with `args` (the built-in config unless they say otherwise).
     pub async fn start_demo(args: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -173,3 +173,56 @@ listen = "127.0.0.1:0"
     );
     d.terminate().await;
 }
+
+#[tokio::test]
+async fn config_text_from_the_environment_and_the_healthcheck_command() {
+    let d = crate::harness::Daemon::start_from_env(
+        "state_dir = \"{dir}/state\"\n[ingest.statsd]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .await;
+    let url = format!("http://{}/healthz", d.api.unwrap());
+    let check = |url: String| {
+        std::process::Command::new(bin())
+            .args(["healthcheck", "--url", &url])
+            .output()
+            .unwrap()
+    };
+    let ok = check(url.clone());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let wrong = check(format!("http://{}/nope", d.api.unwrap()));
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    let (exit, _) = d.terminate().await;
+    assert!(exit.success());
+    let down = check(url);
+    assert_eq!(down.status.code(), Some(1));
+
+    // A bad config in the environment is reported like a file's, exit 2.
+    let out = Command::new(bin())
+        .arg("run")
+        .env("RAPIDSCALE_CONFIG_TOML", "mode = \"sometimes\"\n")
+        .env_remove("RAPIDSCALE_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("$RAPIDSCALE_CONFIG_TOML:1"), "{err}");
+    assert!(err.contains("mode"), "{err}");
+    // Neither a file nor text: exit 2, saying what to give.
+    let out = Command::new(bin())
+        .arg("run")
+        .env_remove("RAPIDSCALE_CONFIG_TOML")
+        .env_remove("RAPIDSCALE_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RAPIDSCALE_CONFIG_TOML"));
+}
