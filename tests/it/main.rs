@@ -8,6 +8,7 @@ mod cloudwatch;
 mod coordination;
 mod dashboard;
 mod demo;
+mod deploy;
 mod dynamodb;
 mod harness;
 mod ingest;
