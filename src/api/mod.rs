@@ -15,7 +15,7 @@ mod healthcheck;
 pub use healthcheck::healthcheck;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -316,8 +316,9 @@ struct SeriesPoint {
 
 async fn series(
     State(s): State<ApiState>,
-    Query(q): Query<SeriesQuery>,
+    q: Result<Query<SeriesQuery>, QueryRejection>,
 ) -> Result<Json<Vec<SeriesPoint>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let seconds = q.seconds.unwrap_or(60);
     if seconds == 0 || seconds > 86_400 {
         return Err(ApiError::BadRequest("seconds must be in 1..=86400".into()));
@@ -342,10 +343,11 @@ async fn series(
     ))
 }
 
-#[derive(Deserialize)]
-struct ModeRequest {
-    mode: RuntimeMode,
-    resource: Option<String>,
+/// The body of `POST /api/v1/mode` (public for the fuzz targets).
+#[derive(Debug, Deserialize)]
+pub struct ModeRequest {
+    pub mode: RuntimeMode,
+    pub resource: Option<String>,
 }
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -438,8 +440,9 @@ struct DecisionsQuery {
 
 async fn decisions(
     State(s): State<ApiState>,
-    Query(q): Query<DecisionsQuery>,
+    q: Result<Query<DecisionsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let since = match &q.since {
         Some(t) => Some(
             chrono::DateTime::parse_from_rfc3339(t)

@@ -119,6 +119,12 @@ impl SecondPoint {
     }
 }
 
+/// A second's value as stored: sums of many large values saturate at
+/// f32's largest finite value rather than become infinite.
+fn saturate(v: f64) -> f32 {
+    v.clamp(-(f32::MAX as f64), f32::MAX as f64) as f32
+}
+
 /// A sealed minute.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MinutePoint {
@@ -546,13 +552,13 @@ fn seal_second(open: &OpenSecond, kind: StreamKind) -> SecondPoint {
     let q = |h: &Histogram<u32>, q: f64| (h.value_at_quantile(q) as f64 / 1000.0) as f32;
     match &open.latency {
         Some(h) if !h.is_empty() => SecondPoint {
-            value: open.value() as f32,
+            value: saturate(open.value()),
             p50_ms: q(h, 0.50),
             p95_ms: q(h, 0.95),
             p99_ms: q(h, 0.99),
         },
         _ => SecondPoint {
-            value: open.value() as f32,
+            value: saturate(open.value()),
             ..SecondPoint::ZERO
         },
     }

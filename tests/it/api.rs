@@ -145,6 +145,9 @@ async fn decisions_filter_by_time_and_errors_are_json() {
             "limit must be in 1..=10000",
         ),
         ("/api/v1/series?stream=nope", 404, "unknown stream"),
+        // Found by the property tests: query rejections were plain text.
+        ("/api/v1/series", 400, "missing field `stream`"),
+        ("/api/v1/decisions?limit=x", 400, "invalid digit"),
         ("/no/such/thing", 404, "no such endpoint"),
     ] {
         let r = reqwest::get(url(&d, path)).await.unwrap();

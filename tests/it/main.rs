@@ -13,4 +13,5 @@ mod dynamodb;
 mod harness;
 mod ingest;
 mod lifecycle;
+mod properties;
 mod replay;

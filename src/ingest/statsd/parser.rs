@@ -140,7 +140,9 @@ pub fn parse_line(line: &str) -> Result<StatsdLine<'_>, LineError> {
 /// Parses one numeric value. Gauges may carry a sign (delta); nothing may be NaN or infinite.
 pub fn parse_number(v: &str, kind: MetricKind) -> Option<f64> {
     let x: f64 = v.parse().ok()?;
-    if !x.is_finite() {
+    // Seconds are stored as f32: a value beyond its range would turn into
+    // infinity there (and infinite demand into a scale-out to max).
+    if !x.is_finite() || x.abs() > f32::MAX as f64 {
         return None;
     }
     if kind != MetricKind::Gauge && kind != MetricKind::Counter && x < 0.0 {

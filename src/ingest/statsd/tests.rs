@@ -148,3 +148,23 @@ fn dogstatsd_timestamps_bucket_into_their_second() {
         1
     );
 }
+
+/// Found by the property tests: a finite f64 beyond f32's range became an
+/// infinite second in the store (and infinite demand).
+#[test]
+fn values_beyond_the_stored_range_are_dropped_and_sums_saturate() {
+    assert_eq!(
+        parser::parse_line("http.requests:1.474e113|c"),
+        Err(parser::LineError::BadValue)
+    );
+    let mut f = fixture();
+    // Each value fits; their sum (5e38) does not.
+    f.router.ingest(
+        "http.requests:1e38|c\n".repeat(5).as_bytes(),
+        T0,
+        &mut f.store,
+        &f.counters,
+    );
+    f.store.seal(T0 + 3);
+    assert_eq!(f.store.point(f.requests, T0).unwrap().value, f32::MAX);
+}
