@@ -6,6 +6,7 @@
 //! call already sent when shutdown starts is allowed to finish, no new
 //! attempt starts after it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -140,6 +141,24 @@ pub struct Actuator<C> {
     /// With fleet coordination: only the lease holder acts, after checking
     /// its lease with a conditional write.
     pub fence: Option<Arc<Fence>>,
+    /// AWS calls sent and not answered yet: shutdown waits for them.
+    pub calls_in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts one call in flight while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn start(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl<C: CloudBackend> Actuator<C> {
@@ -286,7 +305,11 @@ impl<C: CloudBackend> Actuator<C> {
     {
         let mut attempt = 0;
         loop {
-            match call().await {
+            let result = {
+                let _counted = InFlight::start(&self.calls_in_flight);
+                call().await
+            };
+            match result {
                 Ok(()) => return (Outcome::Applied, None, None),
                 Err(e) if e.is_retryable() && attempt + 1 < self.retry.max_attempts => {
                     let pause = self.retry.delay(attempt, fastrand::f64());

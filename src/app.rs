@@ -2,7 +2,8 @@
 //! under one tracker, and stops them in order when `shutdown` fires.
 //!
 //! Shutdown order: ingest stops first (sources see the token), then the
-//! trackers and the API; the whole drain is bounded by [`SHUTDOWN_GRACE`].
+//! trackers and the API; the whole drain is bounded by [`SHUTDOWN_GRACE`],
+//! or by [`CALL_GRACE`] more while a change sent to AWS has no answer yet.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,6 +40,11 @@ use crate::state::BudgetStore;
 
 /// How long tasks get to finish after the stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Longer wait at shutdown while an UpdateTable or SetDesiredCapacity is in
+/// flight: the SDK's attempt timeout (5 s) and a margin, within the 10 s
+/// stop timeouts of deploy/ (ECS `stopTimeout`, systemd `TimeoutStopSec`).
+pub const CALL_GRACE: Duration = Duration::from_secs(6);
 /// How often traffic and ingest-drop summaries are logged.
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
@@ -315,6 +321,7 @@ pub async fn run_with<C: CloudBackend>(
     }
     let modes = Arc::new(ModeSwitch::default());
     let call_metrics = CallMetrics::default();
+    let calls_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let cloud = cloud.map(|inner| {
         Arc::new(Metered {
             inner,
@@ -331,6 +338,7 @@ pub async fn run_with<C: CloudBackend>(
             retry: RetryPolicy::default(),
             settle_timeout: Duration::from_secs(300),
             fence: fence.clone(),
+            calls_in_flight: calls_in_flight.clone(),
         });
         let shared_config = Arc::new(config.clone());
         if !tables.is_empty() {
@@ -510,6 +518,13 @@ pub async fn run_with<C: CloudBackend>(
                     .map(|t| t.name.clone())
                     .collect(),
                 group: config.asg.is_some(),
+                table_fresh_within: config.dynamodb.poll_interval * 3,
+                group_fresh_within: config
+                    .asg
+                    .as_ref()
+                    .map_or(Duration::from_secs(30), |g| g.poll_interval * 3),
+                requests_stream: config.ingest.requests_stream.clone(),
+                stale_after: config.ingest.stale_after,
             },
         };
         let token = shutdown.clone();
@@ -530,10 +545,26 @@ pub async fn run_with<C: CloudBackend>(
     shutdown.cancelled().await;
     tracing::info!("Stopping.");
     tasks.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+    let in_flight = || calls_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
         .await
-        .is_err()
-    {
+        .is_ok();
+    if !drained && in_flight() > 0 {
+        // A change sent to AWS is let finish, so that its completed record
+        // says what happened; it cannot take longer than one attempt.
+        tracing::warn!(
+            calls = in_flight(),
+            wait_ms = CALL_GRACE.as_millis() as u64,
+            "Waiting for the AWS call in flight before stopping."
+        );
+        let _ = tokio::time::timeout(CALL_GRACE, tasks.wait()).await;
+    }
+    if in_flight() > 0 {
+        tracing::error!(
+            calls = in_flight(),
+            "Stopping with an AWS call unanswered: its audit record has no completion."
+        );
+    } else if !drained {
         tracing::warn!(
             grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
             "Some tasks did not stop in time."

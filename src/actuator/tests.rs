@@ -81,6 +81,7 @@ fn fixture(rules: &[&Rule], state_dir_ok: bool) -> Fixture {
             retry: RetryPolicy::default(),
             settle_timeout: Duration::from_secs(5),
             fence: None,
+            calls_in_flight: Default::default(),
         },
         _dir: dir,
     }
@@ -340,6 +341,7 @@ async fn scaling_activity_in_progress_is_retried_with_backoff() {
         retry: RetryPolicy::default(),
         settle_timeout: Duration::from_secs(5),
         fence: None,
+        calls_in_flight: Default::default(),
     };
     let change = GroupChange {
         group: "web".into(),
@@ -409,6 +411,7 @@ fn sim_fixture(faults: Vec<Fault>) -> SimFixture {
             retry: RetryPolicy::default(),
             settle_timeout: Duration::from_secs(60),
             fence: None,
+            calls_in_flight: Default::default(),
         },
         cloud,
         _dir: dir,

@@ -279,6 +279,52 @@ pub fn render(s: &ApiState) -> String {
         Unit::Seconds,
         age,
     );
+    let stale = Family::<StreamLabels, Gauge>::default();
+    for st in &status.streams {
+        if let Some(last) = st.last_sample_second {
+            let silent = now - last > s.readiness.stale_after.as_secs() as i64;
+            stale
+                .get_or_create(&StreamLabels {
+                    stream: st.name.clone(),
+                })
+                .set(i64::from(silent));
+        }
+    }
+    r.register(
+        "stream_stale",
+        "1 while a stream that had samples has been silent longer than ingest.stale_after: decisions on it hold",
+        stale,
+    );
+    let aws_age = Family::<KindLabels, Gauge>::default();
+    for (name, t) in &status.cloud.tables {
+        if let Some(ok) = t.last_ok {
+            aws_age
+                .get_or_create(&KindLabels {
+                    kind: format!("table/{name}"),
+                })
+                .set((now - ok.timestamp()).max(0));
+        }
+    }
+    if let Some(ok) = status.cloud.group.as_ref().and_then(|g| g.last_ok) {
+        aws_age
+            .get_or_create(&KindLabels {
+                kind: "group".into(),
+            })
+            .set((now - ok.timestamp()).max(0));
+    }
+    r.register_with_unit(
+        "aws_state_age",
+        "Seconds since each table's and the group's last successful describe (kind = table/NAME or group)",
+        Unit::Seconds,
+        aws_age,
+    );
+    let ready = Gauge::<i64>::default();
+    ready.set(i64::from(s.not_ready().is_empty()));
+    r.register(
+        "ready",
+        "1 when /readyz answers 200: sources up, AWS state fresh, ingestion not silent",
+        ready,
+    );
 
     let capacity = Family::<CapacityLabels, FloatGauge>::default();
     let limits = Family::<CapacityLabels, FloatGauge>::default();

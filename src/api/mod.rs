@@ -85,6 +85,14 @@ pub struct Readiness {
     pub tables: Vec<String>,
     /// Whether a group is configured (it must have been described once).
     pub group: bool,
+    /// A table's or the group's state older than this means AWS is not
+    /// answering (3 poll intervals, as the advisors' own gate).
+    pub table_fresh_within: std::time::Duration,
+    pub group_fresh_within: std::time::Duration,
+    /// The stream decisions are driven by, and how long it may be silent
+    /// once it has had samples.
+    pub requests_stream: Option<String>,
+    pub stale_after: std::time::Duration,
 }
 
 /// The dashboard: one page, no external resources (canvas drawing, no CDN).
@@ -192,15 +200,57 @@ impl ApiState {
                 ));
             }
         }
+        let now = self.clock.now();
+        let r = &self.readiness;
         let view = tracker::read(&self.view);
-        for t in &self.readiness.tables {
-            let described = view.tables.get(t).is_some_and(|t| t.last_ok.is_some());
-            if !described {
-                reasons.push(format!("table {t} has not been described yet"));
+        let stale = |what: &str,
+                     last_ok: chrono::DateTime<chrono::Utc>,
+                     within: std::time::Duration,
+                     error: Option<&crate::cloud::CloudError>| {
+            let age = (now - last_ok).to_std().unwrap_or_default();
+            (age > within).then(|| {
+                format!(
+                    "AWS unavailable: {what} last described {}s ago{}; nothing is changed on state that old",
+                    age.as_secs(),
+                    error.map(|e| format!(" ({e})")).unwrap_or_default()
+                )
+            })
+        };
+        for t in &r.tables {
+            match view.tables.get(t) {
+                Some(tr) if tr.last_ok.is_some() => reasons.extend(stale(
+                    &format!("table {t}"),
+                    tr.last_ok.unwrap_or_default(),
+                    r.table_fresh_within,
+                    tr.last_error.as_ref(),
+                )),
+                _ => reasons.push(format!("table {t} has not been described yet")),
             }
         }
-        if self.readiness.group && view.group.as_ref().is_none_or(|g| g.last_ok.is_none()) {
-            reasons.push("the Auto Scaling group has not been described yet".to_string());
+        if r.group {
+            match view.group.as_ref() {
+                Some(g) if g.last_ok.is_some() => reasons.extend(stale(
+                    "the Auto Scaling group",
+                    g.last_ok.unwrap_or_default(),
+                    r.group_fresh_within,
+                    g.last_error.as_ref(),
+                )),
+                _ => reasons.push("the Auto Scaling group has not been described yet".to_string()),
+            }
+        }
+        drop(view);
+        if let Some(name) = &r.requests_stream {
+            let store = lock(&self.store);
+            let last = store.id(name).and_then(|id| store.last_sample_second(id));
+            if let Some(last) = last {
+                let silent = now.timestamp() - last;
+                if silent > r.stale_after.as_secs() as i64 {
+                    reasons.push(format!(
+                        "ingestion silent: no sample on {name} for {silent}s (stale_after {}s); holding, no scale-in",
+                        r.stale_after.as_secs()
+                    ));
+                }
+            }
         }
         reasons
     }

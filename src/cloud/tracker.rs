@@ -61,31 +61,72 @@ pub async fn track_tables<C: CloudBackend>(
 ) {
     let mut ticker = Ticker::new(interval);
     while ticker.tick(&shutdown).await {
+        let mut failed = false;
         for name in &tables {
             let Some(result) = until_shutdown(&shutdown, cloud.describe_table(name)).await else {
                 return;
             };
+            failed |= result.is_err();
             store_table(&view, name, result, clock.now());
         }
+        ticker.outcome(failed);
     }
 }
 
-/// A steady poll interval that ends when `shutdown` fires.
-struct Ticker(tokio::time::Interval);
+/// Longest wait between polls while AWS keeps failing.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The wait before the next poll: the interval while polls succeed; after
+/// `failures` failed polls in a row, the interval doubled that many times
+/// (at most `MAX_BACKOFF`, never less than the interval), of which a
+/// random half is jitter, so a fleet of sidecars does not retry in step.
+pub fn poll_delay(interval: Duration, failures: u32, jitter: f64) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let full = interval
+        .saturating_mul(1u32 << failures.min(16))
+        .min(MAX_BACKOFF)
+        .max(interval);
+    full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// The poll loop's pacing: a steady interval, backing off while polls fail;
+/// ends when `shutdown` fires.
+struct Ticker {
+    interval: Duration,
+    failures: u32,
+    next: tokio::time::Instant,
+}
 
 impl Ticker {
     fn new(interval: Duration) -> Ticker {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Ticker(ticker)
+        Ticker {
+            interval,
+            failures: 0,
+            next: tokio::time::Instant::now(),
+        }
     }
 
-    /// Waits for the next tick; false once `shutdown` fired.
+    /// Waits for the next poll; false once `shutdown` fired.
     async fn tick(&mut self, shutdown: &CancellationToken) -> bool {
         tokio::select! {
             _ = shutdown.cancelled() => false,
-            _ = self.0.tick() => true,
+            _ = tokio::time::sleep_until(self.next) => true,
         }
+    }
+
+    /// Whether the poll just made failed: sets the time of the next one.
+    fn outcome(&mut self, failed: bool) {
+        self.failures = if failed { self.failures + 1 } else { 0 };
+        let delay = poll_delay(self.interval, self.failures, fastrand::f64());
+        // Steady pace while healthy (a slow call does not shift the grid
+        // more than it must), the full backoff after a failure.
+        self.next = if failed {
+            tokio::time::Instant::now() + delay
+        } else {
+            (self.next + delay).max(tokio::time::Instant::now())
+        };
     }
 }
 
@@ -140,6 +181,7 @@ pub async fn track_group<C: CloudBackend>(
         let Some(result) = until_shutdown(&shutdown, cloud.describe_group(&group)).await else {
             return;
         };
+        ticker.outcome(result.is_err());
         store_group(&view, result, clock.now());
     }
 }
@@ -206,5 +248,89 @@ fn apply<T>(
             }
             entry.last_error = Some(err);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::TokioClock;
+    use crate::cloud::Throughput;
+    use crate::sim::{cloud::SimCloud, Fault, FaultKind, FaultWhen, SimSettings, SimWorld};
+
+    #[test]
+    fn the_delay_doubles_while_polls_fail_up_to_the_cap_with_half_jitter() {
+        let s = Duration::from_secs(1);
+        assert_eq!(poll_delay(s, 0, 0.7), s);
+        assert_eq!(poll_delay(s, 1, 1.0), Duration::from_secs(2));
+        assert_eq!(poll_delay(s, 1, 0.0), Duration::from_secs(1));
+        assert_eq!(poll_delay(s, 3, 1.0), Duration::from_secs(8));
+        assert_eq!(poll_delay(s, 10, 1.0), MAX_BACKOFF);
+        assert_eq!(poll_delay(s, 40, 0.0), MAX_BACKOFF / 2);
+        // An interval above the cap is kept.
+        let slow = Duration::from_secs(60);
+        assert_eq!(poll_delay(slow, 5, 1.0), slow);
+    }
+
+    /// An outage of 5 minutes: the poller backs off instead of calling every
+    /// second, and is back to its interval within a backoff of the end.
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_is_polled_with_backoff_and_recovery_is_seen() {
+        let t0 = DateTime::from_timestamp(1_764_403_200, 0).unwrap();
+        let clock = Arc::new(TokioClock::starting_at(t0));
+        let mut world = SimWorld::new(SimSettings::default());
+        world.add_table("posts", Throughput { read: 10, write: 5 }, &[]);
+        world.add_fault(Fault {
+            kind: FaultKind::Outage,
+            operation: None,
+            when: FaultWhen::Window {
+                from: t0 + chrono::TimeDelta::seconds(10),
+                until: t0 + chrono::TimeDelta::seconds(310),
+            },
+        });
+        let cloud = Arc::new(SimCloud::new(world, clock.clone()));
+        let view: SharedView = Arc::new(RwLock::new(CloudView::default()));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(track_tables(
+            cloud.clone(),
+            vec!["posts".into()],
+            Duration::from_secs(1),
+            view.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        ));
+        let calls = || {
+            cloud
+                .world
+                .lock()
+                .unwrap()
+                .calls
+                .get("DescribeTable")
+                .copied()
+                .unwrap_or(0)
+        };
+        tokio::time::sleep(Duration::from_millis(9_500)).await;
+        let before = calls();
+        assert!(
+            (9..=11).contains(&before),
+            "{before} calls in the first 10 s"
+        );
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        let during = calls() - before;
+        // Steady polling would make 300 calls; with backoff capped at 30 s
+        // (half of it jitter) it is a few dozen at most.
+        assert!(during <= 25, "{during} calls during the outage");
+        let v = read(&view).tables["posts"].clone();
+        assert!(v.last_error.is_some());
+        assert_eq!(v.last_ok, Some(t0 + chrono::TimeDelta::seconds(9)));
+        // Back within one capped backoff of the end, then every second.
+        tokio::time::sleep(MAX_BACKOFF + Duration::from_secs(1)).await;
+        let v = read(&view).tables["posts"].clone();
+        assert!(v.last_error.is_none(), "{v:?}");
+        let after = calls();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!((9..=11).contains(&(calls() - after)));
+        shutdown.cancel();
+        task.await.unwrap();
     }
 }
