@@ -120,6 +120,8 @@ pub struct AuditLog {
     next_id: AtomicU64,
     /// Records appended, by (service, resource, outcome): for `/metrics`.
     counts: Mutex<std::collections::BTreeMap<(String, String, Outcome), u64>>,
+    /// Why the newest write failed (None after a write that succeeded).
+    failing: Mutex<Option<String>>,
 }
 
 impl AuditLog {
@@ -138,6 +140,7 @@ impl AuditLog {
             Ok(f) => (Some(f), None),
             Err(e) => (None, Some(e)),
         };
+        let failing = err.as_ref().map(|e| e.to_string());
         let log = AuditLog {
             path,
             file: Mutex::new(file),
@@ -145,6 +148,7 @@ impl AuditLog {
             id_prefix: format!("{:x}", now.timestamp_millis()),
             next_id: AtomicU64::new(1),
             counts: Mutex::new(Default::default()),
+            failing: Mutex::new(failing),
         };
         (log, err)
     }
@@ -184,12 +188,25 @@ impl AuditLog {
                 path: self.path.display().to_string(),
             });
         };
-        f.write_all(&line)
+        let result = f
+            .write_all(&line)
             .and_then(|_| f.sync_data())
             .map_err(|source| AuditError::Write {
                 path: self.path.display().to_string(),
                 source,
-            })
+            });
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) =
+            result.as_ref().err().map(|e| e.to_string());
+        result
+    }
+
+    /// Why records cannot be written, while they cannot (the newest write
+    /// failed, or the file never opened). Nothing is applied meanwhile.
+    pub fn unavailable(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn remember(&self, record: AuditRecord) {
@@ -308,5 +325,31 @@ mod tests {
             log.remember(record(&log, Phase::Decided, Outcome::Recommended));
         }
         assert_eq!(log.recent(None, usize::MAX).len(), MEMORY);
+    }
+
+    /// A full disk: the file opens, every write fails (ENOSPC), and the
+    /// log says so until a write succeeds again.
+    #[test]
+    fn a_full_disk_is_reported_until_a_write_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/full", dir.path().join("audit.jsonl")).unwrap();
+        let (log, err) = AuditLog::open(dir.path(), Utc::now());
+        assert!(err.is_none());
+        assert_eq!(log.unavailable(), None);
+        let r = record(&log, Phase::Decided, Outcome::Pending);
+        assert!(matches!(log.append(&r), Err(AuditError::Write { .. })));
+        let why = log.unavailable().expect("reported");
+        assert!(why.contains("No space left"), "{why}");
+        // The disk has room again (the file now a regular one).
+        std::fs::remove_file(dir.path().join("audit.jsonl")).unwrap();
+        *log.file.lock().unwrap() = Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.path().join("audit.jsonl"))
+                .unwrap(),
+        );
+        log.append(&r).unwrap();
+        assert_eq!(log.unavailable(), None);
     }
 }

@@ -221,6 +221,13 @@ impl<C: CloudBackend> GroupAdvisor<C> {
             Some("follower: the leader acts".to_string())
         } else if !fresh {
             Some("group state is older than 3 poll intervals: AWS unavailable?".to_string())
+        } else if let Some(why) = self
+            .actuator
+            .audit
+            .unavailable()
+            .filter(|_| mode == Mode::Apply)
+        {
+            Some(format!("audit log unavailable ({why}): recommending only"))
         } else if self.in_flight.load(Ordering::SeqCst) {
             Some("a change of this group is in flight".to_string())
         } else {

@@ -268,6 +268,13 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
                         Some("paused by an operator".to_string())
                     } else if follower {
                         Some("follower: the leader acts".to_string())
+                    } else if let Some(why) = self
+                        .actuator
+                        .audit
+                        .unavailable()
+                        .filter(|_| mode == crate::config::Mode::Apply)
+                    {
+                        Some(format!("audit log unavailable ({why}): recommending only"))
                     } else {
                         gate(&TableState {
                             billing_mode: desc.billing_mode,

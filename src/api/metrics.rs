@@ -318,6 +318,13 @@ pub fn render(s: &ApiState) -> String {
         Unit::Seconds,
         aws_age,
     );
+    let writable = Gauge::<i64>::default();
+    writable.set(i64::from(s.audit.unavailable().is_none()));
+    r.register(
+        "audit_writable",
+        "0 while the audit log cannot be written: nothing is applied meanwhile",
+        writable,
+    );
     let ready = Gauge::<i64>::default();
     ready.set(i64::from(s.not_ready().is_empty()));
     r.register(

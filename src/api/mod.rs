@@ -200,6 +200,11 @@ impl ApiState {
                 ));
             }
         }
+        if let Some(why) = self.audit.unavailable() {
+            reasons.push(format!(
+                "audit log unavailable ({why}): recommending only, nothing is applied"
+            ));
+        }
         let now = self.clock.now();
         let r = &self.readiness;
         let view = tracker::read(&self.view);

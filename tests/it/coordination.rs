@@ -5,7 +5,7 @@ use std::process::Command;
 use aws_sdk_dynamodb::types::{BillingMode, TimeToLiveStatus};
 
 use crate::aws::{cloud, unique};
-use crate::harness::{bin, moto_url};
+use crate::harness::{bin, moto_url, Load};
 use rapidscale::cloud::CloudBackend;
 
 #[tokio::test]
@@ -329,41 +329,6 @@ instance_id = "{id}"
     }
     for d in owned.into_iter().flatten() {
         d.terminate().await;
-    }
-}
-
-/// Sends `rate` requests/s to `target` until dropped; the rate can change.
-struct Load {
-    rate: std::sync::Arc<std::sync::atomic::AtomicU32>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Load {
-    fn start(target: std::net::SocketAddr, rate: u32) -> Load {
-        let rate = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(rate));
-        let r = rate.clone();
-        let task = tokio::spawn(async move {
-            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
-            loop {
-                tick.tick().await;
-                let each = r.load(std::sync::atomic::Ordering::SeqCst) as f64 / 50.0;
-                let _ = sock
-                    .send_to(format!("http.requests:{each}|c").as_bytes(), target)
-                    .await;
-            }
-        });
-        Load { rate, task }
-    }
-
-    fn set(&self, rate: u32) {
-        self.rate.store(rate, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

@@ -218,3 +218,87 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A moto server of a test's own, to stop and restart (fault injection).
+pub struct OwnMoto {
+    child: tokio::process::Child,
+    pub port: u16,
+}
+
+impl OwnMoto {
+    /// Starts moto on `port` (a free one when None) and waits until it answers.
+    pub async fn start(port: Option<u16>) -> OwnMoto {
+        let bin = std::env::var("RAPIDSCALE_TEST_MOTO_SERVER")
+            .expect("RAPIDSCALE_TEST_MOTO_SERVER: run the tests through scripts/test");
+        let port = port.unwrap_or_else(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        });
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn moto_server");
+        let moto = OwnMoto { child, port };
+        let url = format!("{}/moto-api/", moto.url());
+        eventually(
+            Duration::from_secs(30),
+            "moto answering",
+            || async { reqwest::get(&url).await.map(|r| r.status().as_u16()).ok() },
+            |s| *s == Some(200),
+        )
+        .await;
+        moto
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, as a crash or a network cut would look.
+    pub async fn kill(mut self) -> u16 {
+        self.child.start_kill().unwrap();
+        let _ = self.child.wait().await;
+        self.port
+    }
+}
+
+/// Sends `rate` requests/s to `target` until dropped; the rate can change.
+pub struct Load {
+    rate: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Load {
+    pub fn start(target: std::net::SocketAddr, rate: u32) -> Load {
+        let rate = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(rate));
+        let r = rate.clone();
+        let task = tokio::spawn(async move {
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+            loop {
+                tick.tick().await;
+                let each = r.load(std::sync::atomic::Ordering::SeqCst) as f64 / 50.0;
+                let _ = sock
+                    .send_to(format!("http.requests:{each}|c").as_bytes(), target)
+                    .await;
+            }
+        });
+        Load { rate, task }
+    }
+
+    pub fn set(&self, rate: u32) {
+        self.rate.store(rate, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

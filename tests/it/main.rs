@@ -10,6 +10,7 @@ mod dashboard;
 mod demo;
 mod deploy;
 mod dynamodb;
+mod faults;
 mod harness;
 mod ingest;
 mod lifecycle;
