@@ -269,6 +269,36 @@ async fn a_restart_keeps_the_decrease_budget() {
     assert_eq!(applied.len(), 1, "one decrease, one call: {records:#?}");
     assert!(applied[0].decrease);
     assert_eq!(applied[0].changes.len(), 2, "read and write in one call");
+
+    // The same traffic after the restart: capacity already fits it, so the
+    // decrease is not made again.
+    let traffic = Traffic::start(d.statsd.unwrap(), &table, 20).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let records = read_file(&state_dir.path().join("audit.jsonl")).unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.outcome == Outcome::Applied)
+            .count(),
+        1,
+        "no duplicate action after the restart: {records:#?}"
+    );
+    // A change after the restart goes on the same audit log, under new ids.
+    traffic.set(60);
+    wait_for_capacity(&table, Duration::from_secs(20), |(r, _)| r >= 100).await;
+    let records = read_file(&state_dir.path().join("audit.jsonl")).unwrap();
+    let applied: Vec<_> = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Applied)
+        .collect();
+    assert!(applied.len() >= 2, "{records:#?}");
+    assert!(applied[0].decrease && !applied[applied.len() - 1].decrease);
+    let ids: std::collections::BTreeSet<(&str, String)> = records
+        .iter()
+        .map(|r| (r.id.as_str(), format!("{:?}", r.phase)))
+        .collect();
+    assert_eq!(ids.len(), records.len(), "an id reused across the restart");
+    drop(traffic);
     d.terminate().await;
 }
 
