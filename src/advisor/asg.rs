@@ -87,6 +87,8 @@ pub struct GroupAdvisor<C> {
     /// With fleet coordination: the fleet's totals from heartbeats.
     pub coordination: Option<crate::coord::task::SharedCoordination>,
     in_flight: Arc<AtomicBool>,
+    /// The pause after changes whose retries all failed.
+    cooldown: super::Cooldown,
     last_recorded: Option<String>,
 }
 
@@ -126,6 +128,7 @@ impl<C: CloudBackend> GroupAdvisor<C> {
             tasks,
             foreign_policies,
             in_flight: Arc::new(AtomicBool::new(false)),
+            cooldown: super::Cooldown::default(),
             modes: Arc::new(crate::mode::ModeSwitch::default()),
             leadership: None,
             coordination: None,
@@ -228,6 +231,12 @@ impl<C: CloudBackend> GroupAdvisor<C> {
             .filter(|_| mode == Mode::Apply)
         {
             Some(format!("audit log unavailable ({why}): recommending only"))
+        } else if let Some(wait) = self
+            .cooldown
+            .gate(&self.group, now)
+            .filter(|_| mode == Mode::Apply)
+        {
+            Some(wait)
         } else if self.in_flight.load(Ordering::SeqCst) {
             Some("a change of this group is in flight".to_string())
         } else {
@@ -288,8 +297,12 @@ impl<C: CloudBackend> GroupAdvisor<C> {
                 let actuator = self.actuator.clone();
                 let in_flight = self.in_flight.clone();
                 let token = shutdown.clone();
+                let cooldown = self.cooldown.clone();
+                let clock = self.clock.clone();
+                let group = self.group.clone();
                 self.tasks.spawn(async move {
-                    actuator.apply_group(change, token).await;
+                    let outcome = actuator.apply_group(change, token).await;
+                    cooldown.record(&group, outcome, clock.now());
                     in_flight.store(false, Ordering::SeqCst);
                 });
             }

@@ -151,6 +151,8 @@ pub struct DynamoAdvisor<C> {
     burst: Mutex<HashMap<(String, Op), BurstModel>>,
     /// `per_request = "auto"`: the units per request in effect (fit or fallback).
     pub calibration: Option<crate::cloudwatch::calibrate::SharedCalibration>,
+    /// Per table: the pause after changes whose retries all failed.
+    cooldown: super::Cooldown,
 }
 
 impl<C: CloudBackend> DynamoAdvisor<C> {
@@ -178,6 +180,7 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
             leadership: None,
             coordination: None,
             calibration: None,
+            cooldown: super::Cooldown::default(),
         }
     }
 
@@ -275,6 +278,12 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
                         .filter(|_| mode == crate::config::Mode::Apply)
                     {
                         Some(format!("audit log unavailable ({why}): recommending only"))
+                    } else if let Some(wait) = self
+                        .cooldown
+                        .gate(&table.name, now)
+                        .filter(|_| mode == crate::config::Mode::Apply)
+                    {
+                        Some(wait)
                     } else {
                         gate(&TableState {
                             billing_mode: desc.billing_mode,
@@ -562,8 +571,11 @@ impl<C: CloudBackend> DynamoAdvisor<C> {
                 let actuator = self.actuator.clone();
                 let in_flight = self.in_flight.clone();
                 let token = shutdown.clone();
+                let cooldown = self.cooldown.clone();
+                let clock = self.clock.clone();
                 self.tasks.spawn(async move {
-                    actuator.apply(update, token).await;
+                    let outcome = actuator.apply(update, token).await;
+                    cooldown.record(&table, outcome, clock.now());
                     in_flight
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -609,5 +621,7 @@ pub fn pick_demand(
     }
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;
