@@ -38,7 +38,10 @@ pub const COOLDOWN_MAX: Duration = Duration::from_secs(60);
 /// up to 60 s, a random half of it jitter. Without this every tick would
 /// start a fresh round of retries: a storm of calls while AWS pushes back.
 #[derive(Debug, Default, Clone)]
-pub struct Cooldown(Arc<Mutex<HashMap<String, (u32, DateTime<Utc>)>>>);
+pub struct Cooldown(Arc<Mutex<HashMap<String, Failures>>>);
+
+/// Failed changes in a row, and when the next may start.
+type Failures = (u32, DateTime<Utc>);
 
 impl Cooldown {
     /// The pause after `failures` failed changes in a row.
