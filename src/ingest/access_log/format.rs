@@ -233,8 +233,13 @@ fn ascii(value: &[u8]) -> Result<&str, LogLineError> {
     std::str::from_utf8(value).map_err(|_| LogLineError::BadNumber)
 }
 
+/// An HTTP status: three digits (100-999); anything else is a malformed line.
 fn parse_status(value: &[u8]) -> Result<u16, LogLineError> {
-    ascii(value)?.parse().map_err(|_| LogLineError::BadNumber)
+    ascii(value)?
+        .parse()
+        .ok()
+        .filter(|s| (100..1000).contains(s))
+        .ok_or(LogLineError::BadNumber)
 }
 
 /// `$request_time` / `$upstream_response_time`: seconds with ms precision;
@@ -463,7 +468,9 @@ fn parse_json(line: &[u8]) -> Result<LogRecord, LogLineError> {
     .ok_or(LogLineError::BadTime)?;
     let status = match &j.status {
         None => None,
-        Some(NumOrStr::Num(x)) if (0.0..1000.0).contains(x) => Some(*x as u16),
+        Some(NumOrStr::Num(x)) if (100.0..1000.0).contains(x) && x.fract() == 0.0 => {
+            Some(*x as u16)
+        }
         Some(NumOrStr::Num(_)) => return Err(LogLineError::BadNumber),
         Some(NumOrStr::Str(s)) => Some(parse_status(s.as_bytes())?),
     };

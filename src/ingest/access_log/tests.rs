@@ -280,3 +280,21 @@ mod follower {
         assert!(seen.drops.is_empty());
     }
 }
+
+/// Found by the `access_log_line` fuzz target: a status of `2` was taken
+/// as one. A status is three digits; anything else drops the line.
+#[test]
+fn a_status_outside_100_999_is_a_malformed_line() {
+    let json = |status: &str| {
+        format!(r#"{{"time":"2000-10-10T20:55:36+00:00","status":{status},"request_time":0.012}}"#)
+    };
+    check("json", &json("2"), Err(LogLineError::BadNumber));
+    check("json", &json("200.5"), Err(LogLineError::BadNumber));
+    check("json", &json("\"2\""), Err(LogLineError::BadNumber));
+    check("json", &json("503"), Ok((T0, Some(12.0), Some(503))));
+    check(
+        "combined",
+        r#"127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 20 1 "-" "-""#,
+        Err(LogLineError::BadNumber),
+    );
+}
