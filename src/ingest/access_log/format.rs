@@ -287,7 +287,8 @@ fn digits(b: &[u8]) -> Option<u32> {
         if !c.is_ascii_digit() {
             return None;
         }
-        v = v * 10 + (c - b'0') as u32;
+        // Too many digits is a malformed field, not an overflow.
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u32)?;
     }
     Some(v)
 }

@@ -298,3 +298,14 @@ fn a_status_outside_100_999_is_a_malformed_line() {
         Err(LogLineError::BadNumber),
     );
 }
+
+/// Found by the `log_format` fuzz target: a `$msec` with a long fraction
+/// overflowed the digit parser (a panic in debug builds, a wrong value in
+/// release ones).
+#[test]
+fn a_very_long_number_is_malformed_not_an_overflow() {
+    assert_eq!(parse_msec(b"1700000000.12345678901234567890"), None);
+    assert_eq!(parse_msec(b"1700000000.123"), Some(1_700_000_000));
+    let f = LogFormat::from_config("$msec $status").unwrap();
+    assert!(f.parse(b"1700000000.99999999999999999999 200").is_err());
+}
