@@ -510,6 +510,7 @@ pub async fn run_with<C: CloudBackend>(
             token: api_cfg.token.clone(),
             call_metrics: call_metrics.clone(),
             known_resources: known_resources(&config),
+            streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_STREAMS)),
             readiness: api::Readiness {
                 tables: config
                     .dynamodb

@@ -70,6 +70,8 @@ pub struct ApiState {
     pub call_metrics: CallMetrics,
     /// Resources `POST /api/v1/mode` accepts.
     pub known_resources: Vec<String>,
+    /// Permits for open event streams (at most `MAX_STREAMS`).
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Clone)]
@@ -587,19 +589,33 @@ impl ApiState {
 
 async fn stream(
     State(s): State<ApiState>,
-) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError>
+{
+    // Each open stream holds a permit until its client goes away.
+    let permit = s
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Body {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!("{MAX_STREAMS} event streams are open already"),
+        })?;
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let events = futures_util::stream::unfold((s, ticker), |(s, mut ticker)| async move {
-        ticker.tick().await;
-        let event = Event::default()
-            .event("tick")
-            .json_data(s.tick())
-            .unwrap_or_else(|_| Event::default().event("error").data("serialization failed"));
-        Some((Ok(event), (s, ticker)))
-    });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    let events =
+        futures_util::stream::unfold((s, ticker, permit), |(s, mut ticker, permit)| async move {
+            ticker.tick().await;
+            let event = Event::default()
+                .event("tick")
+                .json_data(s.tick())
+                .unwrap_or_else(|_| Event::default().event("error").data("serialization failed"));
+            Some((Ok(event), (s, ticker, permit)))
+        });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
+
+/// Event streams (`/api/v1/stream`) open at once; more get a 503.
+pub const MAX_STREAMS: usize = 64;
 
 /// Serves until `shutdown`.
 pub async fn serve(

@@ -38,6 +38,8 @@ pub enum DropReason {
     // Any source: the second was already sealed, or is too far ahead.
     Late,
     Future,
+    // A StatsD set already at its distinct-member bound for the second.
+    SetFull,
     // Status pages
     PollFailed,
     BadStatusPage,
@@ -46,7 +48,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::NoValue,
         DropReason::EmptyName,
         DropReason::BadValue,
@@ -62,6 +64,7 @@ impl DropReason {
         DropReason::LineTooLong,
         DropReason::Late,
         DropReason::Future,
+        DropReason::SetFull,
         DropReason::PollFailed,
         DropReason::BadStatusPage,
         DropReason::BodyTooLarge,
@@ -84,6 +87,7 @@ impl DropReason {
             DropReason::LineTooLong => "line_too_long",
             DropReason::Late => "late",
             DropReason::Future => "future",
+            DropReason::SetFull => "set_full",
             DropReason::PollFailed => "poll_failed",
             DropReason::BadStatusPage => "bad_status_page",
             DropReason::BodyTooLarge => "body_too_large",
@@ -103,6 +107,7 @@ impl From<Rejected> for DropReason {
         match r {
             Rejected::Late => DropReason::Late,
             Rejected::Future => DropReason::Future,
+            Rejected::SetFull => DropReason::SetFull,
         }
     }
 }

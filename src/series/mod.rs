@@ -78,6 +78,8 @@ pub enum Rejected {
     Late,
     /// Its second is further in the future than clock skew explains.
     Future,
+    /// A set already holds `MAX_SET_MEMBERS` distinct members this second.
+    SetFull,
 }
 
 impl Rejected {
@@ -85,6 +87,7 @@ impl Rejected {
         match self {
             Rejected::Late => "late",
             Rejected::Future => "future",
+            Rejected::SetFull => "set_full",
         }
     }
 }
@@ -157,6 +160,10 @@ impl MinutePoint {
 const MAX_LATENCY_MS: f64 = 3_600_000.0;
 /// How far ahead of the local clock a sample may be stamped.
 const MAX_FUTURE_S: i64 = 2;
+/// Distinct members one set (StatsD `|s`) counts per second: memory per
+/// stream stays bounded whatever a sender invents; more are dropped and
+/// counted (`set_full`).
+pub const MAX_SET_MEMBERS: usize = 100_000;
 
 #[derive(Default)]
 struct OpenSecond {
@@ -335,7 +342,11 @@ impl SeriesStore {
             }
             Observation::Gauge(v) => open.gauge = Some(v),
             Observation::SetMember(hash) => {
-                open.members.get_or_insert_with(HashSet::new).insert(hash);
+                let members = open.members.get_or_insert_with(HashSet::new);
+                if members.len() >= MAX_SET_MEMBERS && !members.contains(&hash) {
+                    return Err(Rejected::SetFull);
+                }
+                members.insert(hash);
             }
         }
         Ok(())

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{bin, moto_url, stream_total, Daemon};
+use crate::harness::{bin, eventually, moto_url, stream_total, Daemon};
 
 const PLAIN: &str = r#"
 state_dir = "{dir}/state"
@@ -387,5 +387,50 @@ listen = "127.0.0.1:0"
         metrics.contains("rapidscale_ingest_source_up{source=\"access_log:access_log\"} 1"),
         "{metrics}"
     );
+    d.terminate().await;
+}
+
+#[tokio::test]
+async fn event_streams_are_bounded_and_a_closed_one_frees_its_place() {
+    let d = Daemon::start(PLAIN).await;
+    let client = reqwest::Client::new();
+    let mut open = Vec::new();
+    for _ in 0..rapidscale::api::MAX_STREAMS {
+        let r = client.get(url(&d, "/api/v1/stream")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let refused = client.get(url(&d, "/api/v1/stream")).send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    let e: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("event streams are open already"),
+        "{e}"
+    );
+    // The rest of the API still answers.
+    assert_eq!(
+        reqwest::get(url(&d, "/healthz")).await.unwrap().status(),
+        200
+    );
+    drop(open.pop());
+    eventually(
+        Duration::from_secs(10),
+        "a place freed",
+        || async {
+            client
+                .get(url(&d, "/api/v1/stream"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        },
+        |s| *s == 200,
+    )
+    .await;
+    drop(open);
     d.terminate().await;
 }

@@ -168,3 +168,31 @@ fn values_beyond_the_stored_range_are_dropped_and_sums_saturate() {
     f.store.seal(T0 + 3);
     assert_eq!(f.store.point(f.requests, T0).unwrap().value, f32::MAX);
 }
+
+/// A set counts distinct members per second, up to a bound: a sender that
+/// invents members cannot grow memory without limit; the rest are counted.
+#[test]
+fn a_set_is_bounded_per_second_and_the_excess_is_counted() {
+    let mut store = SeriesStore::new(StoreConfig::default());
+    let users = store.register("users", StreamKind::Push);
+    let router = StatsdRouter::new([(MetricSelector::parse("users").unwrap(), users)]);
+    let counters = SourceCounters::new("statsd");
+    let extra = 10;
+    let packet: String = (0..crate::series::MAX_SET_MEMBERS + extra)
+        .map(|i| format!("users:u{i}|s\n"))
+        .collect();
+    router.ingest(packet.as_bytes(), T0, &mut store, &counters);
+    // A member already counted is still fine once the set is full.
+    router.ingest(b"users:u1|s", T0, &mut store, &counters);
+    store.seal(T0 + 3);
+    assert_eq!(
+        store.point(users, T0).unwrap().value,
+        crate::series::MAX_SET_MEMBERS as f32
+    );
+    assert_eq!(
+        counters
+            .snapshot()
+            .dropped(crate::ingest::DropReason::SetFull),
+        extra as u64
+    );
+}
