@@ -123,6 +123,22 @@ pub async fn run_with<C: CloudBackend>(
             .collect()
     };
 
+    // The minute history of earlier runs (the per-hour view survives restarts).
+    match crate::profile::history::load(&config.state_dir) {
+        Ok(history) if !history.is_empty() => {
+            crate::profile::history::restore(&mut lock(&store), &history);
+            tracing::info!(
+                streams = history.len(),
+                minutes = history.values().map(Vec::len).sum::<usize>(),
+                "Minute history restored."
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read the minute history: starting without it.")
+        }
+    }
+
     let router = Arc::new(StatsdRouter::new(routes));
     let mut http_ingest = None;
     if let Some(cfg) = &config.ingest.statsd {
@@ -465,6 +481,29 @@ pub async fn run_with<C: CloudBackend>(
         );
     }
 
+    {
+        let (store, dir, token) = (store.clone(), config.state_dir.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(crate::profile::history::SAVE_EVERY);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                // Snapshot under the lock, write outside it.
+                let minutes = crate::profile::history::snapshot(&lock(&store));
+                let dir = dir.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = crate::profile::history::save(&dir, &minutes) {
+                        tracing::warn!(error = %e, "Cannot save the minute history.");
+                    }
+                })
+                .await;
+            }
+        });
+    }
+
     let publish: SharedPublishStatus = Arc::new(RwLock::new(None));
     if let (true, Some(aws)) = (config.cloudwatch.publish, aws.clone()) {
         let publisher = Publisher {
@@ -511,6 +550,7 @@ pub async fn run_with<C: CloudBackend>(
             call_metrics: call_metrics.clone(),
             known_resources: known_resources(&config),
             streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_STREAMS)),
+            config: Arc::new(config.clone()),
             readiness: api::Readiness {
                 tables: config
                     .dynamodb
@@ -545,6 +585,7 @@ pub async fn run_with<C: CloudBackend>(
     }
     shutdown.cancelled().await;
     tracing::info!("Stopping.");
+    save_history(&config.state_dir, &store);
     tasks.close();
     let in_flight = || calls_in_flight.load(std::sync::atomic::Ordering::SeqCst);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
@@ -573,6 +614,14 @@ pub async fn run_with<C: CloudBackend>(
     }
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Writes the minute history; a failure is logged, never fatal.
+fn save_history(state_dir: &std::path::Path, store: &SharedStore) {
+    let minutes = crate::profile::history::snapshot(&lock(store));
+    if let Err(e) = crate::profile::history::save(state_dir, &minutes) {
+        tracing::warn!(error = %e, "Cannot save the minute history.");
+    }
 }
 
 /// Names `POST /api/v1/mode` accepts: tables, `table/index`, the group.

@@ -103,6 +103,7 @@ pub async fn run(
     let cloud_for_traffic = cloud.clone();
     let group = config.asg.as_ref().and_then(|a| a.name.clone());
     let trace = trace::read("bundled trace", TRACE, true, &TraceOptions::default())?;
+    seed_history(&config, &trace.requests, &opts);
     let (tx, rx) = tokio::sync::oneshot::channel();
     let daemon = tokio::spawn(crate::app::run_with(
         config,
@@ -145,6 +146,24 @@ pub async fn run(
     let _ = tokio::join!(source, printer);
     let _ = std::fs::remove_dir_all(&state_dir);
     result
+}
+
+/// Gives the demo a recorded past: the bundled week, at the demo's own
+/// rates, as the minute history of the seven days before now, so the
+/// per-hour view (`/api/v1/hourly`, the dashboard) has days to show at once.
+fn seed_history(config: &Config, week: &[f64], opts: &DemoOptions) {
+    let Some(stream) = config.ingest.requests_stream.clone() else {
+        return;
+    };
+    let rate = opts.speed * opts.scale;
+    let seconds: Vec<f64> = week.iter().map(|r| r * rate).collect();
+    let now = chrono::Utc::now().timestamp().div_euclid(60) * 60;
+    let start = chrono::DateTime::from_timestamp(now - seconds.len() as i64, 0).unwrap_or_default();
+    let minutes = crate::profile::minutes_of_seconds(start, &seconds);
+    let history = std::collections::BTreeMap::from([(stream, minutes)]);
+    if let Err(e) = crate::profile::history::save(&config.state_dir, &history) {
+        tracing::warn!(error = %e, "Cannot seed the demo's minute history.");
+    }
 }
 
 /// The demo's request rate at real second `t` (fractional), before noise.

@@ -19,6 +19,7 @@ pub mod demo;
 pub mod ingest;
 pub mod mode;
 pub mod policy;
+pub mod profile;
 pub mod replay;
 pub mod series;
 pub mod sim;

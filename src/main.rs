@@ -61,6 +61,10 @@ enum Command {
     /// Replay recorded traffic through the simulator with rapidscale's
     /// policy and a model of AWS's native auto scaling, and write a report.
     Replay(ReplayCli),
+    /// Learn per-hour minimums from recorded traffic: prints the per-hour
+    /// profile, the suggested schedule (as TOML) and a replay of the current
+    /// and the suggested schedule side by side. The config file is never changed.
+    SuggestSchedule(SuggestCli),
     /// Run the daemon against a simulated AWS with built-in traffic: no AWS account needed.
     Demo {
         /// A config to run instead of the built-in one (config/demo.toml).
@@ -79,6 +83,43 @@ enum Command {
         #[arg(long, default_value_t = 240)]
         surge_every: u64,
     },
+}
+
+#[derive(clap::Args)]
+struct SuggestCli {
+    #[arg(long, short)]
+    config: PathBuf,
+    /// A trace, as `replay` takes (per-second or per-minute CSV, access log; .gz too).
+    #[arg(
+        long,
+        required_unless_present = "from_state",
+        conflicts_with = "from_state"
+    )]
+    trace: Option<PathBuf>,
+    /// The daemon's own minute history (`state_dir/minutes.csv` of the config).
+    #[arg(long)]
+    from_state: bool,
+    /// Write the TOML fragment here too.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write a copy of the config with the fragment in place of its schedule.
+    #[arg(long)]
+    merged: Option<PathBuf>,
+    /// Multiply the trace's rates by this.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Whole days of the trace to skip.
+    #[arg(long, default_value_t = 0)]
+    skip_days: u32,
+    /// Days of the trace to use (default: all).
+    #[arg(long)]
+    days: Option<u32>,
+    /// Wall time of the trace's first row when its times are offsets (RFC 3339).
+    #[arg(long, default_value = rapidscale::replay::trace::DEFAULT_START)]
+    start: String,
+    /// Access-log format of the trace: "combined", "common", "json" or an nginx log_format.
+    #[arg(long, default_value = "combined")]
+    access_log_format: String,
 }
 
 #[derive(clap::Args)]
@@ -133,6 +174,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Replay(args) => replay(args),
+        Command::SuggestSchedule(args) => suggest_schedule(args),
         Command::Init { config } => {
             let config = match load(&config) {
                 Ok(c) => c,
@@ -253,6 +295,78 @@ fn main() -> ExitCode {
             runtime.block_on(run(config))
         }
     }
+}
+
+fn suggest_schedule(args: SuggestCli) -> ExitCode {
+    use rapidscale::profile::command::{run, Source};
+    let config = match load(&args.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let bad_usage = |msg: String| {
+        eprintln!("rapidscale suggest-schedule: {msg}");
+        ExitCode::from(EXIT_CONFIG)
+    };
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        return bad_usage(format!("--scale must be > 0, got {}", args.scale));
+    }
+    let source = match &args.trace {
+        Some(path) => {
+            let start = match chrono::DateTime::parse_from_rfc3339(&args.start) {
+                Ok(t) => t.with_timezone(&chrono::Utc),
+                Err(e) => return bad_usage(format!("--start {:?}: {e}", args.start)),
+            };
+            Source::Trace {
+                path: path.clone(),
+                options: rapidscale::replay::trace::TraceOptions {
+                    start,
+                    seed: 1,
+                    log_format: args.access_log_format.clone(),
+                },
+                scale: args.scale,
+                skip_days: args.skip_days,
+                days: args.days,
+            }
+        }
+        None => Source::State,
+    };
+    let out = match run(&config, &source) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("rapidscale suggest-schedule: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    print!("{}", out.report);
+    println!(
+        "
+Suggested schedule:
+
+{}",
+        out.fragment
+    );
+    let write = |path: &Path, text: &str| {
+        std::fs::write(path, text).map_err(|e| {
+            eprintln!("rapidscale suggest-schedule: {}: {e}", path.display());
+            ExitCode::from(EXIT_RUNTIME)
+        })
+    };
+    if let Some(path) = &args.out {
+        if let Err(code) = write(path, &out.fragment) {
+            return code;
+        }
+    }
+    if let Some(path) = &args.merged {
+        let text = match std::fs::read_to_string(&args.config) {
+            Ok(t) => t,
+            Err(e) => return bad_usage(format!("{}: {e}", args.config.display())),
+        };
+        let merged = rapidscale::profile::suggest::merge(&text, &out.fragment);
+        if let Err(code) = write(path, &merged) {
+            return code;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn replay(args: ReplayCli) -> ExitCode {

@@ -72,6 +72,8 @@ pub struct ApiState {
     pub known_resources: Vec<String>,
     /// Permits for open event streams (at most `MAX_STREAMS`).
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// The effective config (the per-hour view needs its schedule).
+    pub config: Arc<crate::config::Config>,
 }
 
 #[derive(Clone)]
@@ -342,6 +344,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/mode", post(set_mode))
         .route("/api/v1/series", get(series))
         .route("/api/v1/decisions", get(decisions))
+        .route("/api/v1/hourly", get(hourly))
         .route("/api/v1/stream", get(stream))
         .route(
             "/api/v1/ingest",
@@ -612,6 +615,61 @@ async fn stream(
             Some((Ok(event), (s, ticker, permit)))
         });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// `GET /api/v1/hourly`: the per-hour profile of the minute history, and
+/// what the current schedule holds each hour, in requests/s.
+#[derive(Serialize)]
+pub struct Hourly {
+    pub profile: crate::profile::Profile,
+    pub schedule: Option<ScheduleCapacity>,
+}
+
+#[derive(Serialize)]
+pub struct ScheduleCapacity {
+    /// What the figures are.
+    pub what: String,
+    /// Requests/s the hour's minimum capacity serves at its target, per local hour.
+    pub requests_per_second: Vec<f64>,
+}
+
+/// The group's minimum x target_rps_per_instance per hour; without a group,
+/// the first table capacity with `per_request`: min x target / per_request.
+pub fn schedule_capacity(config: &crate::config::Config) -> Option<ScheduleCapacity> {
+    if let Some(asg) = &config.asg {
+        return Some(ScheduleCapacity {
+            what: "group min x target_rps_per_instance".into(),
+            requests_per_second: asg
+                .hours
+                .iter()
+                .map(|l| l.min as f64 * l.target_rps_per_instance)
+                .collect(),
+        });
+    }
+    config.dynamodb.tables.iter().find_map(|t| {
+        [("read", &t.read), ("write", &t.write)]
+            .into_iter()
+            .find_map(|(op, spec)| {
+                let spec = spec.as_ref()?;
+                let k = spec.per_request?;
+                Some(ScheduleCapacity {
+                    what: format!("{} {op} min x target / per_request", t.name),
+                    requests_per_second: spec
+                        .hours
+                        .iter()
+                        .map(|l| l.min as f64 * l.target / k)
+                        .collect(),
+                })
+            })
+    })
+}
+
+async fn hourly(State(s): State<ApiState>) -> Json<Hourly> {
+    let minutes = crate::profile::history::snapshot(&lock(&s.store));
+    Json(Hourly {
+        profile: crate::profile::build(&s.config, &minutes),
+        schedule: schedule_capacity(&s.config),
+    })
 }
 
 /// Event streams (`/api/v1/stream`) open at once; more get a 503.

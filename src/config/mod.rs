@@ -38,6 +38,14 @@ impl Mode {
             _ => None,
         }
     }
+
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::DryRun => "dry-run",
+            Mode::Apply => "apply",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

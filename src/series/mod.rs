@@ -140,7 +140,7 @@ pub struct MinutePoint {
 }
 
 impl MinutePoint {
-    const EMPTY: MinutePoint = MinutePoint {
+    pub const EMPTY: MinutePoint = MinutePoint {
         sum: 0.0,
         peak: f32::NAN,
         known_seconds: 0,
@@ -499,6 +499,25 @@ impl SeriesStore {
             .collect()
     }
 
+    /// Puts minutes saved before a restart back (minute start second,
+    /// point), oldest first, before the store seals anything: the minute
+    /// history survives restarts. Minutes between them and the first new
+    /// one are unknown.
+    pub fn restore_minutes(&mut self, stream: StreamId, minutes: &[(i64, MinutePoint)]) {
+        let s = &mut self.streams[stream.0 as usize];
+        for (start, point) in minutes {
+            let key = start.div_euclid(60);
+            if s.minutes
+                .last_n(1)
+                .next()
+                .is_some_and(|(last, _)| key <= last)
+            {
+                continue;
+            }
+            s.minutes.push_after_gap(key, *point, MinutePoint::EMPTY);
+        }
+    }
+
     /// Max, mean and p90 over the last `n` sealed seconds (gaps skipped).
     pub fn window(&self, stream: StreamId, n: usize) -> Option<WindowStats> {
         let values: Vec<f64> = self.streams[stream.0 as usize]
@@ -581,7 +600,7 @@ fn roll_minute(s: &mut Stream, second: i64, point: SecondPoint) {
         Some((m, acc)) if *m == minute => add_to_minute(acc, point),
         current => {
             if let Some((m, acc)) = current.take() {
-                s.minutes.push(m, acc);
+                s.minutes.push_after_gap(m, acc, MinutePoint::EMPTY);
             }
             let mut acc = MinutePoint::EMPTY;
             add_to_minute(&mut acc, point);

@@ -48,6 +48,24 @@ impl<T> Ring<T> {
         self.last_key = Some(key);
     }
 
+    /// Appends the item for `key` after a gap: the missing keys get `fill`,
+    /// so history on either side of a pause (a restart) stays aligned. A gap
+    /// longer than the ring restarts it, as `push` does.
+    pub fn push_after_gap(&mut self, key: i64, item: T, fill: T)
+    where
+        T: Clone,
+    {
+        if let Some(last) = self.last_key {
+            let gap = key - last - 1;
+            if gap > 0 && (gap as usize) < self.capacity {
+                for k in last + 1..key {
+                    self.push(k, fill.clone());
+                }
+            }
+        }
+        self.push(key, item);
+    }
+
     fn first_key(&self) -> Option<i64> {
         self.last_key.map(|l| l - self.items.len() as i64 + 1)
     }

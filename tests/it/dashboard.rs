@@ -255,6 +255,49 @@ async fn the_dashboard_shows_live_data_in_chromium() {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard.png");
     std::fs::write(&out, &png).unwrap();
     eprintln!("screenshot: {}", out.display());
+
+    // The per-hour view: the demo's recorded week, one line per day, the
+    // schedule over it, compared with /api/v1/hourly.
+    browser
+        .script("document.getElementById('hourly-toggle').click(); return true;")
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let hourly = loop {
+        let shown = browser
+            .script(
+                r#"const c = document.getElementById('hourly');
+                return {
+                  visible: !document.getElementById('hourly-view').hidden,
+                  points: Number(c.dataset.points),
+                  days: Number(c.dataset.days),
+                  what: document.getElementById('hourly-what').textContent,
+                  tz: document.getElementById('hourly-tz').textContent,
+                };"#,
+            )
+            .await;
+        if shown["days"].as_u64().unwrap_or(0) > 0 {
+            break shown;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hourly view: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let api = d.get_json("/api/v1/hourly").await;
+    let days = api["profile"]["requests"]["days"].as_array().unwrap().len() as u64;
+    assert!(days >= 7, "the seeded week: {days} days");
+    assert_eq!(hourly["visible"], true);
+    assert_eq!(hourly["days"], days, "{hourly}");
+    // A line per day (24 hours each, at most) and the schedule's 24.
+    assert!(
+        hourly["points"].as_u64().unwrap() >= days * 20 + 24,
+        "{hourly}"
+    );
+    assert_eq!(hourly["what"], "group min x target_rps_per_instance");
+    let png = browser.screenshot().await;
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-hourly.png");
+    std::fs::write(&out, &png).unwrap();
     browser.quit().await;
     d.terminate().await;
 }

@@ -12,6 +12,7 @@ mod deploy;
 mod dynamodb;
 mod faults;
 mod harness;
+mod hourly;
 mod ingest;
 mod lifecycle;
 mod properties;

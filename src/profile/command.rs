@@ -1,0 +1,243 @@
+//! `rapidscale suggest-schedule`: the profile of recorded traffic (a trace
+//! or the daemon's saved minute history), the suggested schedule, and a
+//! replay of both schedules on the same traffic. Never touches the config
+//! file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::suggest::{self, Suggestion};
+use super::{build, minutes_of_seconds, DayType, Profile};
+use crate::config::Config;
+use crate::replay::{self, trace, Policy};
+use crate::series::MinutePoint;
+use crate::sim::SimSettings;
+
+/// Where the recorded traffic comes from.
+pub enum Source {
+    Trace {
+        path: PathBuf,
+        options: trace::TraceOptions,
+        scale: f64,
+        skip_days: u32,
+        days: Option<u32>,
+    },
+    /// `state_dir/minutes.csv` of the config's state directory.
+    State,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuggestError {
+    #[error(transparent)]
+    Trace(#[from] trace::TraceError),
+    #[error(transparent)]
+    History(#[from] super::history::HistoryError),
+    #[error("{0}")]
+    NoData(String),
+}
+
+/// The replay figures of one schedule (rapidscale's policy), summed over
+/// every replayed capacity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Totals {
+    pub throttled_units: f64,
+    pub cost_usd: f64,
+    pub decreases_used: u64,
+}
+
+pub struct Output {
+    pub profile: Profile,
+    pub suggestion: Suggestion,
+    pub fragment: String,
+    pub current: Totals,
+    pub suggested: Totals,
+    pub days: f64,
+    pub report: String,
+}
+
+fn totals(outcome: &replay::Outcome) -> Totals {
+    let mut t = Totals::default();
+    for r in outcome
+        .figures
+        .get(&Policy::Rapidscale)
+        .into_iter()
+        .flatten()
+    {
+        for op in [&r.read, &r.write].into_iter().flatten() {
+            t.throttled_units += op.throttled_units;
+        }
+        t.cost_usd += r.cost_usd;
+        t.decreases_used += r.decreases_used.values().sum::<u64>();
+    }
+    t
+}
+
+/// The recorded traffic: per-second requests from `start` (for the replay),
+/// minute series by stream (for the profile), and a label.
+struct Loaded {
+    start: DateTime<Utc>,
+    requests: Vec<f64>,
+    streams: BTreeMap<String, Vec<(i64, MinutePoint)>>,
+    label: String,
+}
+
+fn load(config: &Config, source: &Source) -> Result<Loaded, SuggestError> {
+    let stream = config.ingest.requests_stream.clone().unwrap_or_default();
+    match source {
+        Source::Trace {
+            path,
+            options,
+            scale,
+            skip_days,
+            days,
+        } => {
+            let t = trace::load(path, options)?;
+            let from = (*skip_days as usize * 86_400).min(t.requests.len());
+            let to = days
+                .map_or(t.requests.len(), |d| from + d as usize * 86_400)
+                .min(t.requests.len());
+            let start = t.start + TimeDelta::seconds(from as i64);
+            let requests: Vec<f64> = t.requests[from..to].iter().map(|r| r * scale).collect();
+            let minutes = minutes_of_seconds(start, &requests);
+            let label = format!("trace {}", path.display());
+            Ok(Loaded {
+                start,
+                requests,
+                streams: BTreeMap::from([(stream, minutes)]),
+                label,
+            })
+        }
+        Source::State => {
+            let streams = super::history::load(&config.state_dir)?;
+            let minutes = streams.get(&stream).cloned().unwrap_or_default();
+            let Some(first) = minutes.first() else {
+                return Err(SuggestError::NoData(format!(
+                    "{} has no minutes of stream {stream:?} yet: run the daemon for a while first",
+                    super::history::path(&config.state_dir).display()
+                )));
+            };
+            // Minutes back to seconds for the replay, as a per-minute trace
+            // is read (Poisson arrivals within each minute, seed 1); missing
+            // minutes are replayed as quiet ones.
+            let mut csv = String::from("minute,requests\n");
+            for (m, p) in &minutes {
+                let _ = writeln!(csv, "{},{}", m / 60, p.sum.max(0.0).round());
+            }
+            let t = trace::read(
+                "state minutes",
+                std::io::Cursor::new(csv.into_bytes()),
+                false,
+                &trace::TraceOptions::default(),
+            )?;
+            debug_assert_eq!(t.start.timestamp(), first.0);
+            let label = format!("{}", super::history::path(&config.state_dir).display());
+            Ok(Loaded {
+                start: t.start,
+                requests: t.requests,
+                streams,
+                label,
+            })
+        }
+    }
+}
+
+pub fn run(config: &Config, source: &Source) -> Result<Output, SuggestError> {
+    let Loaded {
+        start,
+        requests,
+        streams,
+        label,
+    } = load(config, source)?;
+    if requests.is_empty() {
+        return Err(SuggestError::NoData("the traffic is empty".into()));
+    }
+    let profile = build(config, &streams);
+    let suggestion = suggest::suggest(config, &profile);
+    let fragment = suggest::fragment(config, &suggestion, &label);
+    let settings = SimSettings::default();
+    let (current, _) = replay::run(config, &settings, start, requests.clone(), |_| {});
+    let suggested_config = suggest::apply(config, &suggestion);
+    let (suggested, _) = replay::run(
+        &suggested_config,
+        &settings,
+        start,
+        requests.clone(),
+        |_| {},
+    );
+    let (current, suggested) = (totals(&current), totals(&suggested));
+    let days = requests.len() as f64 / 86_400.0;
+
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "Traffic: {label}, {days:.2} days from {start}; hours in {}.\n",
+        profile.timezone
+    );
+    let _ = writeln!(
+        r,
+        "Requests/s per local hour (all days; p95/p99 of the minutes' rates):\n hour      mean       p95       p99      peak  days"
+    );
+    for h in 0..24u8 {
+        if let Some(s) = profile.requests.at(h, DayType::All) {
+            let _ = writeln!(
+                r,
+                "   {h:02} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>5}",
+                s.mean, s.p95, s.p99, s.peak, s.day_count
+            );
+        }
+    }
+    for o in &suggestion.ops {
+        let resource = crate::actuator::resource_key(&o.table, o.index.as_deref());
+        let _ = writeln!(
+            r,
+            "\n{resource} {}: min per hour, current -> suggested",
+            o.op.as_str()
+        );
+        for (hours, (cur, new)) in suggest::ranges(
+            &o.current_min
+                .iter()
+                .zip(&o.min)
+                .map(|(a, b)| (*a, *b))
+                .collect::<Vec<_>>(),
+        ) {
+            let _ = writeln!(r, "  {hours:>5}: {cur} -> {new}");
+        }
+    }
+    if let Some(g) = &suggestion.group {
+        let _ = writeln!(
+            r,
+            "\ngroup: min instances per hour, current -> suggested (not replayed)"
+        );
+        for (hours, (cur, new)) in suggest::ranges(
+            &g.current_min
+                .iter()
+                .zip(&g.min)
+                .map(|(a, b)| (*a, *b))
+                .collect::<Vec<_>>(),
+        ) {
+            let _ = writeln!(r, "  {hours:>5}: {cur} -> {new}");
+        }
+    }
+    let _ = writeln!(
+        r,
+        "\nReplay on the same traffic (simulator, rapidscale's policy):\n                     current   suggested\n throttled units {:>11.0} {:>11.0}\n cost (USD)      {:>11.2} {:>11.2}\n decreases used  {:>11} {:>11}",
+        current.throttled_units,
+        suggested.throttled_units,
+        current.cost_usd,
+        suggested.cost_usd,
+        current.decreases_used,
+        suggested.decreases_used
+    );
+    Ok(Output {
+        profile,
+        suggestion,
+        fragment,
+        current,
+        suggested,
+        days,
+        report: r,
+    })
+}
