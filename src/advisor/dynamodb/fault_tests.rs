@@ -156,8 +156,9 @@ async fn a_minute_of_throttling_costs_a_bounded_number_of_calls() {
     eprintln!("UpdateTable calls during 60 s of throttling: {during}");
     assert!(during >= 3, "it kept trying: {during}");
     assert!(during <= 30, "a retry storm: {during} calls in 60 s");
-    // Once AWS takes calls again, the increase lands (15 s to take effect).
-    tokio::time::sleep(Duration::from_secs(40)).await;
+    // Once AWS takes calls again, the increase lands: within the longest
+    // pause (60 s) and the 15 s the simulator takes to apply it.
+    tokio::time::sleep(Duration::from_secs(90)).await;
     let read = w.read_capacity().await;
     assert!(read >= 1800, "{read}");
     w.shutdown.cancel();
