@@ -169,8 +169,14 @@ listen = "127.0.0.1:0"
     let counter = ingest_counter(&status, "access_log:access_log");
     assert_eq!(dropped(&counter, "format_mismatch"), 1, "{counter:#}");
     assert_eq!(dropped(&counter, "late"), 1, "{counter:#}");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(stream_total(&d, "access_log", 120).await, 20.0);
+    // Sealed once their grace window passes (later on a loaded machine).
+    crate::harness::eventually(
+        Duration::from_secs(15),
+        "the 20 accepted lines in the series",
+        || stream_total(&d, "access_log", 120),
+        |total| *total == 20.0,
+    )
+    .await;
     d.terminate().await;
 }
 
