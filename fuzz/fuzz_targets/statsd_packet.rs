@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let latency = store.register("http.latency", StreamKind::Push);
     let router = StatsdRouter::new([
         (MetricSelector::parse("http.requests").unwrap(), requests),
-        (MetricSelector::parse("ddb.units{table:posts,op:read}").unwrap(), units),
+        (
+            MetricSelector::parse("ddb.units{table:posts,op:read}").unwrap(),
+            units,
+        ),
         (MetricSelector::parse("http.latency").unwrap(), latency),
     ]);
     let counters = SourceCounters::new("statsd");
