@@ -144,6 +144,20 @@ fn load(config: &Config, source: &Source) -> Result<Loaded, SuggestError> {
     }
 }
 
+/// "title, current -> suggested" and one line per range of equal pairs.
+fn changes<T: PartialEq + Copy + std::fmt::Display>(
+    r: &mut String,
+    title: &str,
+    current: &[T],
+    new: &[T],
+) {
+    let _ = writeln!(r, "\n{title}, current -> suggested");
+    let pairs: Vec<(T, T)> = current.iter().copied().zip(new.iter().copied()).collect();
+    for (hours, (cur, new)) in suggest::ranges(&pairs) {
+        let _ = writeln!(r, "  {hours:>5}: {cur} -> {new}");
+    }
+}
+
 pub fn run(config: &Config, source: &Source) -> Result<Output, SuggestError> {
     let Loaded {
         start,
@@ -191,35 +205,12 @@ pub fn run(config: &Config, source: &Source) -> Result<Output, SuggestError> {
     }
     for o in &suggestion.ops {
         let resource = crate::actuator::resource_key(&o.table, o.index.as_deref());
-        let _ = writeln!(
-            r,
-            "\n{resource} {}: min per hour, current -> suggested",
-            o.op.as_str()
-        );
-        for (hours, (cur, new)) in suggest::ranges(
-            &o.current_min
-                .iter()
-                .zip(&o.min)
-                .map(|(a, b)| (*a, *b))
-                .collect::<Vec<_>>(),
-        ) {
-            let _ = writeln!(r, "  {hours:>5}: {cur} -> {new}");
-        }
+        let title = format!("{resource} {}: min per hour", o.op.as_str());
+        changes(&mut r, &title, &o.current_min, &o.min);
     }
     if let Some(g) = &suggestion.group {
-        let _ = writeln!(
-            r,
-            "\ngroup: min instances per hour, current -> suggested (not replayed)"
-        );
-        for (hours, (cur, new)) in suggest::ranges(
-            &g.current_min
-                .iter()
-                .zip(&g.min)
-                .map(|(a, b)| (*a, *b))
-                .collect::<Vec<_>>(),
-        ) {
-            let _ = writeln!(r, "  {hours:>5}: {cur} -> {new}");
-        }
+        let title = "group: min instances per hour (not replayed)";
+        changes(&mut r, title, &g.current_min, &g.min);
     }
     let _ = writeln!(
         r,
