@@ -103,7 +103,7 @@ pub async fn run(
     let cloud_for_traffic = cloud.clone();
     let group = config.asg.as_ref().and_then(|a| a.name.clone());
     let trace = trace::read("bundled trace", TRACE, true, &TraceOptions::default())?;
-    seed_history(&config, &trace.requests, &opts);
+    seed_history(&config, &trace.requests, &opts, clock.now());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let daemon = tokio::spawn(crate::app::run_with(
         config,
@@ -151,13 +151,18 @@ pub async fn run(
 /// Gives the demo a recorded past: the bundled week, at the demo's own
 /// rates, as the minute history of the seven days before now, so the
 /// per-hour view (`/api/v1/hourly`, the dashboard) has days to show at once.
-fn seed_history(config: &Config, week: &[f64], opts: &DemoOptions) {
+fn seed_history(
+    config: &Config,
+    week: &[f64],
+    opts: &DemoOptions,
+    now: chrono::DateTime<chrono::Utc>,
+) {
     let Some(stream) = config.ingest.requests_stream.clone() else {
         return;
     };
     let rate = opts.speed * opts.scale;
     let seconds: Vec<f64> = week.iter().map(|r| r * rate).collect();
-    let now = chrono::Utc::now().timestamp().div_euclid(60) * 60;
+    let now = now.timestamp().div_euclid(60) * 60;
     let start = chrono::DateTime::from_timestamp(now - seconds.len() as i64, 0).unwrap_or_default();
     let minutes = crate::profile::minutes_of_seconds(start, &seconds);
     let history = std::collections::BTreeMap::from([(stream, minutes)]);
