@@ -79,10 +79,14 @@ fn idle_rss() {
         samples.push(rss_kib(pid));
     }
     samples.sort_unstable();
+    let anon = common::proc_status_kib(pid, "RssAnon");
+    let file = common::proc_status_kib(pid, "RssFile");
     println!(
-        "idle_rss: example config, 10 samples over 10 s: median {:.1} MiB, max {:.1} MiB",
+        "idle_rss: example config, 10 samples over 10 s: median {:.1} MiB, max {:.1} MiB; at the end {:.1} MiB anonymous (heap, stacks) + {:.1} MiB file-backed (code pages)",
         samples[samples.len() / 2] as f64 / 1024.0,
-        samples[samples.len() - 1] as f64 / 1024.0
+        samples[samples.len() - 1] as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0
     );
 }
 

@@ -68,12 +68,18 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 }
 
 pub fn rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmRSS")
+}
+
+/// A `kB` field of /proc/PID/status: `VmRSS`, `RssAnon` (heap and stacks),
+/// `RssFile` (the binary's and libraries' pages in memory).
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
 pub fn status(api: SocketAddr) -> serde_json::Value {
