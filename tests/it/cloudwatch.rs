@@ -424,9 +424,10 @@ read = {{ target = 0.5, min = 1, max = 1000, per_request = "auto", per_request_f
         .clone();
     let lead_s = lead["lead_s"].as_f64().unwrap();
     let decided_at = lead["decided_at"].as_f64().unwrap();
-    // Read within a couple of lead polls of the datapoint's arrival.
+    // Read within a few lead polls of the datapoint's arrival (more on a
+    // loaded machine).
     assert!(
-        lead_s >= written - decided_at - 0.5 && lead_s <= written - decided_at + 5.0,
+        lead_s >= written - decided_at - 0.5 && lead_s <= written - decided_at + 10.0,
         "{lead} (written {written})"
     );
     assert_eq!(lead["minute"], minute, "{lead}");
