@@ -514,7 +514,6 @@ pub async fn run_with<C: CloudBackend>(
             group_advice: group_advice.clone(),
             leadership: leadership.clone(),
             status: publish.clone(),
-            fleet_datums: Default::default(),
         };
         tasks.spawn(
             publisher

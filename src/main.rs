@@ -105,7 +105,15 @@ struct SuggestCli {
     /// Write a copy of the config with the fragment in place of its schedule.
     #[arg(long)]
     merged: Option<PathBuf>,
-    /// Multiply the trace's rates by this.
+    #[command(flatten)]
+    slice: TraceSlice,
+}
+
+/// Which part of a trace, how scaled, and how it is read (`replay` and
+/// `suggest-schedule`).
+#[derive(clap::Args)]
+struct TraceSlice {
+    /// Multiply every rate by this.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
     /// Whole days of the trace to skip.
@@ -117,9 +125,21 @@ struct SuggestCli {
     /// Wall time of the trace's first row when its times are offsets (RFC 3339).
     #[arg(long, default_value = rapidscale::replay::trace::DEFAULT_START)]
     start: String,
-    /// Access-log format of the trace: "combined", "common", "json" or an nginx log_format.
+    /// Access-log format: "combined", "common", "json" or an nginx log_format.
     #[arg(long, default_value = "combined")]
     access_log_format: String,
+}
+
+impl TraceSlice {
+    /// Checks `--scale` and returns the parsed `--start`.
+    fn check(&self) -> Result<chrono::DateTime<chrono::Utc>, String> {
+        if !(self.scale > 0.0 && self.scale.is_finite()) {
+            return Err(format!("--scale must be > 0, got {}", self.scale));
+        }
+        chrono::DateTime::parse_from_rfc3339(&self.start)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| format!("--start {:?}: {e}", self.start))
+    }
 }
 
 #[derive(clap::Args)]
@@ -132,9 +152,8 @@ struct ReplayCli {
     /// Directory for report.json, report.md, timeline.csv and the charts.
     #[arg(long)]
     report: PathBuf,
-    /// Multiply every rate by this.
-    #[arg(long, default_value_t = 1.0)]
-    scale: f64,
+    #[command(flatten)]
+    slice: TraceSlice,
     /// Push-notification surges laid over each day of the trace.
     #[arg(long, default_value_t = 0)]
     surges: u32,
@@ -144,18 +163,6 @@ struct ReplayCli {
     /// Seed of the surge times and noise, and of the minute spreading.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Whole days of the trace to skip.
-    #[arg(long, default_value_t = 0)]
-    skip_days: u32,
-    /// Days to replay (default: all).
-    #[arg(long)]
-    days: Option<u32>,
-    /// Wall time of the trace's first row when its times are offsets (RFC 3339).
-    #[arg(long, default_value = rapidscale::replay::trace::DEFAULT_START)]
-    start: String,
-    /// Access-log format: "combined", "common", "json" or an nginx log_format.
-    #[arg(long, default_value = "combined")]
-    access_log_format: String,
     /// Seconds from UpdateTable to the new capacity.
     #[arg(long, default_value_t = 15.0)]
     update_delay: f64,
@@ -307,27 +314,22 @@ fn suggest_schedule(args: SuggestCli) -> ExitCode {
         eprintln!("rapidscale suggest-schedule: {msg}");
         ExitCode::from(EXIT_CONFIG)
     };
-    if !(args.scale > 0.0 && args.scale.is_finite()) {
-        return bad_usage(format!("--scale must be > 0, got {}", args.scale));
-    }
+    let start = match args.slice.check() {
+        Ok(start) => start,
+        Err(msg) => return bad_usage(msg),
+    };
     let source = match &args.trace {
-        Some(path) => {
-            let start = match chrono::DateTime::parse_from_rfc3339(&args.start) {
-                Ok(t) => t.with_timezone(&chrono::Utc),
-                Err(e) => return bad_usage(format!("--start {:?}: {e}", args.start)),
-            };
-            Source::Trace {
-                path: path.clone(),
-                options: rapidscale::replay::trace::TraceOptions {
-                    start,
-                    seed: 1,
-                    log_format: args.access_log_format.clone(),
-                },
-                scale: args.scale,
-                skip_days: args.skip_days,
-                days: args.days,
-            }
-        }
+        Some(path) => Source::Trace {
+            path: path.clone(),
+            options: rapidscale::replay::trace::TraceOptions {
+                start,
+                seed: 1,
+                log_format: args.slice.access_log_format.clone(),
+            },
+            scale: args.slice.scale,
+            skip_days: args.slice.skip_days,
+            days: args.slice.days,
+        },
         None => Source::State,
     };
     let out = match run(&config, &source) {
@@ -379,13 +381,10 @@ fn replay(args: ReplayCli) -> ExitCode {
         eprintln!("rapidscale replay: {msg}");
         ExitCode::from(EXIT_CONFIG)
     };
-    let start = match chrono::DateTime::parse_from_rfc3339(&args.start) {
-        Ok(t) => t.with_timezone(&chrono::Utc),
-        Err(e) => return bad_usage(format!("--start {:?}: {e}", args.start)),
+    let start = match args.slice.check() {
+        Ok(start) => start,
+        Err(msg) => return bad_usage(msg),
     };
-    if !(args.scale > 0.0 && args.scale.is_finite()) {
-        return bad_usage(format!("--scale must be > 0, got {}", args.scale));
-    }
     if !(args.surge_amp >= 1.0 && args.surge_amp.is_finite()) {
         return bad_usage(format!("--surge-amp must be >= 1, got {}", args.surge_amp));
     }
@@ -398,16 +397,16 @@ fn replay(args: ReplayCli) -> ExitCode {
     let replay_args = ReplayArgs {
         trace: args.trace,
         report_dir: args.report,
-        scale: args.scale,
+        scale: args.slice.scale,
         surges: args.surges,
         surge_amp: args.surge_amp,
         seed: args.seed,
-        skip_days: args.skip_days,
-        days: args.days,
+        skip_days: args.slice.skip_days,
+        days: args.slice.days,
         trace_options: TraceOptions {
             start,
             seed: args.seed,
-            log_format: args.access_log_format,
+            log_format: args.slice.access_log_format,
         },
         settings: rapidscale::sim::SimSettings {
             update_delay: std::time::Duration::from_secs_f64(args.update_delay),

@@ -174,7 +174,6 @@ pub struct Publisher {
     /// With coordination: fleet-level datums only while this sidecar leads.
     pub leadership: Option<crate::coord::task::SharedRole>,
     pub status: SharedPublishStatus,
-    pub fleet_datums: std::sync::atomic::AtomicU64,
 }
 
 impl Publisher {
@@ -185,13 +184,14 @@ impl Publisher {
             .collect()
     }
 
-    /// Datums for the seconds in (`after`, `upto`].
-    fn collect(&self, after: i64, upto: i64) -> Vec<Datum> {
+    /// Datums for the seconds in (`after`, `upto`], and how many of them are
+    /// fleet-level.
+    fn collect(&self, after: i64, upto: i64) -> (Vec<Datum>, u64) {
         let mut out = Vec::new();
         {
             let store = crate::ingest::lock(&self.store);
             for id in store.stream_ids() {
-                let name = store.summary(id).name;
+                let name = store.name(id).to_string();
                 let n = (upto - after).clamp(0, 3600) as usize;
                 for (second, p) in store.seconds(id, n + 2) {
                     if second > after && second <= upto && !p.value.is_nan() {
@@ -213,7 +213,7 @@ impl Publisher {
             )
         });
         if !leads {
-            return out;
+            return (out, 0);
         }
         let own = out.len();
         for a in self.advice.read().unwrap_or_else(|p| p.into_inner()).iter() {
@@ -269,11 +269,8 @@ impl Publisher {
                 });
             }
         }
-        self.fleet_datums.fetch_add(
-            (out.len() - own) as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        out
+        let fleet = (out.len() - own) as u64;
+        (out, fleet)
     }
 
     pub async fn run(self, shutdown: tokio_util::sync::CancellationToken) {
@@ -286,6 +283,7 @@ impl Publisher {
         // skipped.
         let mut after: Option<i64> = None;
         let mut last_error = None;
+        let mut fleet_datums = 0u64;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -293,7 +291,9 @@ impl Publisher {
             }
             let sealed = crate::ingest::lock(&self.store).last_sealed_second();
             if let Some((from, upto)) = next_round(after, sealed, self.config.publish_interval) {
-                buffer.push(self.collect(from, upto));
+                let (datums, fleet) = self.collect(from, upto);
+                buffer.push(datums);
+                fleet_datums += fleet;
                 after = Some(upto);
             }
             // Send what the buffer holds; stop at the first failure and keep
@@ -324,7 +324,7 @@ impl Publisher {
                 dropped: buffer.dropped,
                 buffered: buffer.len(),
                 last_error: last_error.clone(),
-                fleet_datums: self.fleet_datums.load(std::sync::atomic::Ordering::Relaxed),
+                fleet_datums,
             });
         }
     }

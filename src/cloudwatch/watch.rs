@@ -139,28 +139,18 @@ impl Target {
 
 /// Every managed table/index operation in the config.
 pub fn targets(config: &Config) -> Vec<Target> {
-    let mut out = Vec::new();
-    for t in &config.dynamodb.tables {
-        let specs = std::iter::once((None, &t.read, &t.write)).chain(
-            t.indexes
-                .iter()
-                .map(|i| (Some(i.name.clone()), &i.read, &i.write)),
-        );
-        for (index, read, write) in specs {
-            for (op, spec) in [(Op::Read, read), (Op::Write, write)] {
-                if let Some(spec) = spec {
-                    out.push(Target {
-                        table: t.name.clone(),
-                        index: index.clone(),
-                        op,
-                        auto: spec.auto,
-                        fallback: spec.per_request,
-                    });
-                }
-            }
-        }
-    }
-    out
+    config
+        .capacities()
+        .filter_map(|c| {
+            Some(Target {
+                table: c.table.to_string(),
+                index: c.index.map(str::to_string),
+                op: Op::from_name(c.op)?,
+                auto: c.spec.auto,
+                fallback: c.spec.per_request,
+            })
+        })
+        .collect()
 }
 
 /// The initial calibrations (fallbacks) of the `auto` targets.
@@ -170,14 +160,6 @@ pub fn initial_calibration(config: &Config) -> Vec<Calibration> {
         .filter(|t| t.auto)
         .map(|t| Calibration::initial(t.resource(), t.op, t.fallback))
         .collect()
-}
-
-fn op_of(s: &str) -> Option<Op> {
-    match s {
-        "read" => Some(Op::Read),
-        "write" => Some(Op::Write),
-        _ => None,
-    }
 }
 
 /// The watcher's state, driven with plain data.
@@ -238,7 +220,9 @@ impl Watch {
             }
             let at = r.time.timestamp_millis() as f64 / 1000.0;
             for c in r.changes.iter().filter(|c| c.to > c.from) {
-                let Some(op) = op_of(&c.op) else { continue };
+                let Some(op) = Op::from_name(&c.op) else {
+                    continue;
+                };
                 if first_of_id {
                     self.increases.push_back(Increase {
                         resource: r.resource.clone(),
@@ -384,6 +368,7 @@ impl Watch {
     fn judge_throttles(&mut self, t: &Target, throttled: &BTreeMap<i64, f64>, now: f64) {
         let resource = t.resource();
         self.increases.retain(|i| i.at >= now - 8.0 * 86400.0);
+        self.increases.make_contiguous();
         let window = self.config.calibrate_window.as_secs() as i64;
         for (&minute, &events) in throttled.iter().filter(|(_, v)| **v > 0.0) {
             if !self
@@ -392,8 +377,7 @@ impl Watch {
             {
                 continue;
             }
-            let increases: Vec<Increase> = self.increases.iter().cloned().collect();
-            let was = foreseen(&increases, &resource, t.op, minute);
+            let was = foreseen(self.increases.as_slices().0, &resource, t.op, minute);
             let m = ThrottledMinute {
                 resource: resource.clone(),
                 op: t.op,

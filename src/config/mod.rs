@@ -558,7 +558,42 @@ pub fn units_stream(table: &str, index: Option<&str>, op: &str) -> String {
     }
 }
 
+/// One configured capacity: the read or write spec of a table or index.
+#[derive(Debug, Clone, Copy)]
+pub struct CapacityRef<'a> {
+    pub table: &'a str,
+    pub index: Option<&'a str>,
+    /// "read" or "write".
+    pub op: &'static str,
+    pub spec: &'a CapacitySpec,
+}
+
 impl Config {
+    /// Every configured capacity: each table's own, then its indexes', read
+    /// before write.
+    pub fn capacities(&self) -> impl Iterator<Item = CapacityRef<'_>> {
+        self.dynamodb.tables.iter().flat_map(|t| {
+            std::iter::once((None, &t.read, &t.write))
+                .chain(
+                    t.indexes
+                        .iter()
+                        .map(|i| (Some(i.name.as_str()), &i.read, &i.write)),
+                )
+                .flat_map(move |(index, read, write)| {
+                    [("read", read), ("write", write)]
+                        .into_iter()
+                        .filter_map(move |(op, spec)| {
+                            Some(CapacityRef {
+                                table: &t.name,
+                                index,
+                                op,
+                                spec: spec.as_ref()?,
+                            })
+                        })
+                })
+        })
+    }
+
     /// Every StatsD selector and the stream it feeds: request selectors feed
     /// the StatsD stream, unit metrics of tables and indexes feed their
     /// units stream.
@@ -567,19 +602,9 @@ impl Config {
         if let Some(s) = &self.ingest.statsd {
             routes.extend(s.requests.iter().map(|sel| (sel.clone(), s.stream.clone())));
         }
-        for t in &self.dynamodb.tables {
-            let specs = [(None, "read", &t.read), (None, "write", &t.write)]
-                .into_iter()
-                .chain(t.indexes.iter().flat_map(|i| {
-                    [
-                        (Some(i.name.as_str()), "read", &i.read),
-                        (Some(i.name.as_str()), "write", &i.write),
-                    ]
-                }));
-            for (index, op, spec) in specs {
-                if let Some(sel) = spec.as_ref().and_then(|s| s.metric.as_ref()) {
-                    routes.push((sel.clone(), units_stream(&t.name, index, op)));
-                }
+        for c in self.capacities() {
+            if let Some(sel) = &c.spec.metric {
+                routes.push((sel.clone(), units_stream(c.table, c.index, c.op)));
             }
         }
         routes

@@ -457,6 +457,15 @@ impl Op {
             Op::Write => "write",
         }
     }
+
+    /// "read" or "write" (as the config and the audit log spell them).
+    pub fn from_name(name: &str) -> Option<Op> {
+        match name {
+            "read" => Some(Op::Read),
+            "write" => Some(Op::Write),
+            _ => None,
+        }
+    }
 }
 
 /// One capacity change of a resource.

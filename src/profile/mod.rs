@@ -244,38 +244,28 @@ pub fn build(
             .unwrap_or(&[]),
         tz,
     );
-    let mut units = Vec::new();
-    for t in &config.dynamodb.tables {
-        let specs = std::iter::once((None, &t.read, &t.write)).chain(
-            t.indexes
-                .iter()
-                .map(|i| (Some(i.name.as_str()), &i.read, &i.write)),
-        );
-        for (index, read, write) in specs {
-            for (op, spec) in [
-                (crate::policy::dynamodb::Op::Read, read),
-                (crate::policy::dynamodb::Op::Write, write),
-            ] {
-                let Some(spec) = spec else { continue };
-                let own = spec.metric.as_ref().and_then(|_| {
-                    streams.get(&crate::config::units_stream(&t.name, index, op.as_str()))
+    let units = config
+        .capacities()
+        .filter_map(|c| {
+            let own =
+                c.spec.metric.as_ref().and_then(|_| {
+                    streams.get(&crate::config::units_stream(c.table, c.index, c.op))
                 });
-                let (source, p) = match (own, spec.per_request) {
-                    (Some(m), _) if m.iter().any(|(_, p)| p.known_seconds > 0) => {
-                        ("metric", profile(m, tz))
-                    }
-                    (_, Some(k)) => ("requests", requests.scaled(k)),
-                    _ => continue,
-                };
-                units.push(UnitsProfile {
-                    resource: crate::actuator::resource_key(&t.name, index),
-                    op,
-                    source,
-                    profile: p,
-                });
-            }
-        }
-    }
+            let (source, p) = match (own, c.spec.per_request) {
+                (Some(m), _) if m.iter().any(|(_, p)| p.known_seconds > 0) => {
+                    ("metric", profile(m, tz))
+                }
+                (_, Some(k)) => ("requests", requests.scaled(k)),
+                _ => return None,
+            };
+            Some(UnitsProfile {
+                resource: crate::actuator::resource_key(c.table, c.index),
+                op: crate::policy::dynamodb::Op::from_name(c.op)?,
+                source,
+                profile: p,
+            })
+        })
+        .collect();
     Profile {
         timezone: tz.name().to_string(),
         requests,

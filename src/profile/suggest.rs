@@ -93,21 +93,13 @@ fn op_suggestion(
 
 /// The per-hour `min`s that would have held the observed p99 within target.
 pub fn suggest(config: &Config, profile: &Profile) -> Suggestion {
-    let mut ops = Vec::new();
-    for t in &config.dynamodb.tables {
-        for (op, spec) in [(Op::Read, &t.read), (Op::Write, &t.write)] {
-            if let Some(spec) = spec {
-                ops.push(op_suggestion(&t.name, None, op, spec, profile));
-            }
-        }
-        for i in &t.indexes {
-            for (op, spec) in [(Op::Read, &i.read), (Op::Write, &i.write)] {
-                if let Some(spec) = spec {
-                    ops.push(op_suggestion(&t.name, Some(&i.name), op, spec, profile));
-                }
-            }
-        }
-    }
+    let ops = config
+        .capacities()
+        .filter_map(|c| {
+            let op = Op::from_name(c.op)?;
+            Some(op_suggestion(c.table, c.index, op, c.spec, profile))
+        })
+        .collect();
     let group = config.asg.as_ref().map(|asg| {
         let headroom = asg.policy.headroom;
         let mut g = GroupSuggestion {

@@ -251,14 +251,7 @@ async fn metrics_are_prometheus_text() {
     let body = crate::harness::eventually(
         Duration::from_secs(5),
         "a sealed second in /metrics",
-        || async {
-            reqwest::get(url(&d, "/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        },
+        || d.metrics(),
         |b: &String| b.contains("rapidscale_requests_per_second{stream=\"statsd\"}"),
     )
     .await;
@@ -326,12 +319,7 @@ async fn mode_changes_need_the_token_and_are_audited() {
         .iter()
         .any(|r| r["service"] == "mode" && r["resource"] == "*" && r["outcome"] == "applied");
     assert!(audited, "{status:#}");
-    let metrics = reqwest::get(url(&d, "/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.metrics().await;
     assert!(
         metrics.contains("rapidscale_mode{mode=\"paused\"} 1"),
         "{metrics}"
@@ -367,22 +355,11 @@ listen = "127.0.0.1:0"
     crate::harness::eventually(
         Duration::from_secs(5),
         "readiness once the log exists",
-        || async {
-            reqwest::get(url(&d, "/readyz"))
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        },
-        |code| *code == 200,
+        || d.get_text("/readyz"),
+        |(code, _)| *code == 200,
     )
     .await;
-    let metrics = reqwest::get(url(&d, "/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.metrics().await;
     assert!(
         metrics.contains("rapidscale_ingest_source_up{source=\"access_log:access_log\"} 1"),
         "{metrics}"

@@ -8,19 +8,7 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use rapidscale::audit::Outcome;
 
 use crate::aws::{cloud, unique};
-use crate::harness::{moto_url, Daemon};
-
-async fn send(statsd: std::net::SocketAddr, per_second: u32, seconds: u64) {
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for _ in 0..seconds * 50 {
-        tick.tick().await;
-        let each = per_second / 50;
-        sock.send_to(format!("http.requests:{each}|c").as_bytes(), statsd)
-            .await
-            .unwrap();
-    }
-}
+use crate::harness::{moto_url, Daemon, Load};
 
 #[tokio::test]
 async fn published_seconds_come_back_from_get_metric_data() {
@@ -46,8 +34,7 @@ dimensions = ["Env=test"]
     ))
     .await;
     // Traffic goes on while CloudWatch is polled.
-    let statsd = d.statsd.unwrap();
-    let traffic = tokio::spawn(async move { send(statsd, 50, 60).await });
+    let traffic = Load::start(d.statsd.unwrap(), 50);
     d.wait_for_status(Duration::from_secs(20), "datums sent", |s| {
         s["cloudwatch"]["sent"].as_u64().is_some_and(|n| n >= 3)
     })
@@ -97,7 +84,7 @@ dimensions = ["Env=test"]
         full.iter().all(|v| *v <= 60.0),
         "one-second datapoints of about 50 req/s: {values:?}"
     );
-    traffic.abort();
+    drop(traffic);
     d.terminate().await;
 }
 
@@ -122,7 +109,9 @@ buffer = 3
 "#,
     )
     .await;
-    send(d.statsd.unwrap(), 50, 6).await;
+    let load = Load::start(d.statsd.unwrap(), 50);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    drop(load);
     let status = d
         .wait_for_status(Duration::from_secs(10), "datums dropped", |s| {
             s["cloudwatch"]["dropped"].as_u64().is_some_and(|n| n > 0)
@@ -360,8 +349,7 @@ read = {{ target = 0.5, min = 1, max = 1000, per_request = "auto", per_request_f
     assert!(cal["reason"].as_str().is_some(), "{cal}");
 
     // A surge of 200 requests/s: rapidscale recommends read capacity.
-    let statsd = d.statsd.unwrap();
-    let traffic = tokio::spawn(async move { send(statsd, 200, 40).await });
+    let traffic = Load::start(d.statsd.unwrap(), 200);
     let status = d
         .wait_for_status(Duration::from_secs(20), "an increase recommended", |s| {
             s["decisions"]
@@ -431,15 +419,10 @@ read = {{ target = 0.5, min = 1, max = 1000, per_request = "auto", per_request_f
         "{lead} (written {written})"
     );
     assert_eq!(lead["minute"], minute, "{lead}");
-    traffic.abort();
+    drop(traffic);
 
     // The lead is in /metrics and in the audit log, tied to the decision.
-    let metrics = reqwest::get(format!("http://{}/metrics", d.api.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.metrics().await;
     assert!(
         metrics.contains("rapidscale_cloudwatch_surges_total{outcome=\"seen\"}"),
         "{metrics}"

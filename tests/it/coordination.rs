@@ -302,12 +302,7 @@ instance_id = "{id}"
         .await;
     let fleet = &status["coordination"]["fleet"];
     assert_eq!(fleet["estimated"], true, "{fleet}");
-    let metrics = reqwest::get(format!("http://{}/metrics", leader.api.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = leader.metrics().await;
     assert!(
         metrics.contains("rapidscale_fleet_sidecars{state=\"silent\"} 1"),
         "{metrics}"

@@ -35,12 +35,7 @@ async fn demo_scales_the_simulated_world_and_stops_cleanly() {
     let rate = status["streams"][0]["last_value"].as_f64().unwrap_or(0.0);
     assert!(rate > 0.0, "built-in traffic arrives: {status:#}");
     // The simulated AWS calls are metered like real ones.
-    let metrics = reqwest::get(format!("http://{}/metrics", d.api.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.metrics().await;
     for needle in [
         "rapidscale_aws_calls_total{operation=\"DescribeTable\",outcome=\"ok\"}",
         "rapidscale_aws_calls_total{operation=\"UpdateTable\",outcome=\"ok\"}",

@@ -49,22 +49,6 @@ read = {{ target = 0.5, min = 1, max = 1000, per_request = 1 }}
     )
 }
 
-async fn readyz(d: &Daemon) -> (u16, String) {
-    let r = reqwest::get(format!("http://{}/readyz", d.api.unwrap()))
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
-async fn metrics(d: &Daemon) -> String {
-    reqwest::get(format!("http://{}/metrics", d.api.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 async fn read_capacity(cloud: &AwsCloud, table: &str) -> Option<u64> {
     cloud
         .describe_table(table)
@@ -85,7 +69,7 @@ async fn an_aws_outage_holds_changes_and_recovery_acts_on_fresh_state() {
     eventually(
         Duration::from_secs(20),
         "ready",
-        || readyz(&d),
+        || d.get_text("/readyz"),
         |(s, _)| *s == 200,
     )
     .await;
@@ -95,7 +79,7 @@ async fn an_aws_outage_holds_changes_and_recovery_acts_on_fresh_state() {
     let (_, why) = eventually(
         Duration::from_secs(15),
         "AWS unavailable in /readyz",
-        || readyz(&d),
+        || d.get_text("/readyz"),
         |(s, body)| *s == 503 && body.contains("AWS unavailable"),
     )
     .await;
@@ -103,7 +87,7 @@ async fn an_aws_outage_holds_changes_and_recovery_acts_on_fresh_state() {
         why.contains(&format!("table {table} last described")),
         "{why}"
     );
-    let m = metrics(&d).await;
+    let m = d.metrics().await;
     assert!(m.contains("rapidscale_ready 0"), "{m}");
     assert!(
         m.contains(&format!(
@@ -204,12 +188,13 @@ async fn silent_ingestion_holds_and_is_reported_until_traffic_returns() {
     let (_, why) = eventually(
         Duration::from_secs(15),
         "silence in /readyz",
-        || readyz(&d),
+        || d.get_text("/readyz"),
         |(s, body)| *s == 503 && body.contains("ingestion silent"),
     )
     .await;
     assert!(why.contains("holding, no scale-in"), "{why}");
-    assert!(metrics(&d)
+    assert!(d
+        .metrics()
         .await
         .contains("rapidscale_stream_stale{stream=\"statsd\"} 1"));
     // Far past the down window: capacity stays where it was.
@@ -228,7 +213,7 @@ async fn silent_ingestion_holds_and_is_reported_until_traffic_returns() {
         |r| r.is_some_and(|r| r < 400),
     )
     .await;
-    assert_eq!(readyz(&d).await.0, 200);
+    assert_eq!(d.get_text("/readyz").await.0, 200);
     drop(load);
     d.terminate().await;
 }
@@ -276,10 +261,10 @@ async fn a_full_disk_under_the_audit_log_means_recommending_only() {
         Some(10),
         "changed without an audit record"
     );
-    let (code, why) = readyz(&d).await;
+    let (code, why) = d.get_text("/readyz").await;
     assert_eq!(code, 503);
     assert!(why.contains("audit log unavailable"), "{why}");
-    assert!(metrics(&d).await.contains("rapidscale_audit_writable 0"));
+    assert!(d.metrics().await.contains("rapidscale_audit_writable 0"));
     drop(load);
     let (exit, _) = d.terminate().await;
     assert!(exit.success());

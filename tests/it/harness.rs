@@ -135,6 +135,18 @@ impl Daemon {
             .expect("JSON body")
     }
 
+    /// GET `path`: the status code and the body as text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{}{}", self.api.expect("api configured"), path);
+        let r = reqwest::get(&url).await.expect("GET");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+
+    /// `/metrics` as text.
+    pub async fn metrics(&self) -> String {
+        self.get_text("/metrics").await.1
+    }
+
     /// The daemon's status until `pred` holds, or panics after `within`.
     pub async fn wait_for_status(
         &self,
