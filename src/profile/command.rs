@@ -54,7 +54,6 @@ pub struct Output {
     pub fragment: String,
     pub current: Totals,
     pub suggested: Totals,
-    pub days: f64,
     pub report: String,
 }
 
@@ -228,7 +227,6 @@ pub fn run(config: &Config, source: &Source) -> Result<Output, SuggestError> {
         fragment,
         current,
         suggested,
-        days,
         report: r,
     })
 }
