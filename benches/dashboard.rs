@@ -10,55 +10,24 @@
 // A bench binary: plain thread sleeps and wall clocks are the right tools here.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 10;
 const PHASE: Duration = Duration::from_secs(20);
 const ROUNDS: usize = 3;
 
-struct Killed(Child);
+mod common;
+use common::{cpu_seconds, spawn, Running};
 
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
-    let after_comm = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-fn start_demo() -> (Killed, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rapidscale"))
-        .args(["--log-format", "json", "demo", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rapidscale demo");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let started = loop {
-        let line = lines.next().expect("demo exited").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "rapidscale started." {
-            break v;
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let api = started["api"]
-        .as_str()
-        .and_then(|s| s.strip_prefix("Some(")?.strip_suffix(')')?.parse().ok())
-        .expect("api address");
-    (Killed(child), api)
+/// `rapidscale demo` on free ports, and its API address.
+fn start_demo() -> (Running, SocketAddr) {
+    let d = spawn(
+        &["demo".as_ref(), "--listen".as_ref(), "127.0.0.1:0".as_ref()],
+        &[],
+    );
+    let api = d.api.expect("api address");
+    (d, api)
 }
 
 async fn client(api: SocketAddr, until: tokio::time::Instant) -> usize {
@@ -111,7 +80,7 @@ fn main() {
         return;
     }
     let (demo, api) = start_demo();
-    let pid = demo.0.id();
+    let pid = demo.child.id();
     std::thread::sleep(Duration::from_secs(10));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -23,7 +23,6 @@
 
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +36,8 @@ use rapidscale::cloud::aws::AwsCloud;
 use rapidscale::cloud::CloudBackend;
 use rapidscale::config::AwsConfig;
 use rapidscale::series::percentile;
+
+mod common;
 use tokio::time::Instant;
 
 struct Killed(Child);
@@ -86,7 +87,7 @@ fn moto() -> (String, Option<Killed>) {
 }
 
 struct Daemon {
-    _child: Killed,
+    _child: common::Running,
     statsd: SocketAddr,
     api: SocketAddr,
     _dir: tempfile::TempDir,
@@ -116,38 +117,11 @@ requests = ["http.requests"]
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rapidscale"))
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(&config)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rapidscale");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let started = loop {
-        let line = lines.next().expect("daemon exited").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "rapidscale started." {
-            break v;
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let addr = |k: &str| -> SocketAddr {
-        started[k]
-            .as_str()
-            .unwrap()
-            .strip_prefix("Some(")
-            .unwrap()
-            .strip_suffix(')')
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let d = common::start(&config, &[]);
     Daemon {
-        statsd: addr("statsd"),
-        api: addr("api"),
-        _child: Killed(child),
+        statsd: d.statsd.expect("statsd bound"),
+        api: d.api.expect("api bound"),
+        _child: d,
         _dir: dir,
     }
 }

@@ -23,10 +23,18 @@ impl Drop for Running {
     }
 }
 
+/// `rapidscale run --config PATH`, once it logged that it started.
 pub fn start(config_path: &std::path::Path, extra_env: &[(&str, &str)]) -> Running {
+    let path = config_path.as_os_str();
+    spawn(&["run".as_ref(), "--config".as_ref(), path], extra_env)
+}
+
+/// The release binary with `args` (JSON logs), once it logged that it
+/// started; its addresses are read from that line.
+pub fn spawn(args: &[&std::ffi::OsStr], extra_env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rapidscale"))
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(config_path)
+        .args(["--log-format", "json"])
+        .args(args)
         .envs(extra_env.iter().copied())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(Stdio::null())
