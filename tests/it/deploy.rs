@@ -24,12 +24,32 @@ fn yaml(path: &str) -> serde_yaml_ng::Value {
     serde_yaml_ng::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The host triple, as `rustc -vV` prints it.
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = std::process::Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_string)
+        .expect("rustc -vV names the host")
+}
+
 /// The operations of each SDK crate, from its `src/operation/` modules
 /// (located with `cargo metadata`).
+///
+/// `--filter-platform` keeps cargo to the packages the host build uses:
+/// without it cargo loads the manifest of every package in the lock file,
+/// for every platform, and a registry cache filled by `cargo build` alone
+/// (a fresh machine) lacks the others, which `--offline` cannot fetch.
 fn sdk_operations() -> BTreeMap<&'static str, BTreeSet<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", &host_triple()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata");
