@@ -73,42 +73,28 @@ pub async fn create_table(cloud: &AwsCloud, name: &str) {
         .expect("create table in moto");
 }
 
-/// An Auto Scaling group `name` with `desired` instances from a launch template.
+/// An Auto Scaling group `name` with `desired` instances.
+///
+/// The group is launched from a launch configuration, which the Auto
+/// Scaling API creates itself: a launch template would need the EC2 API
+/// (and the large `aws-sdk-ec2` crate) only for this setup, and rapidscale
+/// reads groups the same way whichever of the two launched them.
 pub async fn create_group(cloud: &AwsCloud, name: &str, desired: i32) {
-    // A launch template, as production groups use; EC2 is only reached here.
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(moto_url())
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("test", "test", None, None, "tests"),
-            ),
-        )
-        .build();
-    let ec2 = aws_sdk_ec2::Client::new(&sdk);
-    let template = format!("{name}-lt");
-    ec2.create_launch_template()
-        .launch_template_name(&template)
-        .launch_template_data(
-            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-                .image_id("ami-12c6146b")
-                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-                .build(),
-        )
+    let launch_configuration = format!("{name}-lc");
+    cloud
+        .autoscaling
+        .create_launch_configuration()
+        .launch_configuration_name(&launch_configuration)
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro")
         .send()
         .await
-        .expect("create launch template in moto");
+        .expect("create launch configuration in moto");
     cloud
         .autoscaling
         .create_auto_scaling_group()
         .auto_scaling_group_name(name)
-        .launch_template(
-            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                .launch_template_name(&template)
-                .version("$Latest")
-                .build(),
-        )
+        .launch_configuration_name(&launch_configuration)
         .min_size(1)
         .max_size(10)
         .desired_capacity(desired)
