@@ -33,7 +33,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
 };
 use rapidscale::cloud::aws::AwsCloud;
-use rapidscale::cloud::CloudBackend;
+use rapidscale::cloud::Capacity;
 use rapidscale::config::AwsConfig;
 use rapidscale::series::percentile;
 
@@ -126,7 +126,7 @@ requests = ["http.requests"]
     }
 }
 
-async fn set_capacity(cloud: &AwsCloud, table: &str, wcu: i64) {
+async fn set_capacity(cloud: &Moto, table: &str, wcu: i64) {
     cloud
         .dynamodb
         .update_table()
@@ -158,14 +158,30 @@ async fn daemon_sees(api: SocketAddr, wcu: u64) {
     }
 }
 
-/// Clients for moto's services.
-async fn moto_cloud(url: &str) -> AwsCloud {
-    AwsCloud::connect(&AwsConfig {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(url.to_string()),
-        profile: None,
-    })
-    .await
+/// rapidscale's backend for moto, with the SDK's own clients beside it for
+/// what the bench sets up and changes (the backend keeps its clients private).
+struct Moto {
+    backend: AwsCloud,
+    dynamodb: aws_sdk_dynamodb::Client,
+    autoscaling: aws_sdk_autoscaling::Client,
+}
+
+async fn moto_cloud(url: &str) -> Moto {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .load()
+        .await;
+    Moto {
+        backend: AwsCloud::connect(&AwsConfig {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(url.to_string()),
+            profile: None,
+        })
+        .await,
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
+    }
 }
 
 async fn run_variant(moto: &str, name: &str, extra: &str, trials: usize) {
@@ -259,6 +275,7 @@ write = {{ target = 0.5, min = 1, max = 10000, metric = "ddb.units{{table:{table
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let before = cloud
+            .backend
             .describe_table(&table)
             .await
             .unwrap()
@@ -275,7 +292,7 @@ write = {{ target = 0.5, min = 1, max = 10000, metric = "ddb.units{{table:{table
         let give_up = Instant::now() + Duration::from_secs(30);
         let mut last_wcu;
         let reached = loop {
-            let t = cloud.describe_table(&table).await.unwrap();
+            let t = cloud.backend.describe_table(&table).await.unwrap();
             let wcu = t.provisioned.unwrap().write;
             last_wcu = wcu;
             if wcu > 100 && first.is_none() {
@@ -386,7 +403,7 @@ stabilization = "1h"
             loop {
                 tick.tick().await;
                 if n % 50 == 0 {
-                    if let Ok(g) = aws.describe_group(&group).await {
+                    if let Ok(g) = aws.backend.describe_group(&group).await {
                         serving = (g.serving() as u64).max(1);
                     }
                 }
@@ -434,7 +451,7 @@ stabilization = "1h"
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(
-            cloud.describe_group(&group).await.unwrap().desired,
+            cloud.backend.describe_group(&group).await.unwrap().desired,
             2,
             "steady traffic must not move the group"
         );
@@ -442,7 +459,7 @@ stabilization = "1h"
         fleet.store(450, Ordering::SeqCst);
         let give_up = Instant::now() + Duration::from_secs(30);
         let (reached, size) = loop {
-            let g = cloud.describe_group(&group).await.unwrap();
+            let g = cloud.backend.describe_group(&group).await.unwrap();
             if g.desired > 2 {
                 break (Instant::now(), g.desired);
             }

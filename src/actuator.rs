@@ -4,7 +4,9 @@
 //! record is on disk; every call ends with a `completed` record; retries on
 //! throttling use exponential backoff with full jitter and are bounded; a
 //! call already sent when shutdown starts is allowed to finish, no new
-//! attempt starts after it.
+//! attempt starts after it. After a call the resource is described once,
+//! so the next decision sees the change (the tracker follows a table that
+//! stays UPDATING).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,11 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditChange, AuditLog, AuditRecord, Outcome, Phase};
 use crate::clock::SharedClock;
-use crate::cloud::tracker::{self, SharedView};
-use crate::cloud::{CloudBackend, CloudErrorKind, Throughput};
+use crate::cloud::tracker::{self, CloudView};
+use crate::cloud::{Capacity, CloudErrorKind, Coordination, Throughput};
 use crate::config::Mode;
 use crate::coord::task::Fence;
 use crate::policy::dynamodb::{Change, Op};
+use crate::slot::Slot;
 use crate::state::BudgetStore;
 
 /// Exponential backoff with full jitter.
@@ -133,14 +136,12 @@ pub struct Actuator<C> {
     pub cloud: Arc<C>,
     pub audit: Arc<AuditLog>,
     pub budget: Arc<Mutex<BudgetStore>>,
-    pub view: SharedView,
+    pub view: Slot<CloudView>,
     pub clock: SharedClock,
     pub retry: RetryPolicy,
-    /// How long to follow a table that stays UPDATING after our call.
-    pub settle_timeout: Duration,
     /// With fleet coordination: only the lease holder acts, after checking
     /// its lease with a conditional write.
-    pub fence: Option<Arc<Fence>>,
+    pub fence: Option<Arc<Fence<C>>>,
     /// AWS calls sent and not answered yet: shutdown waits for them.
     pub calls_in_flight: Arc<AtomicUsize>,
 }
@@ -161,7 +162,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-impl<C: CloudBackend> Actuator<C> {
+impl<C: Capacity + Coordination> Actuator<C> {
     fn record(
         &self,
         id: &str,
@@ -285,7 +286,8 @@ impl<C: CloudBackend> Actuator<C> {
             tracing::error!(resource = %resource, error = %e, "Cannot complete the audit record.");
         }
         if outcome == Outcome::Applied {
-            self.settle(&u.table, shutdown).await;
+            let result = self.cloud.describe_table(&u.table).await;
+            tracker::store_table(&self.view, &u.table, result, self.clock.now());
         }
         outcome
     }
@@ -333,23 +335,17 @@ impl<C: CloudBackend> Actuator<C> {
         }
     }
 
-    /// Sets a group's desired capacity: audit, call with retries, audit.
-    /// In dry-run only the recommendation is recorded.
-    pub async fn apply_group(&self, change: GroupChange, shutdown: CancellationToken) -> Outcome {
-        let id = self.audit.new_id();
-        let fencing = if change.mode == Mode::Apply {
-            match self.admit().await {
-                Ok(f) => f,
-                Err(reason) => {
-                    tracing::info!(group = %change.group, reason = %reason, "Not applying a group change.");
-                    return Outcome::Skipped;
-                }
-            }
-        } else {
-            None
-        };
-        let record = |phase, outcome, reason: Option<String>, error: Option<String>| AuditRecord {
-            id: id.clone(),
+    fn group_record(
+        &self,
+        id: &str,
+        change: &GroupChange,
+        phase: Phase,
+        outcome: Outcome,
+        reason: Option<String>,
+        error: Option<String>,
+    ) -> AuditRecord {
+        AuditRecord {
+            id: id.to_string(),
             time: self.clock.now(),
             phase,
             service: "asg".into(),
@@ -360,19 +356,37 @@ impl<C: CloudBackend> Actuator<C> {
             decrease: change.to < change.from,
             reason,
             error,
-            fencing,
+            fencing: None,
             observed: None,
-        };
-        if change.mode == Mode::DryRun {
-            if let Err(e) =
-                self.audit
-                    .append(&record(Phase::Decided, Outcome::Recommended, None, None))
-            {
-                tracing::warn!(error = %e, "Cannot write the audit log; the record is kept in memory only.");
-            }
-            tracing::info!(group = %change.group, from = change.from, to = change.to, rule = change.rule, "Group size recommended.");
-            return Outcome::Recommended;
         }
+    }
+
+    /// A group decision that is not carried out (a dry-run recommendation,
+    /// or a gated one): one record.
+    pub fn note_group(&self, change: &GroupChange, outcome: Outcome, reason: Option<String>) {
+        let id = self.audit.new_id();
+        let rec = self.group_record(&id, change, Phase::Decided, outcome, reason, None);
+        if let Err(e) = self.audit.append(&rec) {
+            tracing::warn!(error = %e, "Cannot write the audit log; the record is kept in memory only.");
+        }
+        tracing::info!(group = %change.group, outcome = ?outcome, from = change.from, to = change.to, rule = change.rule, "Group size decision.");
+    }
+
+    /// Sets a group's desired capacity: audit, call with retries, audit,
+    /// describe.
+    pub async fn apply_group(&self, change: GroupChange, shutdown: CancellationToken) -> Outcome {
+        let id = self.audit.new_id();
+        let fencing = match self.admit().await {
+            Ok(f) => f,
+            Err(reason) => {
+                self.note_group(&change, Outcome::Skipped, Some(reason));
+                return Outcome::Skipped;
+            }
+        };
+        let record = |phase, outcome, reason: Option<String>, error: Option<String>| AuditRecord {
+            fencing,
+            ..self.group_record(&id, &change, phase, outcome, reason, error)
+        };
         if let Err(e) = self
             .audit
             .append(&record(Phase::Decided, Outcome::Pending, None, None))
@@ -417,26 +431,6 @@ impl<C: CloudBackend> Actuator<C> {
         f(budget.ledger_mut(resource));
         if let Err(e) = budget.save() {
             tracing::error!(error = %e, "Cannot persist the decrease budget; a restart would forget today's decreases.");
-        }
-    }
-
-    /// Reads the table back right after our call, and follows it while it
-    /// is UPDATING, so the next decision sees the new capacity.
-    async fn settle(&self, table: &str, shutdown: CancellationToken) {
-        let deadline = tokio::time::Instant::now() + self.settle_timeout;
-        loop {
-            let result = self.cloud.describe_table(table).await;
-            let active = result.as_ref().is_ok_and(|t| {
-                t.status == "ACTIVE" && t.indexes.iter().all(|i| i.status == "ACTIVE")
-            });
-            tracker::store_table(&self.view, table, result, self.clock.now());
-            if active || tokio::time::Instant::now() >= deadline {
-                return;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
         }
     }
 }

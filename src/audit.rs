@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -112,9 +112,20 @@ pub enum AuditError {
     Unavailable { path: String },
 }
 
+/// When a record is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Each record is fsynced before `append` returns (the daemon).
+    Fsync,
+    /// Records are buffered and written by [`AuditLog::flush`] (a replay,
+    /// where a crash loses nothing that cannot be replayed again).
+    Buffered,
+}
+
 pub struct AuditLog {
     path: PathBuf,
-    file: Mutex<Option<File>>,
+    file: Mutex<Option<BufWriter<File>>>,
+    durability: Durability,
     recent: Mutex<VecDeque<AuditRecord>>,
     id_prefix: String,
     next_id: AtomicU64,
@@ -129,6 +140,15 @@ impl AuditLog {
     /// still keeps records in memory, but [`AuditLog::append`] fails, so
     /// nothing is applied without a durable record.
     pub fn open(state_dir: &Path, now: DateTime<Utc>) -> (AuditLog, Option<AuditError>) {
+        Self::open_with(state_dir, now, Durability::Fsync)
+    }
+
+    /// Like [`AuditLog::open`], with the durability given.
+    pub fn open_with(
+        state_dir: &Path,
+        now: DateTime<Utc>,
+        durability: Durability,
+    ) -> (AuditLog, Option<AuditError>) {
         let path = state_dir.join("audit.jsonl");
         let opened = std::fs::create_dir_all(state_dir)
             .and_then(|_| OpenOptions::new().create(true).append(true).open(&path))
@@ -137,13 +157,14 @@ impl AuditLog {
                 source,
             });
         let (file, err) = match opened {
-            Ok(f) => (Some(f), None),
+            Ok(f) => (Some(BufWriter::new(f)), None),
             Err(e) => (None, Some(e)),
         };
         let failing = err.as_ref().map(|e| e.to_string());
         let log = AuditLog {
             path,
             file: Mutex::new(file),
+            durability,
             recent: Mutex::new(VecDeque::new()),
             id_prefix: format!("{:x}", now.timestamp_millis()),
             next_id: AtomicU64::new(1),
@@ -190,7 +211,10 @@ impl AuditLog {
         };
         let result = f
             .write_all(&line)
-            .and_then(|_| f.sync_data())
+            .and_then(|_| match self.durability {
+                Durability::Fsync => f.flush().and_then(|_| f.get_ref().sync_data()),
+                Durability::Buffered => Ok(()),
+            })
             .map_err(|source| AuditError::Write {
                 path: self.path.display().to_string(),
                 source,
@@ -198,6 +222,20 @@ impl AuditLog {
         *self.failing.lock().unwrap_or_else(|p| p.into_inner()) =
             result.as_ref().err().map(|e| e.to_string());
         result
+    }
+
+    /// Writes what is buffered and fsyncs it: the last step of a shutdown.
+    pub fn flush(&self) -> Result<(), AuditError> {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(f) = file.as_mut() else {
+            return Ok(());
+        };
+        f.flush()
+            .and_then(|_| f.get_ref().sync_data())
+            .map_err(|source| AuditError::Write {
+                path: self.path.display().to_string(),
+                source,
+            })
     }
 
     /// Why records cannot be written, while they cannot (the newest write
@@ -342,13 +380,13 @@ mod tests {
         assert!(why.contains("No space left"), "{why}");
         // The disk has room again (the file now a regular one).
         std::fs::remove_file(dir.path().join("audit.jsonl")).unwrap();
-        *log.file.lock().unwrap() = Some(
+        *log.file.lock().unwrap() = Some(BufWriter::new(
             OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(dir.path().join("audit.jsonl"))
                 .unwrap(),
-        );
+        ));
         log.append(&r).unwrap();
         assert_eq!(log.unavailable(), None);
     }

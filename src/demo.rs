@@ -105,11 +105,12 @@ pub async fn run(
     let trace = trace::read("bundled trace", TRACE, true, &TraceOptions::default())?;
     seed_history(&config, &trace.requests, &opts, clock.now());
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let sources = crate::app::Source::configured(&config);
     let daemon = tokio::spawn(crate::app::run_with(
         config,
         clock,
         Some(cloud),
-        None,
+        sources,
         Some(tx),
         shutdown.clone(),
     ));

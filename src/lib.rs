@@ -6,15 +6,16 @@
 #![forbid(unsafe_code)]
 
 pub mod actuator;
-pub mod advisor;
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod board;
 pub mod clock;
 pub mod cloud;
 pub mod cloudwatch;
 pub mod config;
 pub mod coord;
+pub mod decide;
 pub mod demo;
 pub mod ingest;
 pub mod mode;
@@ -23,4 +24,5 @@ pub mod profile;
 pub mod replay;
 pub mod series;
 pub mod sim;
+pub mod slot;
 pub mod state;

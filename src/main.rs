@@ -196,6 +196,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime.block_on(async {
+                use rapidscale::cloud::Coordination;
                 let cloud = rapidscale::cloud::aws::AwsCloud::connect(&config.aws).await;
                 match cloud.ensure_coordination_table(&coordination.table).await {
                     Ok(r) => {

@@ -53,6 +53,18 @@ pub struct Overrides {
     pub resources: BTreeMap<String, RuntimeMode>,
 }
 
+impl Overrides {
+    /// The mode of `resources` (most specific first, e.g. `posts/by_user`
+    /// then `posts`), given its configured mode.
+    pub fn effective(&self, resources: &[&str], configured: Mode) -> RuntimeMode {
+        resources
+            .iter()
+            .find_map(|r| self.resources.get(*r).copied())
+            .or(self.global)
+            .unwrap_or(configured.into())
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ModeSwitch {
     overrides: RwLock<Overrides>,
@@ -62,12 +74,10 @@ impl ModeSwitch {
     /// The mode of `resources` (most specific first, e.g. `posts/by_user`
     /// then `posts`), given its configured mode.
     pub fn effective(&self, resources: &[&str], configured: Mode) -> RuntimeMode {
-        let o = self.overrides.read().unwrap_or_else(|p| p.into_inner());
-        resources
-            .iter()
-            .find_map(|r| o.resources.get(*r).copied())
-            .or(o.global)
-            .unwrap_or(configured.into())
+        self.overrides
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .effective(resources, configured)
     }
 
     /// Sets an override; returns the one it replaced.

@@ -12,7 +12,8 @@ use crate::policy::budget::DecreaseLedger;
 
 /// Ledgers by resource key (`posts`, `posts/by_user`).
 pub struct BudgetStore {
-    path: PathBuf,
+    /// None: kept in memory only (a replay).
+    path: Option<PathBuf>,
     pub ledgers: BTreeMap<String, DecreaseLedger>,
 }
 
@@ -56,13 +57,24 @@ impl BudgetStore {
                 })
             }
         };
-        Ok(BudgetStore { path, ledgers })
+        Ok(BudgetStore {
+            path: Some(path),
+            ledgers,
+        })
     }
 
     /// An empty store that saves to `state_dir`.
     pub fn empty(state_dir: &Path) -> BudgetStore {
         BudgetStore {
-            path: state_dir.join(Self::FILE),
+            path: Some(state_dir.join(Self::FILE)),
+            ledgers: BTreeMap::new(),
+        }
+    }
+
+    /// An empty store that is never written (a replay's).
+    pub fn in_memory() -> BudgetStore {
+        BudgetStore {
+            path: None,
             ledgers: BTreeMap::new(),
         }
     }
@@ -76,17 +88,20 @@ impl BudgetStore {
     }
 
     pub fn save(&self) -> Result<(), StateError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         let err = |source| StateError::Write {
-            path: self.path.display().to_string(),
+            path: path.display().to_string(),
             source,
         };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = self.path.with_extension("json.tmp");
+        let tmp = path.with_extension("json.tmp");
         let json = serde_json::to_vec_pretty(&self.ledgers).expect("ledgers serialize");
         let mut f = std::fs::File::create(&tmp).map_err(err)?;
         f.write_all(&json).and_then(|_| f.sync_all()).map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)?;
         // Make the rename itself durable.
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())

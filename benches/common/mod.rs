@@ -54,11 +54,8 @@ pub fn spawn(args: &[&std::ffi::OsStr], extra_env: &[(&str, &str)]) -> Running {
     };
     // Keep draining the log so the daemon never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    let addr = |k: &str| {
-        started[k]
-            .as_str()
-            .and_then(|s| s.strip_prefix("Some(")?.strip_suffix(')')?.parse().ok())
-    };
+    // Logged as the address, or "off".
+    let addr = |k: &str| started[k].as_str().and_then(|s| s.parse().ok());
     Running {
         statsd: addr("statsd"),
         api: addr("api"),

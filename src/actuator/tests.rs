@@ -1,6 +1,6 @@
 // Error paths moto cannot produce (throttling, LimitExceededException),
 // driven through the real SDK client with aws-smithy-mocks responses.
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput;
 use aws_sdk_dynamodb::operation::update_table::UpdateTableOutput;
@@ -15,8 +15,8 @@ use super::*;
 use crate::audit::read_file;
 use crate::clock::{Clock, TokioClock};
 use crate::cloud::aws::AwsCloud;
-use crate::cloud::tracker::CloudView;
 use crate::policy::dynamodb::{Evidence, Rule as PolicyRule};
+use crate::slot::Slot;
 
 fn throttled() -> HttpResponse {
     HttpResponse::new(
@@ -52,12 +52,7 @@ fn fixture(rules: &[&Rule], state_dir_ok: bool) -> Fixture {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .build();
-    let other = AwsCloud::from_sdk_config(&sdk);
-    let cloud = AwsCloud {
-        dynamodb: ddb,
-        autoscaling: other.autoscaling,
-        cloudwatch: other.cloudwatch,
-    };
+    let cloud = AwsCloud::from_sdk_config(&sdk).with_dynamodb(ddb);
     let dir = tempfile::tempdir().unwrap();
     let state = if state_dir_ok {
         dir.path().to_path_buf()
@@ -76,10 +71,9 @@ fn fixture(rules: &[&Rule], state_dir_ok: bool) -> Fixture {
             cloud: Arc::new(cloud),
             audit: Arc::new(audit),
             budget: Arc::new(Mutex::new(budget)),
-            view: Arc::new(RwLock::new(CloudView::default())),
+            view: Slot::default(),
             clock,
             retry: RetryPolicy::default(),
-            settle_timeout: Duration::from_secs(5),
             fence: None,
             calls_in_flight: Default::default(),
         },
@@ -155,7 +149,7 @@ async fn throttling_is_retried_then_applied() {
     assert_eq!(records[0].changes[0].to, 300);
     // The table was read back right after the call.
     assert!(describe.num_calls() >= 1);
-    assert!(f.actuator.view.read().unwrap().tables.contains_key("posts"));
+    assert!(f.actuator.view.read(|v| v.tables.contains_key("posts")));
 }
 
 #[tokio::test(start_paused = true)]
@@ -327,11 +321,7 @@ async fn scaling_activity_in_progress_is_retried_with_backoff() {
         |c| c.retry_config(aws_sdk_autoscaling::config::retry::RetryConfig::disabled())
     );
     let f = fixture(&[], true);
-    let cloud = AwsCloud {
-        dynamodb: f.actuator.cloud.dynamodb.clone(),
-        autoscaling: asg,
-        cloudwatch: f.actuator.cloud.cloudwatch.clone(),
-    };
+    let cloud = f.actuator.cloud.as_ref().clone().with_autoscaling(asg);
     let actuator = Actuator {
         cloud: Arc::new(cloud),
         audit: f.actuator.audit.clone(),
@@ -339,7 +329,6 @@ async fn scaling_activity_in_progress_is_retried_with_backoff() {
         view: f.actuator.view.clone(),
         clock: f.actuator.clock.clone(),
         retry: RetryPolicy::default(),
-        settle_timeout: Duration::from_secs(5),
         fence: None,
         calls_in_flight: Default::default(),
     };
@@ -406,10 +395,9 @@ fn sim_fixture(faults: Vec<Fault>) -> SimFixture {
             cloud: Arc::new(cloud.clone()),
             audit: Arc::new(audit),
             budget: Arc::new(Mutex::new(BudgetStore::load(dir.path()).unwrap())),
-            view: Arc::new(RwLock::new(CloudView::default())),
+            view: Slot::default(),
             clock,
             retry: RetryPolicy::default(),
-            settle_timeout: Duration::from_secs(60),
             fence: None,
             calls_in_flight: Default::default(),
         },
@@ -425,19 +413,18 @@ async fn on_the_simulator_throttling_is_retried_and_the_change_lands_after_the_d
         operation: Some("UpdateTable"),
         when: FaultWhen::NextCalls(2),
     }]);
-    let start = tokio::time::Instant::now();
     let outcome = f
         .actuator
         .apply(update(false), CancellationToken::new())
         .await;
     assert_eq!(outcome, Outcome::Applied);
     assert_eq!(f.cloud.world().calls["UpdateTable"], 3);
-    // The actuator follows the table while UPDATING: done once the 15 s delay passed.
-    assert!(
-        start.elapsed() >= Duration::from_secs(15),
-        "{:?}",
-        start.elapsed()
-    );
+    // Described once right after the call: the next decision sees UPDATING
+    // (the tracker follows it from there).
+    let seen = f.actuator.view.read(|v| v.tables["posts"].current.clone());
+    assert_eq!(seen.unwrap().status, "UPDATING");
+    // The change is in effect once the simulator's 15 s delay passed.
+    tokio::time::sleep(Duration::from_secs(15)).await;
     let d = f.cloud.describe_table("posts").await.unwrap();
     assert_eq!(
         (d.status.as_str(), d.provisioned.unwrap().read),

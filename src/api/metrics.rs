@@ -282,7 +282,7 @@ pub fn render(s: &ApiState) -> String {
     let stale = Family::<StreamLabels, Gauge>::default();
     for st in &status.streams {
         if let Some(last) = st.last_sample_second {
-            let silent = now - last > s.readiness.stale_after.as_secs() as i64;
+            let silent = now - last > s.config.ingest.stale_after.as_secs() as i64;
             stale
                 .get_or_create(&StreamLabels {
                     stream: st.name.clone(),

@@ -26,77 +26,57 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::advisor::asg::{GroupAdvice, SharedGroupAdvice};
-use crate::advisor::dynamodb::{ResourceAdvice, SharedAdvice};
 use crate::audit::{AuditLog, AuditRecord};
+use crate::board::Board;
 use crate::clock::SharedClock;
 use crate::cloud::metered::CallMetrics;
-use crate::cloud::tracker::{self, CloudView, SharedView};
-use crate::config::Mode;
-use crate::coord::task::{CoordinationStatus, SharedCoordination};
+use crate::cloud::tracker::CloudView;
+use crate::config::{Config, Mode};
+use crate::coord::task::CoordinationStatus;
+use crate::decide::fleet::FleetReading;
+use crate::decide::group::GroupAdvice;
+use crate::decide::table::ResourceAdvice;
 use crate::ingest::statsd::StatsdRouter;
 use crate::ingest::{lock, CounterSnapshot, SharedStore, Sink, SourceCounters};
 use crate::mode::{ModeSwitch, Overrides, RuntimeMode};
 use crate::series::StreamSummary;
 
-/// Everything handlers read.
+/// Everything handlers read, and the two things they may change.
 #[derive(Clone)]
 pub struct ApiState {
-    pub mode: Mode,
-    pub store: SharedStore,
-    pub counters: Vec<Arc<SourceCounters>>,
-    pub view: SharedView,
+    pub config: Arc<Config>,
     pub clock: SharedClock,
     pub started_at: chrono::DateTime<chrono::Utc>,
-    pub advice: SharedAdvice,
-    pub group_advice: SharedGroupAdvice,
+    /// The per-second store (series, summaries, the minute history).
+    pub store: SharedStore,
+    /// Every ingestion source's counters.
+    pub counters: Vec<Arc<SourceCounters>>,
+    /// The other parts' published snapshots.
+    pub board: Board,
     pub audit: Arc<AuditLog>,
-    /// `POST /api/v1/ingest`: the StatsD router and its own counters.
-    pub http_ingest: Option<HttpIngest>,
-    /// What `/readyz` waits for.
-    pub readiness: Readiness,
-    /// Operator overrides of the mode.
-    pub modes: Arc<ModeSwitch>,
-    /// The coordination loop's view of the fleet (None: not configured).
-    pub coordination: SharedCoordination,
-    /// CloudWatch publishing (None: off, or no round yet).
-    pub publish: crate::cloudwatch::SharedPublishStatus,
-    /// `per_request = "auto"` fits.
-    pub calibration: crate::cloudwatch::calibrate::SharedCalibration,
-    /// What reading DynamoDB's metrics back found: leads, throttling.
-    pub watch: crate::cloudwatch::watch::SharedWatchStatus,
-    /// Bearer token for mutating calls (none: they are refused).
-    pub token: Option<String>,
     pub call_metrics: CallMetrics,
-    /// Resources `POST /api/v1/mode` accepts.
-    pub known_resources: Vec<String>,
+    pub controls: Controls,
     /// Permits for open event streams (at most `MAX_STREAMS`).
     pub streams: Arc<tokio::sync::Semaphore>,
-    /// The effective config (the per-hour view needs its schedule).
-    pub config: Arc<crate::config::Config>,
+}
+
+/// What the API may change, behind its bearer token.
+#[derive(Clone)]
+pub struct Controls {
+    /// Operator overrides of the mode (`POST /api/v1/mode`).
+    pub modes: Arc<ModeSwitch>,
+    /// `POST /api/v1/ingest`: the StatsD router and its own counters.
+    pub http_ingest: Option<HttpIngest>,
+    /// Bearer token for mutating calls (none: they are refused).
+    pub token: Option<String>,
+    /// Resources `POST /api/v1/mode` accepts.
+    pub known_resources: Vec<String>,
 }
 
 #[derive(Clone)]
 pub struct HttpIngest {
     pub router: Arc<StatsdRouter>,
     pub sink: Sink,
-}
-
-/// What must have happened before the daemon is ready.
-#[derive(Debug, Clone, Default)]
-pub struct Readiness {
-    /// Tables that must have been described once.
-    pub tables: Vec<String>,
-    /// Whether a group is configured (it must have been described once).
-    pub group: bool,
-    /// A table's or the group's state older than this means AWS is not
-    /// answering (3 poll intervals, as the advisors' own gate).
-    pub table_fresh_within: std::time::Duration,
-    pub group_fresh_within: std::time::Duration,
-    /// The stream decisions are driven by, and how long it may be silent
-    /// once it has had samples.
-    pub requests_stream: Option<String>,
-    pub stale_after: std::time::Duration,
 }
 
 /// The dashboard: one page, no external resources (canvas drawing, no CDN).
@@ -118,10 +98,12 @@ pub struct Status {
     pub streams: Vec<StreamSummary>,
     pub ingest: Vec<CounterSnapshot>,
     pub cloud: CloudView,
-    /// The DynamoDB advisor's view of every table and index.
+    /// The DynamoDB decider's view of every table and index.
     pub dynamodb: Vec<ResourceAdvice>,
-    /// The group advisor's view: counts by state, fleet estimate, verdict.
+    /// The group decider's view: counts by state, the fleet's figure, verdict.
     pub asg: Option<GroupAdvice>,
+    /// How the fleet's demand is read (`[fleet]`), and whether it is seen.
+    pub fleet: Option<FleetReading>,
     /// The newest decisions, newest first.
     pub decisions: Vec<AuditRecord>,
     /// Fleet coordination: heartbeats, fleet totals, silent instances.
@@ -129,26 +111,15 @@ pub struct Status {
     /// CloudWatch publishing: datums sent, dropped, buffered, last error.
     pub cloudwatch: Option<crate::cloudwatch::PublishStatus>,
     /// `per_request = "auto"`: the fit and the value in effect per table/index and operation.
-    pub calibration: Vec<crate::cloudwatch::calibrate::Calibration>,
+    pub calibration: Vec<crate::policy::calibrate::Calibration>,
     /// DynamoDB's own metrics read back: leads over CloudWatch, throttling.
     pub cloudwatch_watch: crate::cloudwatch::watch::WatchStatus,
 }
 
 impl ApiState {
-    /// The DynamoDB advisor's newest view of every table and index.
-    fn dynamodb_advice(&self) -> Vec<ResourceAdvice> {
-        self.advice
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// The group advisor's newest view.
-    fn group_advice_now(&self) -> Option<GroupAdvice> {
-        self.group_advice
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// The mode configured globally.
+    fn mode(&self) -> Mode {
+        self.config.mode
     }
 
     pub fn status(&self) -> Status {
@@ -156,35 +127,25 @@ impl ApiState {
             let store = lock(&self.store);
             store.stream_ids().map(|id| store.summary(id)).collect()
         };
-        let overrides = self.modes.snapshot();
+        let overrides = self.controls.modes.snapshot();
+        let b = &self.board;
         Status {
-            mode: self.mode,
-            effective_mode: overrides.global.unwrap_or(self.mode.into()).as_str(),
+            mode: self.mode(),
+            effective_mode: overrides.global.unwrap_or(self.mode().into()).as_str(),
             mode_overrides: overrides,
             now: self.clock.now(),
             started_at: self.started_at,
             streams,
             ingest: self.counters.iter().map(|c| c.snapshot()).collect(),
-            cloud: tracker::read(&self.view).clone(),
-            dynamodb: self.dynamodb_advice(),
-            asg: self.group_advice_now(),
+            cloud: b.cloud.get(),
+            dynamodb: b.decisions.tables.get(),
+            asg: b.decisions.group.get(),
+            fleet: b.decisions.fleet.get(),
             decisions: self.audit.recent(None, 20),
-            coordination: self
-                .coordination
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            cloudwatch: self
-                .publish
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            calibration: self
-                .calibration
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            cloudwatch_watch: self.watch.read().unwrap_or_else(|p| p.into_inner()).clone(),
+            coordination: b.coordination.get(),
+            cloudwatch: b.publish.get(),
+            calibration: b.calibration.get(),
+            cloudwatch_watch: b.watch.get(),
         }
     }
 }
@@ -193,7 +154,7 @@ impl ApiState {
     /// Why the daemon is not ready yet (empty: ready).
     pub fn not_ready(&self) -> Vec<String> {
         let mut reasons = Vec::new();
-        if self.counters.is_empty() && self.http_ingest.is_none() {
+        if self.counters.is_empty() && self.controls.http_ingest.is_none() {
             reasons.push("no ingestion source is configured".to_string());
         }
         for c in &self.counters {
@@ -210,8 +171,7 @@ impl ApiState {
             ));
         }
         let now = self.clock.now();
-        let r = &self.readiness;
-        let view = tracker::read(&self.view);
+        let config = &self.config;
         let stale = |what: &str,
                      last_ok: chrono::DateTime<chrono::Utc>,
                      within: std::time::Duration,
@@ -225,43 +185,68 @@ impl ApiState {
                 )
             })
         };
-        for t in &r.tables {
-            match view.tables.get(t) {
-                Some(tr) if tr.last_ok.is_some() => reasons.extend(stale(
-                    &format!("table {t}"),
-                    tr.last_ok.unwrap_or_default(),
-                    r.table_fresh_within,
-                    tr.last_error.as_ref(),
-                )),
-                _ => reasons.push(format!("table {t} has not been described yet")),
+        self.board.cloud.read(|view| {
+            for t in &config.dynamodb.tables {
+                let t = &t.name;
+                match view.tables.get(t) {
+                    Some(tr) if tr.last_ok.is_some() => reasons.extend(stale(
+                        &format!("table {t}"),
+                        tr.last_ok.unwrap_or_default(),
+                        config.dynamodb.poll_interval * 3,
+                        tr.last_error.as_ref(),
+                    )),
+                    _ => reasons.push(format!("table {t} has not been described yet")),
+                }
             }
-        }
-        if r.group {
-            match view.group.as_ref() {
-                Some(g) if g.last_ok.is_some() => reasons.extend(stale(
-                    "the Auto Scaling group",
-                    g.last_ok.unwrap_or_default(),
-                    r.group_fresh_within,
-                    g.last_error.as_ref(),
-                )),
-                _ => reasons.push("the Auto Scaling group has not been described yet".to_string()),
+            if let Some(asg) = &config.asg {
+                match view.group.as_ref() {
+                    Some(g) if g.last_ok.is_some() => reasons.extend(stale(
+                        "the Auto Scaling group",
+                        g.last_ok.unwrap_or_default(),
+                        asg.poll_interval * 3,
+                        g.last_error.as_ref(),
+                    )),
+                    _ => reasons
+                        .push("the Auto Scaling group has not been described yet".to_string()),
+                }
             }
-        }
-        drop(view);
-        if let Some(name) = &r.requests_stream {
+        });
+        if let Some(name) = &config.ingest.requests_stream {
+            let stale_after = config.ingest.stale_after;
             let store = lock(&self.store);
             let last = store.id(name).and_then(|id| store.last_sample_second(id));
             if let Some(last) = last {
                 let silent = now.timestamp() - last;
-                if silent > r.stale_after.as_secs() as i64 {
+                if silent > stale_after.as_secs() as i64 {
                     reasons.push(format!(
                         "ingestion silent: no sample on {name} for {silent}s (stale_after {}s); holding, no scale-in",
-                        r.stale_after.as_secs()
+                        stale_after.as_secs()
                     ));
                 }
             }
         }
+        if let Some(why) = self.fleet_unseen() {
+            reasons.push(format!("fleet not seen: {why}; nothing is applied"));
+        }
         reasons
+    }
+
+    /// Why the fleet cannot be seen, while anything would be applied.
+    fn fleet_unseen(&self) -> Option<String> {
+        let reading = self.board.decisions.fleet.get()?;
+        let modes = self.controls.modes.snapshot();
+        let c = &self.config;
+        let applies = c
+            .dynamodb
+            .tables
+            .iter()
+            .map(|t| modes.effective(&[&t.name], t.mode.unwrap_or(c.mode)))
+            .chain(c.asg.iter().map(|a| {
+                let group = a.name.as_deref().unwrap_or("");
+                modes.effective(&[group], a.mode.unwrap_or(c.mode))
+            }))
+            .any(|m| m == crate::mode::RuntimeMode::Apply);
+        reading.unseen.filter(|_| applies)
     }
 }
 
@@ -417,7 +402,7 @@ fn authorize(s: &ApiState, headers: &axum::http::HeaderMap) -> Result<(), ApiErr
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(ApiError::Unauthorized)?;
-    let Some(token) = s.token.as_deref().filter(|t| !t.is_empty()) else {
+    let Some(token) = s.controls.token.as_deref().filter(|t| !t.is_empty()) else {
         return Err(ApiError::Forbidden(
             "no API token is configured (api.token or RAPIDSCALE_API_TOKEN): changes through the API are disabled".into(),
         ));
@@ -440,17 +425,19 @@ async fn set_mode(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&s, &headers)?;
     let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let known = &s.controls.known_resources;
     if let Some(r) = &req.resource {
-        if !s.known_resources.contains(r) {
+        if !known.contains(r) {
             return Err(ApiError::BadRequest(format!(
                 "unknown resource {r:?}; configured: {}",
-                s.known_resources.join(", ")
+                known.join(", ")
             )));
         }
     }
+    let modes = &s.controls.modes;
     let before = match &req.resource {
-        Some(r) => s.modes.effective(&[r], s.mode),
-        None => s.modes.snapshot().global.unwrap_or(s.mode.into()),
+        Some(r) => modes.effective(&[r], s.mode()),
+        None => modes.snapshot().global.unwrap_or(s.mode().into()),
     };
     let record = AuditRecord {
         id: s.audit.new_id(),
@@ -458,7 +445,7 @@ async fn set_mode(
         phase: crate::audit::Phase::Completed,
         service: "mode".into(),
         resource: req.resource.clone().unwrap_or_else(|| "*".into()),
-        mode: req.mode.acting().unwrap_or(s.mode),
+        mode: req.mode.acting().unwrap_or(s.mode()),
         outcome: crate::audit::Outcome::Applied,
         changes: Vec::new(),
         decrease: false,
@@ -474,7 +461,7 @@ async fn set_mode(
     s.audit
         .append(&record)
         .map_err(|e| ApiError::AuditUnavailable(e.to_string()))?;
-    s.modes.set(req.resource.as_deref(), req.mode);
+    modes.set(req.resource.as_deref(), req.mode);
     tracing::warn!(resource = %record.resource, mode = req.mode.as_str(), was = before.as_str(), "Mode changed through the API.");
     Ok(Json(serde_json::json!({
         "resource": record.resource,
@@ -531,7 +518,7 @@ async fn ingest(
             e.body_text()
         },
     })?;
-    let http = s.http_ingest.as_ref().ok_or(ApiError::IngestOff)?;
+    let http = s.controls.http_ingest.as_ref().ok_or(ApiError::IngestOff)?;
     let arrival = crate::series::Arrival::at(http.sink.clock.now());
     let accepted = {
         let mut store = lock(&http.sink.store);
@@ -542,7 +529,7 @@ async fn ingest(
 }
 
 /// One Server-Sent Event per second: the newest sealed second of every
-/// stream, and the advisors' current view.
+/// stream, and the deciders' current view.
 #[derive(Debug, Serialize)]
 pub struct Tick {
     pub now: chrono::DateTime<chrono::Utc>,
@@ -584,8 +571,8 @@ impl ApiState {
         Tick {
             now: self.clock.now(),
             streams,
-            dynamodb: self.dynamodb_advice(),
-            asg: self.group_advice_now(),
+            dynamodb: self.board.decisions.tables.get(),
+            asg: self.board.decisions.group.get(),
         }
     }
 }

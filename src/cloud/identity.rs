@@ -1,7 +1,7 @@
 //! Who am I: this instance's id from the EC2 instance metadata service
 //! (IMDSv2: a session token, then `instance-id`), and in ECS the task's
 //! identity from the task metadata endpoint v4. The group then comes from
-//! DescribeAutoScalingInstances (see `CloudBackend::group_of_instance`).
+//! DescribeAutoScalingInstances (see `Capacity::group_of_instance`).
 //!
 //! ECS on EC2 exposes IMDS to containers, so the instance id comes from
 //! IMDS there too; the task metadata adds the cluster and task ARN for the

@@ -1,5 +1,6 @@
-//! A [`CloudBackend`] wrapper that counts every call by operation and
-//! outcome and records its latency, for `/metrics`.
+//! A wrapper around any backend (AWS or the simulator) that counts every
+//! call of the whole port by operation and outcome and records its latency,
+//! for `/metrics`.
 
 use std::sync::Arc;
 
@@ -8,7 +9,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
-use super::{CloudBackend, CloudError, GroupDescription, TableDescription, Throughput};
+use std::collections::BTreeMap;
+
+use super::{
+    Capacity, CloudError, Coordination, Datum, DynamoMetric, GroupDescription, Heartbeat,
+    InitReport, Lease, Metrics, TableDescription, Throughput,
+};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
@@ -72,7 +78,7 @@ pub struct Metered<C> {
     pub metrics: CallMetrics,
 }
 
-impl<C: CloudBackend> Metered<C> {
+impl<C> Metered<C> {
     async fn timed<T>(
         &self,
         operation: &'static str,
@@ -85,7 +91,7 @@ impl<C: CloudBackend> Metered<C> {
     }
 }
 
-impl<C: CloudBackend> CloudBackend for Metered<C> {
+impl<C: Capacity> Capacity for Metered<C> {
     async fn describe_table(&self, name: &str) -> Result<TableDescription, CloudError> {
         self.timed("DescribeTable", self.inner.describe_table(name))
             .await
@@ -126,6 +132,94 @@ impl<C: CloudBackend> CloudBackend for Metered<C> {
         self.timed(
             "UpdateTable",
             self.inner.update_capacity(table, index, capacity),
+        )
+        .await
+    }
+}
+
+impl<C: Metrics> Metrics for Metered<C> {
+    async fn put_metric_data(&self, namespace: &str, datums: &[Datum]) -> Result<(), CloudError> {
+        self.timed(
+            "PutMetricData",
+            self.inner.put_metric_data(namespace, datums),
+        )
+        .await
+    }
+
+    async fn dynamodb_minute_sums(
+        &self,
+        metrics: &[DynamoMetric],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<BTreeMap<i64, f64>>, CloudError> {
+        self.timed(
+            "GetMetricData",
+            self.inner.dynamodb_minute_sums(metrics, start, end),
+        )
+        .await
+    }
+}
+
+impl<C: Coordination> Coordination for Metered<C> {
+    async fn ensure_coordination_table(&self, table: &str) -> Result<InitReport, CloudError> {
+        self.timed(
+            "InitCoordinationTable",
+            self.inner.ensure_coordination_table(table),
+        )
+        .await
+    }
+
+    async fn put_heartbeat(
+        &self,
+        table: &str,
+        cluster: &str,
+        heartbeat: &Heartbeat,
+    ) -> Result<(), CloudError> {
+        self.timed(
+            "PutItem",
+            self.inner.put_heartbeat(table, cluster, heartbeat),
+        )
+        .await
+    }
+
+    async fn query_heartbeats(
+        &self,
+        table: &str,
+        cluster: &str,
+    ) -> Result<Vec<Heartbeat>, CloudError> {
+        self.timed("Query", self.inner.query_heartbeats(table, cluster))
+            .await
+    }
+
+    async fn take_or_renew_lease(
+        &self,
+        table: &str,
+        cluster: &str,
+        me: &str,
+        held: Option<Lease>,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Lease>, CloudError> {
+        self.timed(
+            "UpdateItem",
+            self.inner
+                .take_or_renew_lease(table, cluster, me, held, now_ms, lease_ms),
+        )
+        .await
+    }
+
+    async fn verify_lease(
+        &self,
+        table: &str,
+        cluster: &str,
+        me: &str,
+        lease: Lease,
+        must_outlive_ms: i64,
+    ) -> Result<bool, CloudError> {
+        self.timed(
+            "UpdateItem",
+            self.inner
+                .verify_lease(table, cluster, me, lease, must_outlive_ms),
         )
         .await
     }

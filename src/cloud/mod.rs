@@ -1,17 +1,30 @@
 //! The cloud edge: the only module that names `aws_sdk_*` types.
 //!
-//! [`CloudBackend`] is what the rest of rapidscale sees: plain rapidscale
-//! types in, plain types out, errors classified once in [`CloudError`].
-//! [`aws::AwsCloud`] implements it with the official SDK; the tracker polls
-//! it and keeps the latest view of each table and group.
+//! One port in three capabilities: [`Capacity`] (DynamoDB tables and Auto
+//! Scaling groups), [`Metrics`] (CloudWatch) and [`Coordination`] (the
+//! coordination table). The rest of rapidscale sees plain rapidscale types
+//! in and out (they are defined here, so nothing under `cloud/` imports a
+//! module that uses it), errors classified once in [`CloudError`].
+//! [`aws::AwsCloud`] implements the port with the official SDK, whose
+//! clients stay private to it; the tracker polls it and keeps the latest
+//! view of each table and group.
 
 pub mod aws;
+pub mod coordination;
+pub mod identity;
+pub mod members;
+pub mod metered;
+pub mod metrics;
 pub mod tracker;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+pub use coordination::{Heartbeat, InitReport, Lease};
+pub use metrics::{Datum, DynamoMetric, MetricUnit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -129,8 +142,9 @@ impl CloudError {
     }
 }
 
-/// What rapidscale needs from AWS (or from a simulated AWS).
-pub trait CloudBackend: Send + Sync + 'static {
+/// DynamoDB tables and Auto Scaling groups: what rapidscale reads and
+/// changes (the capacity half of the port).
+pub trait Capacity: Send + Sync + 'static {
     fn describe_table(
         &self,
         name: &str,
@@ -165,7 +179,75 @@ pub trait CloudBackend: Send + Sync + 'static {
         capacity: Throughput,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
-pub mod coordination;
-pub mod identity;
-pub mod members;
-pub mod metered;
+
+/// CloudWatch: rapidscale's own high-resolution metrics out, DynamoDB's
+/// minute metrics back in.
+pub trait Metrics: Send + Sync + 'static {
+    /// One PutMetricData call of at most [`metrics::MAX_PER_CALL`] datums.
+    fn put_metric_data(
+        &self,
+        namespace: &str,
+        datums: &[Datum],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// 1-minute `Sum`s of `AWS/DynamoDB` metrics over [start, end) (unix
+    /// seconds): one map (minute start second -> sum) per metric, in order.
+    fn dynamodb_minute_sums(
+        &self,
+        metrics: &[DynamoMetric],
+        start: i64,
+        end: i64,
+    ) -> impl Future<Output = Result<Vec<BTreeMap<i64, f64>>, CloudError>> + Send;
+}
+
+/// The coordination table (docs/coordination.md): heartbeats and the
+/// leader lease of a cluster of sidecars.
+pub trait Coordination: Send + Sync + 'static {
+    /// Creates the table when it is missing, waits for it to be ACTIVE, and
+    /// turns TTL on when it is off. Safe to run again.
+    fn ensure_coordination_table(
+        &self,
+        table: &str,
+    ) -> impl Future<Output = Result<InitReport, CloudError>> + Send;
+    /// Writes one sidecar's heartbeat (one PutItem).
+    fn put_heartbeat(
+        &self,
+        table: &str,
+        cluster: &str,
+        heartbeat: &Heartbeat,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Every heartbeat of the cluster (one strongly consistent Query).
+    fn query_heartbeats(
+        &self,
+        table: &str,
+        cluster: &str,
+    ) -> impl Future<Output = Result<Vec<Heartbeat>, CloudError>> + Send;
+    /// Takes the cluster's lease when it is free or expired (the fencing
+    /// token goes up by one), or renews it when `held` is ours (the token
+    /// stays). Ok(None): the lease is someone else's.
+    fn take_or_renew_lease(
+        &self,
+        table: &str,
+        cluster: &str,
+        me: &str,
+        held: Option<Lease>,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<Option<Lease>, CloudError>> + Send;
+    /// Checks with a conditional write that `lease` is still ours and lasts
+    /// past `must_outlive_ms`: the last step before an action.
+    fn verify_lease(
+        &self,
+        table: &str,
+        cluster: &str,
+        me: &str,
+        lease: Lease,
+        must_outlive_ms: i64,
+    ) -> impl Future<Output = Result<bool, CloudError>> + Send;
+}
+
+/// The whole port: what the daemon, the demo and the replay run on. AWS
+/// ([`aws::AwsCloud`]) and the simulator (`sim::cloud::SimCloud`)
+/// implement it, and [`metered::Metered`] wraps either to count every call.
+pub trait CloudBackend: Capacity + Metrics + Coordination {}
+
+impl<T: Capacity + Metrics + Coordination> CloudBackend for T {}

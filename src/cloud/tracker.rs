@@ -1,9 +1,14 @@
 //! Keeps the latest view of each configured table and group by polling the
-//! backend. Logs what changed, not what stayed the same; a failing resource
-//! is logged when it starts and stops failing.
+//! backend, and publishes it. Logs what changed, not what stayed the same;
+//! a failing resource is logged when it starts and stops failing.
+//!
+//! Polls fall 125 ms past the clock's whole seconds, between the deciders'
+//! quarter-second ticks, so a decision never races a poll. A table or index
+//! that is not ACTIVE (an update rapidscale or someone else made) is
+//! followed every second until it is.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -11,8 +16,9 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::members::Membership;
-use super::{CloudBackend, CloudError, GroupDescription, TableDescription};
+use super::{Capacity, CloudError, GroupDescription, TableDescription};
 use crate::clock::SharedClock;
+use crate::slot::Slot;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Tracked<T> {
@@ -40,26 +46,27 @@ pub struct CloudView {
     pub members: Membership,
 }
 
-pub type SharedView = Arc<RwLock<CloudView>>;
+/// How often a table that is not ACTIVE is described.
+pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+/// Where polls fall within a second of the clock.
+const POLL_PHASE_MS: u32 = 125;
 
-pub fn read(view: &SharedView) -> std::sync::RwLockReadGuard<'_, CloudView> {
-    view.read().unwrap_or_else(|p| p.into_inner())
+/// Whether a table and all its indexes are ACTIVE.
+pub fn is_active(t: &TableDescription) -> bool {
+    t.status == "ACTIVE" && t.indexes.iter().all(|i| i.status == "ACTIVE")
 }
 
-fn write(view: &SharedView) -> std::sync::RwLockWriteGuard<'_, CloudView> {
-    view.write().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Polls every table every `interval` until `shutdown`.
-pub async fn track_tables<C: CloudBackend>(
+/// Polls every table every `interval` (every second while one is not
+/// ACTIVE) until `shutdown`.
+pub async fn track_tables<C: Capacity>(
     cloud: Arc<C>,
     tables: Vec<String>,
     interval: Duration,
-    view: SharedView,
+    view: Slot<CloudView>,
     clock: SharedClock,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = Ticker::new(interval);
+    let mut ticker = Ticker::new(interval, &clock);
     while ticker.tick(&shutdown).await {
         let mut failed = false;
         for name in &tables {
@@ -69,7 +76,15 @@ pub async fn track_tables<C: CloudBackend>(
             failed |= result.is_err();
             store_table(&view, name, result, clock.now());
         }
-        ticker.outcome(failed);
+        let changing = view.read(|v| {
+            tables.iter().any(|t| {
+                v.tables
+                    .get(t)
+                    .and_then(|t| t.current.as_ref())
+                    .is_some_and(|d| !is_active(d))
+            })
+        });
+        ticker.outcome(failed, changing);
     }
 }
 
@@ -100,11 +115,14 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn new(interval: Duration) -> Ticker {
+    /// The first poll at the next [`POLL_PHASE_MS`] of the clock.
+    fn new(interval: Duration, clock: &SharedClock) -> Ticker {
+        let ms = clock.now().timestamp_subsec_millis();
+        let wait = (1000 + POLL_PHASE_MS - ms.min(999)) % 1000;
         Ticker {
             interval,
             failures: 0,
-            next: tokio::time::Instant::now(),
+            next: tokio::time::Instant::now() + Duration::from_millis(wait as u64),
         }
     }
 
@@ -116,10 +134,15 @@ impl Ticker {
         }
     }
 
-    /// Whether the poll just made failed: sets the time of the next one.
-    fn outcome(&mut self, failed: bool) {
+    /// Whether the poll just made failed, and whether a resource is
+    /// changing (followed every second): sets the time of the next poll.
+    fn outcome(&mut self, failed: bool, changing: bool) {
         self.failures = if failed { self.failures + 1 } else { 0 };
-        let delay = poll_delay(self.interval, self.failures, fastrand::f64());
+        let delay = if changing && !failed {
+            FOLLOW_EVERY.min(self.interval)
+        } else {
+            poll_delay(self.interval, self.failures, fastrand::f64())
+        };
         // Steady pace while healthy (a slow call does not shift the grid
         // more than it must), the full backoff after a failure.
         self.next = if failed {
@@ -143,12 +166,20 @@ async fn until_shutdown<T>(
 
 /// Records one DescribeTable result in the view, logging what changed.
 pub fn store_table(
-    view: &SharedView,
+    view: &Slot<CloudView>,
     name: &str,
     result: Result<TableDescription, CloudError>,
     now: DateTime<Utc>,
 ) {
-    let mut v = write(view);
+    view.update(|v| store_table_in(v, name, result, now));
+}
+
+fn store_table_in(
+    v: &mut CloudView,
+    name: &str,
+    result: Result<TableDescription, CloudError>,
+    now: DateTime<Utc>,
+) {
     let entry = v.tables.entry(name.to_string()).or_default();
     apply(entry, result, now, |old, new| {
         let changed = old.is_none_or(|o| {
@@ -168,31 +199,38 @@ pub fn store_table(
 }
 
 /// Polls the group every `interval` until `shutdown`.
-pub async fn track_group<C: CloudBackend>(
+pub async fn track_group<C: Capacity>(
     cloud: Arc<C>,
     group: String,
     interval: Duration,
-    view: SharedView,
+    view: Slot<CloudView>,
     clock: SharedClock,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = Ticker::new(interval);
+    let mut ticker = Ticker::new(interval, &clock);
     while ticker.tick(&shutdown).await {
         let Some(result) = until_shutdown(&shutdown, cloud.describe_group(&group)).await else {
             return;
         };
-        ticker.outcome(result.is_err());
+        ticker.outcome(result.is_err(), false);
         store_group(&view, result, clock.now());
     }
 }
 
 /// Records one DescribeAutoScalingGroups result, logging membership changes.
 pub fn store_group(
-    view: &SharedView,
+    view: &Slot<CloudView>,
     result: Result<GroupDescription, CloudError>,
     now: DateTime<Utc>,
 ) {
-    let mut v = write(view);
+    view.update(|v| store_group_in(v, result, now));
+}
+
+fn store_group_in(
+    v: &mut CloudView,
+    result: Result<GroupDescription, CloudError>,
+    now: DateTime<Utc>,
+) {
     if let Ok(desc) = &result {
         for e in v.members.update(desc, now) {
             tracing::info!(group = %desc.name, instance = %e.instance, change = ?e.change, state = %e.lifecycle_state, "Group membership changed.");
@@ -289,7 +327,7 @@ mod tests {
             },
         });
         let cloud = Arc::new(SimCloud::new(world, clock.clone()));
-        let view: SharedView = Arc::new(RwLock::new(CloudView::default()));
+        let view: Slot<CloudView> = Slot::default();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(track_tables(
             cloud.clone(),
@@ -320,12 +358,13 @@ mod tests {
         // Steady polling would make 300 calls; with backoff capped at 30 s
         // (half of it jitter) it is a few dozen at most.
         assert!(during <= 25, "{during} calls during the outage");
-        let v = read(&view).tables["posts"].clone();
+        let v = view.read(|v| v.tables["posts"].clone());
         assert!(v.last_error.is_some());
-        assert_eq!(v.last_ok, Some(t0 + chrono::TimeDelta::seconds(9)));
+        // Polls fall 125 ms past the second.
+        assert_eq!(v.last_ok, Some(t0 + chrono::TimeDelta::milliseconds(9_125)));
         // Back within one capped backoff of the end, then every second.
         tokio::time::sleep(MAX_BACKOFF + Duration::from_secs(1)).await;
-        let v = read(&view).tables["posts"].clone();
+        let v = view.read(|v| v.tables["posts"].clone());
         assert!(v.last_error.is_none(), "{v:?}");
         let after = calls();
         tokio::time::sleep(Duration::from_secs(10)).await;

@@ -6,10 +6,9 @@
 //! units per table, index and operation; instances by state), queues them in
 //! a bounded buffer (the oldest are dropped, and counted, when CloudWatch
 //! cannot be reached), and sends them in PutMetricData calls of at most
-//! 1,000 datums. The buffer logic is pure and tested here; the call is in
-//! `cloud::aws`.
+//! 1,000 datums. The buffer logic is pure and tested here; the call goes
+//! through the `cloud::Metrics` port.
 
-pub mod calibrate;
 pub mod lead;
 pub mod watch;
 
@@ -17,25 +16,8 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-/// The most datums one PutMetricData call takes.
-pub const MAX_PER_CALL: usize = 1000;
-
-/// One value of one second.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Datum {
-    pub name: String,
-    pub dimensions: Vec<(String, String)>,
-    /// Unix second the value belongs to.
-    pub second: i64,
-    pub value: f64,
-    pub unit: MetricUnit,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum MetricUnit {
-    CountPerSecond,
-    Count,
-}
+pub use crate::cloud::metrics::{Datum, MetricUnit, MAX_PER_CALL};
+use crate::slot::Slot;
 
 /// Datums waiting to be sent, at most `capacity`.
 #[derive(Debug)]
@@ -162,21 +144,18 @@ pub struct PublishStatus {
     pub fleet_datums: u64,
 }
 
-pub type SharedPublishStatus = std::sync::Arc<std::sync::RwLock<Option<PublishStatus>>>;
-
 /// The publishing task.
-pub struct Publisher {
-    pub cloud: std::sync::Arc<crate::cloud::aws::AwsCloud>,
+pub struct Publisher<C> {
+    pub cloud: std::sync::Arc<C>,
     pub config: crate::config::CloudWatchConfig,
     pub store: crate::ingest::SharedStore,
-    pub advice: crate::advisor::dynamodb::SharedAdvice,
-    pub group_advice: crate::advisor::asg::SharedGroupAdvice,
+    pub decisions: crate::decide::run::Decisions,
     /// With coordination: fleet-level datums only while this sidecar leads.
-    pub leadership: Option<crate::coord::task::SharedRole>,
-    pub status: SharedPublishStatus,
+    pub leadership: Option<Slot<crate::coord::task::Role>>,
+    pub status: Slot<Option<PublishStatus>>,
 }
 
-impl Publisher {
+impl<C: crate::cloud::Metrics> Publisher<C> {
     fn dims(&self, own: &[(&str, &str)]) -> Vec<(String, String)> {
         own.iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
@@ -206,17 +185,15 @@ impl Publisher {
                 }
             }
         }
-        let leads = self.leadership.as_ref().is_none_or(|r| {
-            matches!(
-                crate::coord::task::role(r),
-                crate::coord::task::Role::Leader { .. }
-            )
-        });
+        let leads = self
+            .leadership
+            .as_ref()
+            .is_none_or(|r| matches!(r.get(), crate::coord::task::Role::Leader { .. }));
         if !leads {
             return (out, 0);
         }
         let own = out.len();
-        for a in self.advice.read().unwrap_or_else(|p| p.into_inner()).iter() {
+        for a in self.decisions.tables.get().iter() {
             let index = a.index.clone().unwrap_or_else(|| "-".into());
             for o in &a.ops {
                 let dims = self.dims(&[
@@ -249,12 +226,7 @@ impl Publisher {
                 });
             }
         }
-        if let Some(g) = self
-            .group_advice
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
+        if let Some(g) = self.decisions.group.get() {
             for (state, n) in [
                 ("serving", g.counts.serving),
                 ("warming", g.counts.warming + g.counts.settling),
@@ -319,13 +291,13 @@ impl Publisher {
                     }
                 }
             }
-            *self.status.write().unwrap_or_else(|p| p.into_inner()) = Some(PublishStatus {
+            self.status.set(Some(PublishStatus {
                 sent: buffer.sent,
                 dropped: buffer.dropped,
                 buffered: buffer.len(),
                 last_error: last_error.clone(),
                 fleet_datums,
-            });
+            }));
         }
     }
 }

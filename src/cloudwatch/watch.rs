@@ -15,18 +15,19 @@
 //! totals, which calibration needs); followers keep the fallback.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::calibrate::{fit_through_origin, pair_minutes, Calibration, SharedCalibration};
 use super::lead::{foreseen, look_for, Increase, Lead, PendingSurge, Seen};
 use crate::actuator::resource_key;
 use crate::audit::{AuditLog, AuditRecord, Observation, Outcome, Phase};
-use crate::cloud::aws::{AwsCloud, DynamoMetric};
+use crate::cloud::{DynamoMetric, Metrics};
 use crate::config::{CloudWatchConfig, Config, Mode};
+use crate::policy::calibrate::{fit_through_origin, pair_minutes, Calibration};
 use crate::policy::dynamodb::Op;
+use crate::slot::Slot;
 
 /// A surge not seen after this long is given up ("unseen").
 pub const GIVE_UP_S: f64 = 900.0;
@@ -65,8 +66,6 @@ pub struct WatchStatus {
     pub last_read: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
 }
-
-pub type SharedWatchStatus = Arc<RwLock<WatchStatus>>;
 
 /// One managed table or index and operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -481,27 +480,25 @@ fn at(unix: f64) -> DateTime<Utc> {
 }
 
 /// The reading task.
-pub struct Watcher {
-    pub cloud: Arc<AwsCloud>,
+pub struct Watcher<C> {
+    pub cloud: Arc<C>,
     pub config: Arc<Config>,
     pub store: crate::ingest::SharedStore,
     pub audit: Arc<AuditLog>,
     pub clock: crate::clock::SharedClock,
-    pub calibration: SharedCalibration,
-    pub status: SharedWatchStatus,
-    pub advice: crate::advisor::dynamodb::SharedAdvice,
+    pub calibration: Slot<Vec<Calibration>>,
+    pub status: Slot<WatchStatus>,
+    /// How the deciders read the fleet (for the fleet factor of each minute).
+    pub fleet: Slot<Option<crate::decide::fleet::FleetReading>>,
     /// With coordination: only the leader reads.
-    pub leadership: Option<crate::coord::task::SharedRole>,
+    pub leadership: Option<Slot<crate::coord::task::Role>>,
 }
 
-impl Watcher {
+impl<C: Metrics> Watcher<C> {
     fn leads(&self) -> bool {
-        self.leadership.as_ref().is_none_or(|r| {
-            matches!(
-                crate::coord::task::role(r),
-                crate::coord::task::Role::Leader { .. }
-            )
-        })
+        self.leadership
+            .as_ref()
+            .is_none_or(|r| matches!(r.get(), crate::coord::task::Role::Leader { .. }))
     }
 
     fn now(&self) -> f64 {
@@ -534,13 +531,7 @@ impl Watcher {
                 continue;
             }
             if self.leadership.is_some() {
-                let factor = self
-                    .advice
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .find_map(|a| a.fleet);
-                if let Some(f) = factor.filter(|f| !f.estimated) {
+                if let Some(f) = self.fleet.get().filter(|f| f.exact) {
                     watch.note_factor(now as i64, f.factor);
                 }
             }
@@ -559,7 +550,7 @@ impl Watcher {
                     tracing::error!(error = %e, "Cannot write the lead over CloudWatch to the audit log.");
                 }
             }
-            *self.status.write().unwrap_or_else(|p| p.into_inner()) = watch.status.clone();
+            self.status.set(watch.status.clone());
         }
     }
 
@@ -587,11 +578,7 @@ impl Watcher {
                 .map(|id| store.minutes(id, minutes))
                 .unwrap_or_default()
         };
-        let mut calibrations = self
-            .calibration
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let mut calibrations = self.calibration.get();
         let out = match result {
             Ok(sums) => watch.full_read(
                 &sums,
@@ -606,7 +593,7 @@ impl Watcher {
                 Vec::new()
             }
         };
-        *self.calibration.write().unwrap_or_else(|p| p.into_inner()) = calibrations;
+        self.calibration.set(calibrations);
         out
     }
 
@@ -723,7 +710,7 @@ mod tests {
         let mut w = Watch::new(CloudWatchConfig::default(), vec![target()], Mode::Apply);
         let mut cals = vec![Calibration::initial("posts".into(), Op::Read, Some(1.0))];
         let now = DateTime::from_timestamp(T0, 0).unwrap();
-        let fit = super::super::calibrate::Fit {
+        let fit = crate::policy::calibrate::Fit {
             per_request: 0.4,
             r2: 0.99,
             samples: 100,

@@ -5,6 +5,7 @@
 //! problem with its key path and position, and keeps going. Every key a
 //! reader hands out is marked used; `finish` reports the rest as unknown.
 
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -127,6 +128,12 @@ impl<'a, 'i> TableReader<'a, 'i> {
 
     pub fn has(&self, key: &str) -> bool {
         self.table.get(key).is_some()
+    }
+
+    /// Where `key`'s value is, without reading it (to point a problem
+    /// found across sections at one of them).
+    pub fn span_of(&self, key: &str) -> Option<Range<usize>> {
+        self.table.get(key).map(|v| v.span())
     }
 
     fn take(&mut self, key: &str) -> Option<&'a Spanned<DeValue<'i>>> {
@@ -342,5 +349,47 @@ fn number(v: &DeValue) -> Option<f64> {
             .map(|x| x as f64),
         DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
         _ => None,
+    }
+}
+
+pub(super) fn enum_value<T>(
+    p: &mut Problems,
+    s: &Located<String>,
+    parse: impl Fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Option<T> {
+    let v = parse(&s.value);
+    if v.is_none() {
+        p.push(
+            s.span.clone(),
+            &s.key,
+            format!("expected {allowed}, got {:?}", s.value),
+        );
+    }
+    v
+}
+
+pub(super) fn socket_addr(p: &mut Problems, s: &Located<String>) -> Option<SocketAddr> {
+    match s.value.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.push(
+                s.span.clone(),
+                &s.key,
+                format!("{:?} is not an address like 127.0.0.1:8125", s.value),
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn positive_size(p: &mut Problems, v: Option<Located<u64>>, default: usize) -> usize {
+    match v {
+        Some(v) if v.value == 0 => {
+            p.push(v.span, &v.key, "must be greater than zero");
+            default
+        }
+        Some(v) => v.value as usize,
+        None => default,
     }
 }

@@ -5,6 +5,8 @@
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
+use super::reader::{Problems, TableReader};
+
 /// A set of hours of the day, as a 24-bit mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HourSet(u32);
@@ -76,6 +78,72 @@ impl Schedule {
     pub fn local_hour(&self, at: DateTime<Utc>) -> u8 {
         at.with_timezone(&self.timezone).hour() as u8
     }
+
+    /// The row of `table` in effect at `at`: the one place that answers
+    /// "which hour's limits apply now" for the deciders, the replay, the
+    /// per-hour profile and the suggestions.
+    pub fn row<T: Copy>(&self, table: &HourTable<T>, at: DateTime<Utc>) -> T {
+        table[self.local_hour(at) as usize]
+    }
+
+    /// The rows in effect at some instant of [at, at + span], the row at
+    /// `at` first, each hour's once in order (a DST change can repeat an
+    /// hour, and then its row).
+    pub fn rows_within<T: Copy>(
+        &self,
+        table: &HourTable<T>,
+        at: DateTime<Utc>,
+        span: std::time::Duration,
+    ) -> Vec<T> {
+        let end = at + chrono::TimeDelta::from_std(span).unwrap_or(chrono::TimeDelta::MAX);
+        let mut rows = vec![self.row(table, at)];
+        let mut t = at;
+        loop {
+            t = self.next_hour_start(t);
+            if t > end {
+                return rows;
+            }
+            rows.push(self.row(table, t));
+        }
+    }
+
+    /// The first instant after `at` at which a new local hour starts.
+    /// Local hours start at minute 0 under whatever offset is in effect;
+    /// a DST change happens at such an instant, so stepping from one to the
+    /// next sees every hour.
+    fn next_hour_start(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let local = at.with_timezone(&self.timezone);
+        let into_hour =
+            chrono::TimeDelta::seconds(local.minute() as i64 * 60 + local.second() as i64)
+                + chrono::TimeDelta::nanoseconds(local.nanosecond().min(999_999_999) as i64);
+        at - into_hour + chrono::TimeDelta::hours(1)
+    }
+}
+
+/// Reads `[schedule]`; every problem goes to `p`.
+pub(super) fn read(root: &mut TableReader, p: &mut Problems) -> Schedule {
+    let Some(mut t) = root.table(p, "schedule") else {
+        return Schedule::default();
+    };
+    let timezone = t
+        .string(p, "timezone")
+        .and_then(|s| match s.value.parse::<Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                p.push(
+                    s.span,
+                    &s.key,
+                    format!(
+                        "unknown time zone {:?}; use an IANA name like \"Asia/Seoul\"",
+                        s.value
+                    ),
+                );
+                None
+            }
+        })
+        .unwrap_or(chrono_tz::UTC);
+    t.finish(p);
+    Schedule { timezone }
 }
 
 /// One row of limits per local hour of day.
@@ -129,6 +197,54 @@ mod tests {
         assert!(a.overlaps(b));
         assert!(!a.overlaps(c));
     }
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[track_caller]
+    fn check_rows(tz: &str, at: &str, span_s: u64, expected: &[u8]) {
+        let schedule = Schedule {
+            timezone: tz.parse().unwrap(),
+        };
+        let table: HourTable<u8> = std::array::from_fn(|h| h as u8);
+        let got = schedule.rows_within(&table, utc(at), std::time::Duration::from_secs(span_s));
+        assert_eq!(got, expected, "{tz} {at} +{span_s}s");
+        // The same answer as sampling every minute.
+        let mut sampled: Vec<u8> = Vec::new();
+        for m in 0..=(span_s / 60) {
+            let h = schedule.local_hour(utc(at) + chrono::TimeDelta::minutes(m as i64));
+            if sampled.last() != Some(&h) {
+                sampled.push(h);
+            }
+        }
+        let mut distinct = got.clone();
+        distinct.dedup();
+        assert_eq!(distinct, sampled, "{tz} {at}: minute sampling");
+    }
+
+    #[test]
+    fn rows_within_a_span_follow_local_hours() {
+        check_rows("UTC", "2026-11-29T05:30:00Z", 0, &[5]);
+        check_rows("UTC", "2026-11-29T05:30:00Z", 1800, &[5, 6]);
+        check_rows("UTC", "2026-11-29T05:00:00Z", 3600, &[5, 6]);
+        check_rows("UTC", "2026-11-29T05:00:00Z", 3599, &[5]);
+        check_rows("Asia/Seoul", "2026-11-29T05:59:59Z", 7200, &[14, 15, 16]);
+        check_rows("UTC", "2026-11-29T23:30:00Z", 3600, &[23, 0]);
+        // A half-hour zone.
+        check_rows("Asia/Kolkata", "2026-11-29T05:10:00Z", 3600, &[10, 11]);
+        // DST in Berlin: 02:00 local does not exist on 2026-03-29 (01:00 UTC),
+        // and 02:00-03:00 local happens twice on 2026-10-25.
+        check_rows("Europe/Berlin", "2026-03-29T00:30:00Z", 3600, &[1, 3]);
+        check_rows("Europe/Berlin", "2026-10-25T00:30:00Z", 5400, &[2, 2, 3]);
+        // Lord Howe moves by 30 minutes.
+        check_rows(
+            "Australia/Lord_Howe",
+            "2026-04-04T14:45:00Z",
+            3600,
+            &[1, 1, 2],
+        );
+    }
+
     #[test]
     fn local_hour_follows_time_zone() {
         let schedule = Schedule {

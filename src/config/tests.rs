@@ -1,6 +1,7 @@
 // Table tests for config loading: the example is valid, and every kind of
 // mistake is reported with its key, position and reason, all at once.
 use super::*;
+use std::time::Duration;
 
 const EXAMPLE: &str = include_str!("../../config/rapidscale.toml");
 
@@ -473,5 +474,75 @@ fn per_request_auto_takes_a_fallback_and_the_fit_thresholds_are_checked() {
         4,
         "cloudwatch.calibrate_window",
         "between 10 minutes and 8 days",
+    );
+}
+
+/// A group of at least `min` instances, with `extra` config lines first.
+fn fleet_config(extra: &str, min: u32) -> String {
+    format!(
+        r#"{extra}
+[ingest.statsd]
+listen = "127.0.0.1:8125"
+requests = ["http.requests"]
+[asg]
+name = "web"
+min = {min}
+max = 10
+target_rps_per_instance = 100
+"#
+    )
+}
+
+#[test]
+fn a_fleet_that_cannot_be_seen_is_refused_in_apply_mode() {
+    // Single (the default without [coordination]) in apply mode, with a
+    // group that keeps two instances: decisions would be half the need.
+    check_rejects(
+        &fleet_config("mode = \"apply\"", 2),
+        5,
+        "fleet.view",
+        "sees one instance's traffic, but the group keeps at least 2 instances",
+    );
+    check_rejects(
+        &fleet_config("mode = \"apply\"\n[fleet]\nview = \"single\"", 3),
+        3,
+        "fleet.view",
+        "set [fleet] view = \"sidecar\" with [coordination]",
+    );
+    // The mode of one resource is enough.
+    let text = fleet_config("", 2).replace("name = \"web\"", "name = \"web\"\nmode = \"apply\"");
+    check_rejects(&text, 5, "fleet.view", "about 2x too small");
+    // Dry run, a group of one, or a central view: accepted.
+    assert!(problems(&fleet_config("", 2)).is_empty());
+    assert!(problems(&fleet_config("mode = \"apply\"", 1)).is_empty());
+    let c = Config::parse(
+        "t.toml",
+        &fleet_config("mode = \"apply\"\n[fleet]\nview = \"central\"", 2),
+    )
+    .unwrap();
+    assert_eq!(c.fleet, FleetView::Central);
+}
+
+#[test]
+fn the_fleet_view_defaults_to_sidecar_with_coordination_and_needs_it() {
+    let c = Config::parse(
+        "t.toml",
+        &fleet_config("mode = \"apply\"\n[coordination]\ntable = \"coord\"", 2),
+    )
+    .unwrap();
+    assert_eq!(c.fleet, FleetView::Sidecar);
+    let c = Config::parse("t.toml", &fleet_config("", 2)).unwrap();
+    assert_eq!(c.fleet, FleetView::Single);
+    check_rejects(
+        &fleet_config("[fleet]\nview = \"sidecar\"", 1),
+        2,
+        "fleet.view",
+        "needs [coordination]",
+    );
+    check_rejects(
+        &fleet_config("[fleet]\nview = \"everyone\"", 1),
+        2,
+        "fleet.view",
+        "expected \"single\", \"central\" or \"sidecar\"",
     );
 }

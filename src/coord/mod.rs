@@ -1,7 +1,7 @@
 //! Fleet coordination (docs/coordination.md), the pure part: heartbeats in,
 //! the fleet's per-second demand out, with silent instances made visible;
-//! and the leader lease's timing rules. The DynamoDB calls are in
-//! `cloud::coordination`.
+//! and the leader lease's timing rules. The table is reached through the
+//! `cloud::Coordination` port.
 
 pub mod task;
 
@@ -9,32 +9,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use crate::cloud::{Heartbeat, Lease};
+
 /// How many seconds of counts a heartbeat carries.
 pub const HEARTBEAT_SECONDS: usize = 5;
 /// A leader stops acting this long before its lease ends by its own clock.
 pub const SKEW_MARGIN_MS: i64 = 2_000;
-
-/// One sidecar's heartbeat.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Heartbeat {
-    pub instance_id: String,
-    /// The instance's Auto Scaling lifecycle state, as the sidecar last saw it.
-    pub lifecycle: String,
-    pub seq: u64,
-    /// Wall time of the write, unix milliseconds.
-    pub sent_ms: i64,
-    /// The unix second of the first value of every `counts` list.
-    pub first_second: i64,
-    /// Per stream, requests per second from `first_second` on (None: unknown).
-    pub counts: BTreeMap<String, Vec<Option<f64>>>,
-}
-
-impl Heartbeat {
-    fn value(&self, stream: &str, second: i64) -> Option<f64> {
-        let i = usize::try_from(second - self.first_second).ok()?;
-        self.counts.get(stream)?.get(i).copied().flatten()
-    }
-}
 
 /// The fleet as the leader sees it at one instant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,14 +66,6 @@ pub fn fleet_view(beats: &[Heartbeat], now_ms: i64, stale_after_ms: i64, second:
         second,
         estimated,
     }
-}
-
-/// A lease this process holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Lease {
-    pub fencing: u64,
-    /// When the lease ends, unix milliseconds (the holder's clock).
-    pub until_ms: i64,
 }
 
 impl Lease {

@@ -2,18 +2,20 @@
 //! seconds; the leader also reads the whole cluster back and publishes the
 //! fleet view. The election loop and the actuator's fence are here too.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{fleet_view, reconcile, FleetView, Heartbeat, Reconciliation, HEARTBEAT_SECONDS};
+use super::{fleet_view, reconcile, FleetView, Reconciliation, HEARTBEAT_SECONDS};
 use crate::clock::SharedClock;
-use crate::cloud::aws::AwsCloud;
-use crate::cloud::tracker::{self, SharedView};
+use crate::cloud::tracker::CloudView;
+use crate::cloud::Coordination;
+use crate::cloud::Heartbeat;
 use crate::config::CoordinationConfig;
 use crate::ingest::{lock, SharedStore};
+use crate::slot::Slot;
 
 /// What the coordination loop last saw, for the API.
 #[derive(Debug, Clone, Serialize)]
@@ -31,21 +33,19 @@ pub struct CoordinationStatus {
     pub error: Option<String>,
 }
 
-pub type SharedCoordination = Arc<RwLock<Option<CoordinationStatus>>>;
-
-pub struct Heartbeats {
-    pub cloud: Arc<AwsCloud>,
+pub struct Heartbeats<C> {
+    pub cloud: Arc<C>,
     pub config: CoordinationConfig,
     pub instance_id: String,
     pub grace_s: i64,
     pub store: SharedStore,
-    pub view: SharedView,
+    pub view: Slot<CloudView>,
     pub clock: SharedClock,
-    pub status: SharedCoordination,
-    pub role: SharedRole,
+    pub status: Slot<Option<CoordinationStatus>>,
+    pub role: Slot<Role>,
 }
 
-impl Heartbeats {
+impl<C: Coordination> Heartbeats<C> {
     /// This sidecar's heartbeat at `now_ms`: the newest sealed seconds of every stream.
     fn beat(&self, seq: u64, now_ms: i64) -> Heartbeat {
         let now_s = now_ms.div_euclid(1000);
@@ -62,12 +62,13 @@ impl Heartbeats {
                 (store.summary(id).name, values)
             })
             .collect();
-        let lifecycle = tracker::read(&self.view)
-            .group
-            .as_ref()
-            .and_then(|g| g.current.as_ref())
-            .and_then(|g| g.instances.iter().find(|i| i.id == self.instance_id))
-            .map_or_else(|| "unknown".to_string(), |i| i.lifecycle_state.clone());
+        let lifecycle = self.view.read(|v| {
+            v.group
+                .as_ref()
+                .and_then(|g| g.current.as_ref())
+                .and_then(|g| g.instances.iter().find(|i| i.id == self.instance_id))
+                .map_or_else(|| "unknown".to_string(), |i| i.lifecycle_state.clone())
+        });
         Heartbeat {
             instance_id: self.instance_id.clone(),
             lifecycle,
@@ -92,7 +93,7 @@ impl Heartbeats {
             let now_ms = self.clock.now().timestamp_millis();
             let beat = self.beat(seq, now_ms);
             // Everyone writes; only the leader reads the cluster back.
-            let leads = matches!(role(&self.role), Role::Leader { .. });
+            let leads = matches!(self.role.get(), Role::Leader { .. });
             let round = async {
                 self.cloud.put_heartbeat(&table, &cluster, &beat).await?;
                 if leads {
@@ -112,7 +113,7 @@ impl Heartbeats {
                 table: table.clone(),
                 cluster: cluster.clone(),
                 instance_id: self.instance_id.clone(),
-                role: role(&self.role),
+                role: self.role.get(),
                 seq,
                 fleet: None,
                 reconciliation: None,
@@ -127,17 +128,15 @@ impl Heartbeats {
                     let second = now_ms.div_euclid(1000) - self.grace_s - 2;
                     let stale_ms = self.config.stale_after.as_millis() as i64;
                     let fleet = fleet_view(&beats, now_ms, stale_ms, second);
-                    let in_service: Option<Vec<String>> = tracker::read(&self.view)
-                        .group
-                        .as_ref()
-                        .and_then(|g| g.current.as_ref())
-                        .map(|g| {
+                    let in_service: Option<Vec<String>> = self.view.read(|v| {
+                        v.group.as_ref().and_then(|g| g.current.as_ref()).map(|g| {
                             g.instances
                                 .iter()
                                 .filter(|i| i.lifecycle_state == "InService")
                                 .map(|i| i.id.clone())
                                 .collect()
-                        });
+                        })
+                    });
                     status.reconciliation = in_service.map(|ids| reconcile(&ids, &fleet));
                     if !fleet.silent.is_empty() {
                         tracing::warn!(silent = ?fleet.silent, "Sidecars are silent: fleet demand is estimated.");
@@ -148,18 +147,13 @@ impl Heartbeats {
                     tracing::warn!(error = %e, "Coordination round failed.");
                     status.error = Some(e.to_string());
                     // Keep the last fleet view visible, marked by the error.
-                    if let Some(prev) = self
-                        .status
-                        .read()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .as_ref()
-                    {
-                        status.fleet = prev.fleet.clone();
-                        status.reconciliation = prev.reconciliation.clone();
+                    if let Some(prev) = self.status.get() {
+                        status.fleet = prev.fleet;
+                        status.reconciliation = prev.reconciliation;
                     }
                 }
             }
-            *self.status.write().unwrap_or_else(|p| p.into_inner()) = Some(status);
+            self.status.set(Some(status));
         }
     }
 }
@@ -176,35 +170,33 @@ pub enum Role {
     },
 }
 
-pub type SharedRole = Arc<RwLock<Role>>;
-
-pub fn role(r: &SharedRole) -> Role {
-    *r.read().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Whether this sidecar may act at `now_ms`: it holds the lease, outside
-/// the skew margin of its end.
-pub fn may_act(r: &SharedRole, now_ms: i64) -> bool {
-    match role(r) {
-        Role::Leader { fencing, until_ms } => super::Lease { fencing, until_ms }.may_act(now_ms),
-        Role::Follower => false,
+impl Role {
+    /// Whether this sidecar may act at `now_ms`: it holds the lease, outside
+    /// the skew margin of its end.
+    pub fn may_act(&self, now_ms: i64) -> bool {
+        match *self {
+            Role::Leader { fencing, until_ms } => {
+                super::Lease { fencing, until_ms }.may_act(now_ms)
+            }
+            Role::Follower => false,
+        }
     }
 }
 
 /// The actuator's check before every AWS call.
-pub struct Fence {
-    pub cloud: Arc<AwsCloud>,
+pub struct Fence<C> {
+    pub cloud: Arc<C>,
     pub table: String,
     pub cluster: String,
     pub instance_id: String,
-    pub role: SharedRole,
+    pub role: Slot<Role>,
 }
 
-impl Fence {
+impl<C: Coordination> Fence<C> {
     /// The fencing token to act under, once a conditional write confirmed
     /// the lease is still ours; otherwise why not.
     pub async fn admit(&self, now_ms: i64) -> Result<u64, String> {
-        let Role::Leader { fencing, until_ms } = role(&self.role) else {
+        let Role::Leader { fencing, until_ms } = self.role.get() else {
             return Err("follower: the leader acts".into());
         };
         let lease = super::Lease { fencing, until_ms };
@@ -213,12 +205,18 @@ impl Fence {
         }
         match self
             .cloud
-            .verify_lease(&self.table, &self.cluster, &self.instance_id, lease, now_ms)
+            .verify_lease(
+                &self.table,
+                &self.cluster,
+                &self.instance_id,
+                lease,
+                now_ms + super::SKEW_MARGIN_MS,
+            )
             .await
         {
             Ok(true) => Ok(fencing),
             Ok(false) => {
-                *self.role.write().unwrap_or_else(|p| p.into_inner()) = Role::Follower;
+                self.role.set(Role::Follower);
                 Err(format!("the lease (fencing {fencing}) is no longer ours"))
             }
             Err(e) => Err(format!("cannot verify the lease: {e}")),
@@ -227,18 +225,18 @@ impl Fence {
 }
 
 /// Takes or renews the lease every `renew_every`.
-pub struct Election {
-    pub cloud: Arc<AwsCloud>,
+pub struct Election<C> {
+    pub cloud: Arc<C>,
     pub table: String,
     pub cluster: String,
     pub instance_id: String,
     pub lease: Duration,
     pub renew_every: Duration,
     pub clock: SharedClock,
-    pub role: SharedRole,
+    pub role: Slot<Role>,
 }
 
-impl Election {
+impl<C: Coordination> Election<C> {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(self.renew_every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -248,7 +246,7 @@ impl Election {
                 _ = ticker.tick() => {}
             }
             let now_ms = self.clock.now().timestamp_millis();
-            let held = match role(&self.role) {
+            let held = match self.role.get() {
                 Role::Leader { fencing, until_ms } if until_ms > now_ms => {
                     Some(super::Lease { fencing, until_ms })
                 }
@@ -285,10 +283,10 @@ impl Election {
                 Err(e) => {
                     // Keep what we hold: `may_act` stops us before it ends.
                     tracing::warn!(error = %e, "Cannot reach the lease.");
-                    role(&self.role)
+                    self.role.get()
                 }
             };
-            *self.role.write().unwrap_or_else(|p| p.into_inner()) = next;
+            self.role.set(next);
         }
     }
 }
@@ -304,16 +302,11 @@ pub struct FleetScale {
 /// sidecar's own value of that second, for the requests stream (default:
 /// the first stream).
 pub fn fleet_scale(
-    status: &SharedCoordination,
+    status: Option<&CoordinationStatus>,
     store: &crate::series::SeriesStore,
     requests_stream: Option<&str>,
 ) -> Option<FleetScale> {
-    let fleet = status
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()?
-        .fleet
-        .clone()?;
+    let fleet = status?.fleet.as_ref()?;
     let stream = match requests_stream {
         Some(s) => s.to_string(),
         None => store.stream_ids().next().map(|id| store.summary(id).name)?,

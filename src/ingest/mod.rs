@@ -10,6 +10,7 @@ pub mod access_log;
 pub mod selector;
 pub mod statsd;
 pub mod status_page;
+pub mod trace;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -208,6 +209,28 @@ impl CounterSnapshot {
             })
             .filter(|(_, n)| *n > 0)
             .collect()
+    }
+}
+
+/// How a source's samples arrive, which decides what a quiet second means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The application pushes one sample per event (StatsD, log lines, a
+    /// recorded trace): a second without any is zero traffic while the
+    /// stream is alive.
+    Pushed,
+    /// rapidscale polls a counter (status pages): a second without a
+    /// successful poll is unknown, never zero.
+    Polled,
+}
+
+impl Delivery {
+    /// The kind of stream this delivery feeds.
+    pub fn stream_kind(self) -> crate::series::StreamKind {
+        match self {
+            Delivery::Pushed => crate::series::StreamKind::Push,
+            Delivery::Polled => crate::series::StreamKind::Poll,
+        }
     }
 }
 

@@ -12,9 +12,17 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::StatusKind;
 use crate::ingest::{DropReason, Sink};
 use crate::series::{Observation, StreamId};
+
+/// Which status page a poller reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    /// nginx `stub_status`.
+    Nginx,
+    /// php-fpm's `pm.status_path`.
+    PhpFpm,
+}
 
 /// Extracts the request counter from a status page body.
 pub fn parse_counter(kind: StatusKind, body: &str) -> Option<u64> {

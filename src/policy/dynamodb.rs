@@ -137,16 +137,15 @@ impl OpContext {
         provisioned: u64,
         p: &DynamoPolicy,
     ) -> OpContext {
-        let limits = hours[schedule.local_hour(now) as usize];
-        // Sample the schedule once a minute ahead: hour boundaries in any
-        // time zone fall on whole minutes.
-        let minutes = (p.down_lookahead.as_secs() / 60) as i64;
-        let upcoming_min = (0..=minutes)
-            .map(|m| hours[schedule.local_hour(now + chrono::TimeDelta::minutes(m)) as usize].min)
+        let limits = schedule.row(hours, now);
+        let upcoming_min = schedule
+            .rows_within(hours, now, p.down_lookahead)
+            .iter()
+            .map(|l| l.min)
             .max()
             .unwrap_or(limits.min);
         let ahead = now + chrono::TimeDelta::from_std(p.prewarm).unwrap_or_default();
-        let next = hours[schedule.local_hour(ahead) as usize];
+        let next = schedule.row(hours, ahead);
         OpContext {
             provisioned,
             limits,

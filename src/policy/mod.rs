@@ -7,5 +7,6 @@
 pub mod asg;
 pub mod budget;
 pub mod burst;
+pub mod calibrate;
 pub mod demand;
 pub mod dynamodb;

@@ -153,7 +153,7 @@ pub fn targets(
                     continue;
                 };
                 let units: Vec<f64> = requests.iter().map(|r| r * per_request).collect();
-                let limits = spec.hours[config.schedule.local_hour(start) as usize];
+                let limits = config.schedule.row(&spec.hours, start);
                 let head = &units[..units.len().min(900)];
                 let mean = head.iter().sum::<f64>() / head.len().max(1) as f64;
                 let initial =
@@ -282,9 +282,13 @@ impl Side {
                     .find(|o| o.op == op)
                     .map_or(0.0, |o| o.units[s])
             };
-            let (r, w) =
-                self.world
-                    .serve(&table_name(i), None, demand(Op::Read), demand(Op::Write));
+            let (r, w) = self.world.serve(
+                &table_name(i),
+                None,
+                demand(Op::Read),
+                demand(Op::Write),
+                DateTime::from_timestamp(unix, 0).unwrap_or_default(),
+            );
             let prov = self
                 .world
                 .table(&table_name(i))
@@ -354,7 +358,7 @@ impl Side {
                     let unix = now.timestamp();
                     let mut changes = Vec::new();
                     for (k, o) in t.ops.iter().enumerate() {
-                        let limits = o.spec.hours[config.schedule.local_hour(now) as usize];
+                        let limits = config.schedule.row(&o.spec.hours, now);
                         if let Some(to) = self.native[i][k].decide(unix, cur(o.op), limits) {
                             if to < cur(o.op) && !self.ledgers[i].allowed_at(now) {
                                 continue;

@@ -457,23 +457,28 @@ impl SeriesStore {
     pub fn recent(&self, stream: StreamId, now_s: i64, n: usize) -> Vec<f64> {
         let s = &self.streams[stream.0 as usize];
         let first = now_s - n as i64;
-        (first..now_s)
-            .map(|second| {
-                if let Some(open) = s.open.get(&second) {
-                    return open.value();
-                }
-                if self.sealed_below.is_some_and(|b| second < b) {
-                    return s.seconds.get(second).map_or(f64::NAN, |p| p.value as f64);
-                }
-                let alive = s
-                    .last_sample_second
-                    .is_some_and(|l| second - l <= self.config.silence_after_s);
-                match s.kind {
-                    StreamKind::Push if alive => 0.0,
-                    _ => f64::NAN,
-                }
-            })
-            .collect()
+        // Sealed seconds straight from the ring (nothing below the sealed
+        // horizon is open), then the seconds still open or not yet sealed.
+        let sealed_end = self.sealed_below.map_or(first, |b| b.clamp(first, now_s));
+        let mut out = Vec::with_capacity(n);
+        out.extend(
+            s.seconds
+                .range(first, sealed_end)
+                .map(|p| p.map_or(f64::NAN, |p| p.value as f64)),
+        );
+        out.extend((sealed_end..now_s).map(|second| {
+            if let Some(open) = s.open.get(&second) {
+                return open.value();
+            }
+            let alive = s
+                .last_sample_second
+                .is_some_and(|l| second - l <= self.config.silence_after_s);
+            match s.kind {
+                StreamKind::Push if alive => 0.0,
+                _ => f64::NAN,
+            }
+        }));
+        out
     }
 
     /// The sealed point of one second.

@@ -78,6 +78,31 @@ impl<T> Ring<T> {
         self.items.get((key - first) as usize)
     }
 
+    /// The items of keys `from..to` in order, None for keys the ring does
+    /// not hold (older than its oldest, or newer than its newest).
+    pub fn range(&self, from: i64, to: i64) -> impl Iterator<Item = Option<&T>> {
+        let total = (to - from).max(0) as usize;
+        let (lo, hi) = match (self.first_key(), self.last_key) {
+            (Some(first), Some(last)) => (from.max(first), to.min(last + 1)),
+            _ => (0, 0),
+        };
+        let (before, held, after) = if lo < hi {
+            let first = self.first_key().unwrap_or(lo);
+            let a = (lo - first) as usize;
+            let b = (hi - first) as usize;
+            (
+                (lo - from) as usize,
+                Some(self.items.range(a..b).map(Some)),
+                (to - hi) as usize,
+            )
+        } else {
+            (total, None, 0)
+        };
+        std::iter::repeat_n(None, before)
+            .chain(held.into_iter().flatten())
+            .chain(std::iter::repeat_n(None, after))
+    }
+
     /// The newest `n` items, oldest first, with their keys.
     pub fn last_n(&self, n: usize) -> impl Iterator<Item = (i64, &T)> {
         let n = n.min(self.items.len());
@@ -94,6 +119,33 @@ impl<T> Ring<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_gives_every_key_held_or_not() {
+        let mut r = Ring::new(3);
+        let empty: Vec<Option<&i64>> = r.range(5, 8).collect();
+        assert_eq!(empty, [None, None, None]);
+        for k in 10..15 {
+            r.push(k, k * 100);
+        }
+        let got: Vec<Option<&i64>> = r.range(10, 16).collect();
+        assert_eq!(
+            got,
+            [None, None, Some(&1200), Some(&1300), Some(&1400), None]
+        );
+        let got: Vec<Option<&i64>> = r.range(13, 14).collect();
+        assert_eq!(got, [Some(&1300)]);
+        assert_eq!(r.range(20, 22).count(), 2);
+        assert_eq!(r.range(22, 20).count(), 0);
+        // Every key agrees with `get`.
+        for from in 8..17 {
+            for to in from..18 {
+                let got: Vec<Option<&i64>> = r.range(from, to).collect();
+                let want: Vec<Option<&i64>> = (from..to).map(|k| r.get(k)).collect();
+                assert_eq!(got, want, "{from}..{to}");
+            }
+        }
+    }
 
     #[test]
     fn keeps_the_newest_capacity_items() {

@@ -253,3 +253,61 @@ fn recent_rate_shows_a_mid_second_step_at_full_height() {
     assert_eq!(s.recent_rate(web, T0, 0.2, 20), None);
     assert_eq!(s.recent_rate(web, T0, 0.75, 500), None);
 }
+
+/// `recent` as it read the store second by second before it read the
+/// sealed seconds straight from the ring: the reference it must match.
+fn recent_second_by_second(s: &SeriesStore, stream: StreamId, now_s: i64, n: usize) -> Vec<f64> {
+    let st = &s.streams[stream.0 as usize];
+    (now_s - n as i64..now_s)
+        .map(|second| {
+            if let Some(open) = st.open.get(&second) {
+                return open.value();
+            }
+            if s.sealed_below.is_some_and(|b| second < b) {
+                return st.seconds.get(second).map_or(f64::NAN, |p| p.value as f64);
+            }
+            let alive = st
+                .last_sample_second
+                .is_some_and(|l| second - l <= s.config.silence_after_s);
+            match st.kind {
+                StreamKind::Push if alive => 0.0,
+                _ => f64::NAN,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn recent_reads_sealed_and_open_seconds_as_it_did_second_by_second() {
+    let (mut s, web, status) = store();
+    let mut rng = fastrand::Rng::with_seed(7);
+    for t in T0..T0 + 200 {
+        // Bursts, silences longer than `silence_after`, and late samples.
+        if !(60..75).contains(&(t - T0)) && rng.u8(..4) != 0 {
+            let _ = s.observe(
+                web,
+                t - rng.i64(0..3),
+                Observation::Count(rng.f64() * 10.0),
+                t,
+            );
+        }
+        if rng.bool() {
+            let _ = s.observe(status, t, Observation::Gauge(rng.f64()), t);
+        }
+        if rng.u8(..3) != 0 {
+            s.seal(t);
+        }
+        for stream in [web, status] {
+            for n in [1, 5, 59, 60, 61, 120] {
+                let got = s.recent(stream, t + 1, n);
+                let want = recent_second_by_second(&s, stream, t + 1, n);
+                let same = got.len() == want.len()
+                    && got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+                assert!(same, "t={t} n={n}: {got:?} vs {want:?}");
+            }
+        }
+    }
+}

@@ -1,12 +1,18 @@
-//! [`SimWorld`] behind the [`CloudBackend`] trait: the daemon's trackers,
-//! advisors and actuator run unchanged against it.
+//! [`SimWorld`] behind the whole cloud port (capacity, CloudWatch,
+//! coordination): the daemon's trackers, deciders, actuator, coordination
+//! and CloudWatch tasks run unchanged against it.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::SimWorld;
 use crate::clock::SharedClock;
-use crate::cloud::{CloudBackend, CloudError, GroupDescription, TableDescription, Throughput};
+use std::collections::BTreeMap;
+
+use crate::cloud::{
+    Capacity, CloudError, Coordination, Datum, DynamoMetric, GroupDescription, Heartbeat,
+    InitReport, Lease, Metrics, TableDescription, Throughput,
+};
 
 /// A shared simulated account read through a clock.
 #[derive(Clone)]
@@ -47,7 +53,7 @@ impl SimCloud {
     }
 }
 
-impl CloudBackend for SimCloud {
+impl Capacity for SimCloud {
     async fn describe_table(&self, name: &str) -> Result<TableDescription, CloudError> {
         self.call("DescribeTable", |w, now| w.describe_table(name, now))
             .await
@@ -86,6 +92,86 @@ impl CloudBackend for SimCloud {
     ) -> Result<(), CloudError> {
         self.call("UpdateTable", |w, now| {
             w.update_capacity(table, index, capacity, now)
+        })
+        .await
+    }
+}
+
+impl Metrics for SimCloud {
+    async fn put_metric_data(&self, namespace: &str, datums: &[Datum]) -> Result<(), CloudError> {
+        self.call("PutMetricData", |w, now| {
+            w.put_metric_data(namespace, datums, now)
+        })
+        .await
+    }
+
+    async fn dynamodb_minute_sums(
+        &self,
+        metrics: &[DynamoMetric],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<BTreeMap<i64, f64>>, CloudError> {
+        self.call("GetMetricData", |w, now| {
+            w.dynamodb_minute_sums(metrics, start, end, now)
+        })
+        .await
+    }
+}
+
+impl Coordination for SimCloud {
+    async fn ensure_coordination_table(&self, table: &str) -> Result<InitReport, CloudError> {
+        self.call("CreateTable", |w, now| {
+            w.ensure_coordination_table(table, now)
+        })
+        .await
+    }
+
+    async fn put_heartbeat(
+        &self,
+        table: &str,
+        cluster: &str,
+        heartbeat: &Heartbeat,
+    ) -> Result<(), CloudError> {
+        self.call("PutItem", |w, now| {
+            w.put_heartbeat(table, cluster, heartbeat, now)
+        })
+        .await
+    }
+
+    async fn query_heartbeats(
+        &self,
+        table: &str,
+        cluster: &str,
+    ) -> Result<Vec<Heartbeat>, CloudError> {
+        self.call("Query", |w, now| w.query_heartbeats(table, cluster, now))
+            .await
+    }
+
+    async fn take_or_renew_lease(
+        &self,
+        table: &str,
+        cluster: &str,
+        me: &str,
+        held: Option<Lease>,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Lease>, CloudError> {
+        self.call("UpdateItem", |w, now| {
+            w.take_or_renew_lease(table, cluster, me, held, now_ms, lease_ms, now)
+        })
+        .await
+    }
+
+    async fn verify_lease(
+        &self,
+        table: &str,
+        cluster: &str,
+        me: &str,
+        lease: Lease,
+        must_outlive_ms: i64,
+    ) -> Result<bool, CloudError> {
+        self.call("UpdateItem", |w, now| {
+            w.verify_lease(table, cluster, me, lease, must_outlive_ms, now)
         })
         .await
     }

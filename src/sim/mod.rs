@@ -4,7 +4,7 @@
 //!
 //! [`SimWorld`] is synchronous and takes time as an argument, so replays
 //! drive it from a virtual clock as fast as the CPU allows and tests state
-//! exact instants. [`cloud::SimCloud`] puts it behind [`crate::cloud::CloudBackend`]
+//! exact instants. [`cloud::SimCloud`] puts it behind the whole [`crate::cloud::CloudBackend`] port
 //! for the daemon (the `demo` command), so the advisors and the actuator
 //! run the same code against it as against AWS.
 //!
@@ -19,10 +19,16 @@
 //!   hour without one, at most 27 a day) enforced with LimitExceeded;
 //! - a group's new instances are Pending for `boot_time`, then InService;
 //!   each InService instance serves up to `instance_rps` requests/s;
+//! - CloudWatch (`metrics.rs`): what is put is kept; `AWS/DynamoDB` minute
+//!   metrics are computed from what the tables served and throttled;
+//! - the coordination table (`coordination.rs`): heartbeats and the lease
+//!   under the same conditions as on DynamoDB;
 //! - faults: calls that fail as throttled, limit exceeded, timed out or
 //!   unreachable during a window of time, or for the next N calls.
 
 pub mod cloud;
+pub mod coordination;
+pub mod metrics;
 
 use std::collections::BTreeMap;
 #[cfg(test)]
@@ -32,10 +38,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::cloud::{
-    BillingMode, CloudError, CloudErrorKind, GroupDescription, IndexDescription,
-    InstanceDescription, TableDescription, Throughput,
+    BillingMode, CloudError, CloudErrorKind, Datum, DynamoMetric, GroupDescription, Heartbeat,
+    IndexDescription, InitReport, InstanceDescription, Lease, TableDescription, Throughput,
 };
 use crate::policy::budget::DecreaseLedger;
+use coordination::SimCoordinationTable;
+use metrics::{MinuteUse, SimMetrics};
 
 /// How the simulated services behave.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,6 +250,10 @@ pub struct SimWorld {
     next_instance: u64,
     /// Calls made, by operation (tests check there is no retry storm).
     pub calls: BTreeMap<&'static str, u64>,
+    /// CloudWatch: datums put, and the tables' minute metrics.
+    pub metrics: SimMetrics,
+    /// Coordination tables by name.
+    pub coordination: BTreeMap<String, SimCoordinationTable>,
 }
 
 fn err(operation: &'static str, resource: &str, kind: CloudErrorKind, message: &str) -> CloudError {
@@ -266,6 +278,8 @@ impl SimWorld {
             faults: Vec::new(),
             next_instance: 1,
             calls: BTreeMap::new(),
+            metrics: SimMetrics::default(),
+            coordination: BTreeMap::new(),
         }
     }
 
@@ -349,24 +363,38 @@ impl SimWorld {
         }
     }
 
-    /// Serves one second of demand on a table (`index` None) or index.
-    /// Unknown resources serve nothing.
+    /// Serves one second of demand on a table (`index` None) or index, and
+    /// records it for the `AWS/DynamoDB` metrics. Unknown resources serve
+    /// nothing.
     pub fn serve(
         &mut self,
         table: &str,
         index: Option<&str>,
         read: f64,
         write: f64,
+        now: DateTime<Utc>,
     ) -> (Served, Served) {
         let burst = self.settings.burst_seconds;
-        match self
+        let served = match self
             .tables
             .get_mut(table)
             .and_then(|t| t.resource_mut(index))
         {
             Some(r) => (r.read.serve(read, burst), r.write.serve(write, burst)),
-            None => (Served::default(), Served::default()),
-        }
+            None => return (Served::default(), Served::default()),
+        };
+        self.metrics.record_use(
+            table,
+            index,
+            now.timestamp(),
+            MinuteUse {
+                consumed_read: served.0.consumed,
+                consumed_write: served.1.consumed,
+                throttled_read: served.0.throttled,
+                throttled_write: served.1.throttled,
+            },
+        );
+        served
     }
 
     /// Serves one second of requests on a group: (served, refused).
@@ -649,6 +677,117 @@ impl SimWorld {
             .iter()
             .find(|(_, g)| g.instances.iter().any(|i| i.id == instance_id))
             .map(|(n, _)| n.clone()))
+    }
+
+    /// PutMetricData.
+    pub fn put_metric_data(
+        &mut self,
+        namespace: &str,
+        datums: &[Datum],
+        now: DateTime<Utc>,
+    ) -> Result<(), CloudError> {
+        self.check("PutMetricData", namespace, now)?;
+        self.metrics.put(namespace, datums);
+        Ok(())
+    }
+
+    /// GetMetricData of `AWS/DynamoDB` minute sums.
+    pub fn dynamodb_minute_sums(
+        &mut self,
+        metrics: &[DynamoMetric],
+        start: i64,
+        end: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BTreeMap<i64, f64>>, CloudError> {
+        self.check("GetMetricData", "AWS/DynamoDB", now)?;
+        Ok(self.metrics.dynamodb_minute_sums(metrics, start, end))
+    }
+
+    pub fn ensure_coordination_table(
+        &mut self,
+        table: &str,
+        now: DateTime<Utc>,
+    ) -> Result<InitReport, CloudError> {
+        self.check("CreateTable", table, now)?;
+        let created = !self.coordination.contains_key(table);
+        self.coordination.entry(table.to_string()).or_default();
+        Ok(InitReport {
+            created,
+            ttl_turned_on: created,
+        })
+    }
+
+    fn coordination_table(
+        &mut self,
+        operation: &'static str,
+        table: &str,
+        now: DateTime<Utc>,
+    ) -> Result<&mut SimCoordinationTable, CloudError> {
+        self.check(operation, table, now)?;
+        self.coordination.get_mut(table).ok_or_else(|| {
+            err(
+                operation,
+                table,
+                CloudErrorKind::NotFound,
+                "ResourceNotFoundException: Requested resource not found (simulated)",
+            )
+        })
+    }
+
+    pub fn put_heartbeat(
+        &mut self,
+        table: &str,
+        cluster: &str,
+        heartbeat: &Heartbeat,
+        now: DateTime<Utc>,
+    ) -> Result<(), CloudError> {
+        self.coordination_table("PutItem", table, now)?
+            .put_heartbeat(cluster, heartbeat);
+        Ok(())
+    }
+
+    pub fn query_heartbeats(
+        &mut self,
+        table: &str,
+        cluster: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Heartbeat>, CloudError> {
+        Ok(self
+            .coordination_table("Query", table, now)?
+            .query_heartbeats(cluster, now.timestamp_millis()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn take_or_renew_lease(
+        &mut self,
+        table: &str,
+        cluster: &str,
+        me: &str,
+        held: Option<Lease>,
+        now_ms: i64,
+        lease_ms: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Lease>, CloudError> {
+        Ok(self
+            .coordination_table("UpdateItem", table, now)?
+            .take_or_renew(cluster, me, held, now_ms, lease_ms))
+    }
+
+    pub fn verify_lease(
+        &mut self,
+        table: &str,
+        cluster: &str,
+        me: &str,
+        lease: Lease,
+        must_outlive_ms: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, CloudError> {
+        Ok(self.coordination_table("UpdateItem", table, now)?.verify(
+            cluster,
+            me,
+            lease,
+            must_outlive_ms,
+        ))
     }
 }
 

@@ -85,9 +85,9 @@ fn burst_absorbs_spikes_up_to_300_seconds_of_unused_capacity() {
 fn demand_beyond_provisioned_and_burst_is_throttled() {
     let mut w = world();
     // A fresh table has a full bucket (100 x 300): drain it.
-    let (r, _) = w.serve("posts", None, 30_100.0, 0.0);
+    let (r, _) = w.serve("posts", None, 30_100.0, 0.0, t("00:00:00"));
     assert_eq!(r.throttled, 0.0);
-    let (r, wr) = w.serve("posts", None, 150.0, 60.0);
+    let (r, wr) = w.serve("posts", None, 150.0, 60.0, t("00:00:01"));
     assert_eq!(r.consumed, 100.0);
     assert_eq!(r.throttled, 50.0);
     assert_eq!(wr.throttled, 0.0, "write has its own bucket");
@@ -228,7 +228,7 @@ fn faults_in_a_window_and_for_the_next_calls() {
 #[tokio::test(start_paused = true)]
 async fn the_backend_hangs_on_a_timeout_fault_then_fails() {
     use crate::clock::TokioClock;
-    use crate::cloud::CloudBackend;
+    use crate::cloud::Capacity;
     let clock = Arc::new(TokioClock::starting_at(t("10:00:00")));
     let cloud = cloud::SimCloud::new(world(), clock);
     cloud.world().add_fault(Fault {

@@ -1,27 +1,35 @@
-//! The Auto Scaling group advisor end to end against moto's Auto Scaling:
+//! The Auto Scaling group decider end to end against moto's Auto Scaling:
 //! a traffic step raises DesiredCapacity, sustained low traffic lowers it
-//! one step after the stabilization window, dry-run changes nothing, and
-//! the group is discovered from instance metadata.
+//! one step after the stabilization window, dry-run changes nothing, a
+//! fleet that cannot be seen is never changed, and the group is discovered
+//! from instance metadata.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rapidscale::audit::{read_file, Outcome};
-use rapidscale::cloud::CloudBackend;
+use rapidscale::cloud::Capacity;
 
 use crate::aws::{cloud, create_group, unique};
 use crate::harness::{eventually, moto_url, Daemon};
 
-/// Sends this sidecar's share of a fleet-wide rate: fleet rps / serving
-/// instances, as an even load balancer would, re-reading the group each second.
+/// Sends a fleet-wide rate: all of it (one rapidscale receives every
+/// instance's traffic, `[fleet] view = "central"`), or one sidecar's share,
+/// fleet rps / serving instances, as an even load balancer would,
+/// re-reading the group each second.
 struct FleetTraffic {
     fleet_rps: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl FleetTraffic {
-    async fn start(target: std::net::SocketAddr, group: &str, fleet_rps: u64) -> FleetTraffic {
+    async fn start(
+        target: std::net::SocketAddr,
+        group: &str,
+        fleet_rps: u64,
+        share: bool,
+    ) -> FleetTraffic {
         let fleet = Arc::new(AtomicU64::new(fleet_rps));
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let (f, group) = (fleet.clone(), group.to_string());
@@ -32,7 +40,7 @@ impl FleetTraffic {
             let mut n = 0u64;
             loop {
                 tick.tick().await;
-                if n % 100 == 0 {
+                if share && n % 100 == 0 {
                     if let Ok(g) = aws.describe_group(&group).await {
                         serving = (g.serving() as u64).max(1);
                     }
@@ -101,9 +109,15 @@ async fn wait_for_desired(group: &str, within: Duration, pred: impl Fn(u32) -> b
 async fn a_step_scales_out_and_quiet_traffic_scales_in_one_step() {
     let group = unique("web-apply");
     create_group(&cloud().await, &group, 2).await;
-    let d = Daemon::start(&config("apply", &format!("name = \"{group}\""), "")).await;
+    // This rapidscale receives the whole fleet's traffic.
+    let d = Daemon::start(&config(
+        "apply",
+        &format!("name = \"{group}\""),
+        "[fleet]\nview = \"central\"",
+    ))
+    .await;
     // 150 rps on 2 instances needs ceil(1.5 x 1.1) = 2: steady.
-    let traffic = FleetTraffic::start(d.statsd.unwrap(), &group, 150).await;
+    let traffic = FleetTraffic::start(d.statsd.unwrap(), &group, 150, false).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(desired(&group).await, 2, "steady traffic keeps the group");
     // A step to 400 rps needs ceil(4.4) = 5 (6 would need 545 rps: margin
@@ -130,7 +144,8 @@ async fn a_step_scales_out_and_quiet_traffic_scales_in_one_step() {
         rules.contains(&"surge") && rules.contains(&"stabilized"),
         "{rules:?}"
     );
-    assert_eq!(status["asg"]["fleet_estimated"], true);
+    assert_eq!(status["asg"]["fleet_estimated"], false);
+    assert_eq!(status["fleet"]["view"], "central");
     assert!(
         status["asg"]["counts"]["serving"].as_u64().unwrap() >= 4,
         "{:#}",
@@ -179,7 +194,7 @@ async fn dry_run_changes_nothing_and_records_the_recommendation() {
     assert!(
         d.logged("The group has its own scaling policies; they may fight rapidscale's decisions.")
     );
-    let traffic = FleetTraffic::start(d.statsd.unwrap(), &group, 150).await;
+    let traffic = FleetTraffic::start(d.statsd.unwrap(), &group, 150, true).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     traffic.set(600);
     d.wait_for_status(Duration::from_secs(10), "a recommendation", |s| {
@@ -206,6 +221,53 @@ async fn dry_run_changes_nothing_and_records_the_recommendation() {
     assert!(
         recommended.iter().any(|r| r.changes[0].to == 7),
         "{recommended:#?}"
+    );
+    // A dry run recommends on this sidecar's share x the serving instances,
+    // and says it is an estimate.
+    let status = d.get_json("/api/v1/status").await;
+    assert_eq!(status["asg"]["fleet_estimated"], true);
+    assert!(status["asg"]["fleet"]["estimate"]
+        .as_str()
+        .is_some_and(|e| e.contains("x 2 serving instances")));
+    drop(traffic);
+    d.terminate().await;
+}
+
+/// `[fleet] view = "single"` (the default without coordination) in apply
+/// mode, while the group serves on two instances: rapidscale sees one
+/// instance's traffic, so it changes nothing, says why in `/readyz`, and
+/// records the refused decision.
+#[tokio::test]
+async fn a_fleet_it_cannot_see_is_never_changed() {
+    let group = unique("web-unseen");
+    create_group(&cloud().await, &group, 2).await;
+    let d = Daemon::start(&config("apply", &format!("name = \"{group}\""), "")).await;
+    let traffic = FleetTraffic::start(d.statsd.unwrap(), &group, 150, true).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    traffic.set(600);
+    let status = d
+        .wait_for_status(Duration::from_secs(10), "a refused change", |s| {
+            s["decisions"].as_array().is_some_and(|a| {
+                a.iter().any(|r| {
+                    r["service"] == "asg"
+                        && r["outcome"] == "skipped"
+                        && r["reason"]
+                            .as_str()
+                            .is_some_and(|w| w.starts_with("fleet not seen"))
+                })
+            })
+        })
+        .await;
+    assert!(status["asg"]["gate"]
+        .as_str()
+        .is_some_and(|g| g.contains("but 2 instances serve")));
+    assert_eq!(desired(&group).await, 2, "nothing was changed");
+    let (code, body) = d.get_text("/readyz").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("fleet not seen"), "{body}");
+    assert!(
+        body.contains("view = \\\"sidecar\\\" with [coordination]"),
+        "{body}"
     );
     drop(traffic);
     d.terminate().await;

@@ -8,19 +8,53 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ProvisionedThroughput, ScalarAttributeType,
 };
 use rapidscale::cloud::aws::AwsCloud;
-use rapidscale::cloud::{BillingMode, CloudBackend, CloudErrorKind, Throughput};
+use rapidscale::cloud::{BillingMode, Capacity, CloudErrorKind, Throughput};
 use rapidscale::config::AwsConfig;
 
 use crate::harness::{moto_url, Daemon};
 
-pub async fn cloud() -> AwsCloud {
-    // moto accepts any credentials; scripts/test exports dummy ones.
-    AwsCloud::connect(&AwsConfig {
+/// rapidscale's AWS backend pointed at a moto server, with the SDK's own
+/// clients beside it for what the tests set up and change behind
+/// rapidscale's back (the backend keeps its clients private).
+pub struct Moto {
+    pub backend: AwsCloud,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+impl std::ops::Deref for Moto {
+    type Target = AwsCloud;
+
+    fn deref(&self) -> &AwsCloud {
+        &self.backend
+    }
+}
+
+/// The moto server of `scripts/test`.
+pub async fn cloud() -> Moto {
+    moto_at(&moto_url()).await
+}
+
+/// A moto server at `url`.
+pub async fn moto_at(url: &str) -> Moto {
+    let config = AwsConfig {
         region: Some("us-east-1".into()),
-        endpoint_url: Some(moto_url()),
+        endpoint_url: Some(url.to_string()),
         profile: None,
-    })
-    .await
+    };
+    // moto accepts any credentials; scripts/test exports dummy ones.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .load()
+        .await;
+    Moto {
+        backend: AwsCloud::connect(&config).await,
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+    }
 }
 
 fn throughput(read: i64, write: i64) -> ProvisionedThroughput {
@@ -32,7 +66,7 @@ fn throughput(read: i64, write: i64) -> ProvisionedThroughput {
 }
 
 /// A provisioned table `name` with a GSI `by_user`.
-pub async fn create_table(cloud: &AwsCloud, name: &str) {
+pub async fn create_table(cloud: &Moto, name: &str) {
     let attr = |n: &str| {
         AttributeDefinition::builder()
             .attribute_name(n)
@@ -79,7 +113,7 @@ pub async fn create_table(cloud: &AwsCloud, name: &str) {
 /// Scaling API creates itself: a launch template would need the EC2 API
 /// (and the large `aws-sdk-ec2` crate) only for this setup, and rapidscale
 /// reads groups the same way whichever of the two launched them.
-pub async fn create_group(cloud: &AwsCloud, name: &str, desired: i32) {
+pub async fn create_group(cloud: &Moto, name: &str, desired: i32) {
     let launch_configuration = format!("{name}-lc");
     cloud
         .autoscaling

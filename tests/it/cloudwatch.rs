@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 
 use rapidscale::audit::Outcome;
+use rapidscale::cloud::Metrics;
 
 use crate::aws::{cloud, unique};
 use crate::harness::{moto_url, Daemon, Load};
@@ -169,8 +170,8 @@ async fn put_minutes(table: &str, index: Option<&str>, metric: &str, minutes: &[
 
 #[tokio::test]
 async fn calibration_recovers_a_known_ratio_from_dynamodb_minutes_in_moto() {
-    use rapidscale::cloudwatch::calibrate::Calibration;
     use rapidscale::cloudwatch::watch::{Target, Watch};
+    use rapidscale::policy::calibrate::Calibration;
     use rapidscale::policy::dynamodb::Op;
     use rapidscale::series::{Observation, SeriesStore, StoreConfig, StreamKind};
 

@@ -6,7 +6,8 @@ use aws_sdk_dynamodb::types::{BillingMode, TimeToLiveStatus};
 
 use crate::aws::{cloud, unique};
 use crate::harness::{bin, moto_url, Load};
-use rapidscale::cloud::CloudBackend;
+use rapidscale::cloud::{Capacity, Coordination};
+use rapidscale::coord::SKEW_MARGIN_MS;
 
 #[tokio::test]
 async fn init_creates_the_coordination_table_once() {
@@ -127,7 +128,8 @@ async fn heartbeats_and_a_fenced_lease_through_dynamodb() {
     assert!(!v.estimated);
 
     // The lease: taken with token 1, refused to another while valid, renewed
-    // without a new token, verified before acting.
+    // without a new token, verified before acting (it must outlive the
+    // skew margin past the caller's now).
     let t0 = 1_000_000;
     let a = c
         .take_or_renew_lease(&table, "web", "i-a", None, t0, 10_000)
@@ -148,11 +150,11 @@ async fn heartbeats_and_a_fenced_lease_through_dynamodb() {
         .expect("renewed");
     assert_eq!((a.fencing, a.until_ms), (1, t0 + 12_000));
     assert!(c
-        .verify_lease(&table, "web", "i-a", a, t0 + 5_000)
+        .verify_lease(&table, "web", "i-a", a, t0 + 5_000 + SKEW_MARGIN_MS)
         .await
         .unwrap());
     assert!(
-        !c.verify_lease(&table, "web", "i-a", a, t0 + 10_500)
+        !c.verify_lease(&table, "web", "i-a", a, t0 + 10_500 + SKEW_MARGIN_MS)
             .await
             .unwrap(),
         "within the skew margin of the end"
@@ -172,11 +174,11 @@ async fn heartbeats_and_a_fenced_lease_through_dynamodb() {
         None
     );
     assert!(!c
-        .verify_lease(&table, "web", "i-a", a, t0 + 12_003)
+        .verify_lease(&table, "web", "i-a", a, t0 + 12_003 + SKEW_MARGIN_MS)
         .await
         .unwrap());
     assert!(c
-        .verify_lease(&table, "web", "i-b", b, t0 + 13_000)
+        .verify_lease(&table, "web", "i-b", b, t0 + 13_000 + SKEW_MARGIN_MS)
         .await
         .unwrap());
 }

@@ -128,15 +128,25 @@ fn pascal(snake: &str) -> String {
         .collect()
 }
 
+/// Every `.rs` file under `dir`, at any depth.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// Every `service:Action` the code under `src/cloud/` calls.
 fn called_actions() -> BTreeSet<String> {
     let ops = sdk_operations();
     let mut called = BTreeSet::new();
-    for entry in std::fs::read_dir(repo("src/cloud")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
+    for path in rust_files(&repo("src/cloud")) {
         let text = std::fs::read_to_string(&path).unwrap();
         // Only the code, not its tests (they build clients of their own).
         let code = text.split("#[cfg(test)]").next().unwrap();

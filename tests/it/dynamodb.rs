@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rapidscale::audit::{read_file, Outcome};
-use rapidscale::cloud::CloudBackend;
+use rapidscale::cloud::Capacity;
 
 use crate::aws::{cloud, create_table, unique};
 use crate::harness::{eventually, moto_url, Daemon};

@@ -6,20 +6,10 @@ use std::time::Duration;
 
 use rapidscale::audit::{read_file, Outcome};
 use rapidscale::cloud::aws::AwsCloud;
-use rapidscale::cloud::CloudBackend;
-use rapidscale::config::AwsConfig;
+use rapidscale::cloud::Capacity;
 
-use crate::aws::{create_table, unique};
+use crate::aws::{create_table, moto_at as cloud_at, unique};
 use crate::harness::{eventually, moto_url, Daemon, Load, OwnMoto};
-
-async fn cloud_at(url: &str) -> AwsCloud {
-    AwsCloud::connect(&AwsConfig {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(url.to_string()),
-        profile: None,
-    })
-    .await
-}
 
 fn config(endpoint: &str, state_dir: &str, table: &str, policy: &str) -> String {
     format!(

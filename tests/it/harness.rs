@@ -105,12 +105,8 @@ impl Daemon {
             .await
             .unwrap_or_else(|_| panic!("daemon did not start; logs: {:?}", logs.lock().unwrap()))
             .expect("daemon exited before starting");
-        let addr = |key: &str| -> Option<SocketAddr> {
-            let text = started[key].as_str()?;
-            // Logged as Some(127.0.0.1:1234) through Debug.
-            let inner = text.strip_prefix("Some(")?.strip_suffix(')')?;
-            inner.parse().ok()
-        };
+        // Logged as the address, or "off".
+        let addr = |key: &str| -> Option<SocketAddr> { started[key].as_str()?.parse().ok() };
         Daemon {
             statsd: addr("statsd"),
             api: addr("api"),

@@ -16,10 +16,16 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::StartAt;
 use crate::ingest::{DropReason, Sink};
 use crate::series::{Observation, StreamId};
 use format::{LogFormat, LogLineError};
+
+/// Where a log is first read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartAt {
+    Beginning,
+    End,
+}
 
 /// Read at most this much per poll so one huge backlog cannot starve other tasks.
 const READ_BUDGET: usize = 4 << 20;

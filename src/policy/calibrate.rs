@@ -11,12 +11,11 @@
 //! ratio upwards.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::policy::dynamodb::Op;
+use super::dynamodb::Op;
 use crate::series::MinutePoint;
 
 /// A least-squares fit of consumed units on requests.
@@ -166,13 +165,9 @@ impl Calibration {
     }
 }
 
-pub type SharedCalibration = Arc<RwLock<Vec<Calibration>>>;
-
 /// The units per request in effect for one resource and operation.
-pub fn in_effect(shared: &SharedCalibration, resource: &str, op: Op) -> Option<f64> {
-    shared
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
+pub fn in_effect(calibrations: &[Calibration], resource: &str, op: Op) -> Option<f64> {
+    calibrations
         .iter()
         .find(|c| c.resource == resource && c.op == op)
         .and_then(|c| c.per_request)

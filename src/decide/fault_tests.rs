@@ -1,20 +1,27 @@
-// The advisor and the actuator together, on the simulator in paused time:
-// bursts of throttling and LimitExceededException must not turn into a
-// storm of calls, and the decrease budget follows what AWS said.
+// The deciders and the actuator together, wired as the daemon wires them
+// (`app::core::Core`), on the simulator in paused time: bursts of
+// throttling and LimitExceededException must not turn into a storm of
+// calls, and the decrease budget follows what AWS said.
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::*;
-use crate::actuator::RetryPolicy;
-use crate::clock::TokioClock;
-use crate::cloud::tracker::CloudView;
-use crate::series::{Arrival, Observation, StoreConfig, StreamKind};
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::table::ResourceAdvice;
+use crate::app::core::{Core, Persistence};
+use crate::clock::{SharedClock, TokioClock};
+use crate::cloud::{Capacity, Throughput};
+use crate::config::Config;
+use crate::ingest::lock;
+use crate::series::{Arrival, Observation, StreamKind};
 use crate::sim::cloud::SimCloud;
 use crate::sim::{Fault, FaultKind, FaultWhen, SimSettings, SimWorld};
-use crate::state::BudgetStore;
 
 const CONFIG: &str = r#"
 mode = "apply"
-state_dir = "unused"
 [ingest.statsd]
 listen = "127.0.0.1:0"
 requests = ["http.requests"]
@@ -30,7 +37,7 @@ read = { target = 0.5, min = 1, max = 100000, per_request = 1 }
 
 struct World {
     cloud: Arc<SimCloud>,
-    advice: SharedAdvice,
+    core: Core<SimCloud>,
     shutdown: CancellationToken,
     t0: DateTime<Utc>,
     _dir: tempfile::TempDir,
@@ -38,14 +45,7 @@ struct World {
 
 impl World {
     fn calls(&self, op: &str) -> u64 {
-        self.cloud
-            .world
-            .lock()
-            .unwrap()
-            .calls
-            .get(op)
-            .copied()
-            .unwrap_or(0)
+        self.cloud.world().calls.get(op).copied().unwrap_or(0)
     }
 
     async fn read_capacity(&self) -> u64 {
@@ -54,64 +54,37 @@ impl World {
     }
 
     fn advice(&self) -> ResourceAdvice {
-        self.advice.read().unwrap()[0].clone()
+        self.core.board.decisions.tables.get()[0].clone()
     }
 }
 
-/// The daemon's DynamoDB half on a simulated table of read 100, fed
-/// `rate` requests/s (changeable) every 100 ms.
-fn start(read: u64, rate: u64, faults: Vec<Fault>) -> World {
+/// The daemon's deciding half on a simulated table of read `read`, fed
+/// `rate` requests/s every 100 ms.
+async fn start(read: u64, rate: u64, faults: Vec<Fault>) -> World {
     let t0 = DateTime::from_timestamp(1_764_403_200, 0).unwrap();
     let clock: SharedClock = Arc::new(TokioClock::starting_at(t0));
-    let config = Arc::new(Config::parse("t.toml", CONFIG).unwrap());
-    let mut store = SeriesStore::new(StoreConfig::default());
-    let stream = config.ingest.requests_stream.clone().unwrap();
-    let id = store.register(&stream, StreamKind::Push);
-    let store: SharedStore = Arc::new(Mutex::new(store));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::parse("t.toml", CONFIG).unwrap();
+    config.state_dir = dir.path().to_path_buf();
     let mut world = SimWorld::new(SimSettings::default());
     world.add_table("posts", Throughput { read, write: 50 }, &[]);
     for f in faults {
         world.add_fault(f);
     }
     let cloud = Arc::new(SimCloud::new(world, clock.clone()));
-    let dir = tempfile::tempdir().unwrap();
-    let (audit, _) = crate::audit::AuditLog::open(dir.path(), clock.now());
-    let view: SharedView = Arc::new(RwLock::new(CloudView::default()));
-    let actuator = Arc::new(Actuator {
-        cloud: cloud.clone(),
-        audit: Arc::new(audit),
-        budget: Arc::new(Mutex::new(BudgetStore::load(dir.path()).unwrap())),
-        view: view.clone(),
-        clock: clock.clone(),
-        retry: RetryPolicy::default(),
-        settle_timeout: Duration::from_secs(60),
-        fence: None,
-        calls_in_flight: Default::default(),
-    });
-    let shutdown = CancellationToken::new();
-    let tasks = TaskTracker::new();
-    tasks.spawn(crate::cloud::tracker::track_tables(
-        cloud.clone(),
-        vec!["posts".into()],
-        Duration::from_secs(1),
-        view.clone(),
-        clock.clone(),
-        shutdown.clone(),
-    ));
-    let advice: SharedAdvice = Arc::new(RwLock::new(Vec::new()));
-    let advisor = DynamoAdvisor::new(
+    let core = Core::build(
         config,
-        store.clone(),
-        view,
         clock.clone(),
-        actuator,
-        advice.clone(),
-        tasks.clone(),
-    );
-    tasks.spawn(advisor.run(shutdown.clone()));
+        Some(cloud.clone()),
+        Persistence::Durable,
+    )
+    .await;
+    let stream = core.config.ingest.requests_stream.clone().unwrap();
+    let id = lock(&core.store).register(&stream, StreamKind::Push);
+    let shutdown = CancellationToken::new();
+    core.spawn_deciding(&TaskTracker::new(), &shutdown);
+    let (store, token) = (core.store.clone(), shutdown.clone());
     let rate = Arc::new(AtomicU64::new(rate));
-    let r = rate.clone();
-    let token = shutdown.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         while !token.is_cancelled() {
@@ -121,7 +94,7 @@ fn start(read: u64, rate: u64, faults: Vec<Fault>) -> World {
             let _ = s.observe(
                 id,
                 now.timestamp(),
-                Observation::Count(r.load(Ordering::SeqCst) as f64 / 10.0),
+                Observation::Count(rate.load(Ordering::SeqCst) as f64 / 10.0),
                 Arrival::at(now),
             );
             s.seal(now.timestamp());
@@ -129,7 +102,7 @@ fn start(read: u64, rate: u64, faults: Vec<Fault>) -> World {
     });
     World {
         cloud,
-        advice,
+        core,
         shutdown,
         t0,
         _dir: dir,
@@ -150,10 +123,10 @@ async fn a_minute_of_throttling_costs_a_bounded_number_of_calls() {
                 until: t0 + chrono::TimeDelta::seconds(60),
             },
         }],
-    );
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(60)).await;
     let during = w.calls("UpdateTable");
-    eprintln!("UpdateTable calls during 60 s of throttling: {during}");
     assert!(during >= 3, "it kept trying: {during}");
     assert!(during <= 30, "a retry storm: {during} calls in 60 s");
     // Once AWS takes calls again, the increase lands: within the longest
@@ -182,7 +155,8 @@ async fn limit_exceeded_blocks_decreases_instead_of_retrying_and_the_budget_foll
                 until: t0 + chrono::TimeDelta::minutes(50),
             },
         }],
-    );
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(60)).await;
     let first = w.calls("UpdateTable");
     assert!((1..=2).contains(&first), "{first} calls");

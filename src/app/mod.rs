@@ -1,0 +1,223 @@
+//! The only wiring: build the parts from the config, spawn each subsystem,
+//! wait for the stop signal, stop in stages.
+//!
+//! Subsystems: ingestion (`sources.rs`), the deciding core (`core.rs`:
+//! trackers, deciders, actuator, coordination, CloudWatch), the minute
+//! history, and the API. They talk through the store and the board of
+//! published snapshots, never through each other.
+
+pub mod core;
+pub mod shutdown;
+pub mod sources;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::api::{self, ApiState, Controls};
+use crate::clock::SharedClock;
+use crate::cloud::aws::AwsCloud;
+use crate::cloud::CloudBackend;
+use crate::config::Config;
+use crate::ingest::{lock, SharedStore};
+use core::{Core, Persistence};
+use shutdown::Stages;
+pub use sources::Source;
+
+/// Addresses actually bound (ports may have been 0 in the config).
+#[derive(Debug, Clone, Default)]
+pub struct Bound {
+    pub statsd: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
+}
+
+/// Runs the daemon against AWS until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let needs_aws = !config.dynamodb.tables.is_empty()
+        || config.asg.is_some()
+        || config.coordination.is_some()
+        || config.cloudwatch.publish;
+    let cloud = if needs_aws {
+        Some(Arc::new(AwsCloud::connect(&config.aws).await))
+    } else {
+        None
+    };
+    let sources = Source::configured(&config);
+    run_with(config, clock, cloud, sources, None, shutdown).await
+}
+
+/// Runs the daemon on any cloud backend (AWS, or the simulator for `demo`)
+/// with the given ingestion sources; `started` receives the bound addresses
+/// once everything listens.
+pub async fn run_with<C: CloudBackend>(
+    config: Config,
+    clock: SharedClock,
+    cloud: Option<Arc<C>>,
+    sources: Vec<Source>,
+    started: Option<tokio::sync::oneshot::Sender<Bound>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let started_at = clock.now();
+    let core = Core::build(config, clock.clone(), cloud, Persistence::Durable).await;
+    let config = core.config.clone();
+    let stages = Stages::default();
+
+    let router = sources::register(&config, &sources, &core.store);
+    restore_history(&config, &core.store);
+    let (ingest_stop, ingest_tasks) = &stages.ingest;
+    let ingest = sources::start(
+        &sources,
+        router,
+        &core.store,
+        &clock,
+        ingest_tasks,
+        ingest_stop,
+    )?;
+
+    let (stop, tasks) = &stages.deciding;
+    core.spawn_coordination(tasks, stop);
+    core.spawn_deciding(tasks, stop);
+    core.spawn_cloudwatch(tasks, stop);
+    tasks.spawn(save_history_every(
+        config.clone(),
+        core.store.clone(),
+        stop.clone(),
+    ));
+
+    let mut bound = Bound {
+        statsd: ingest.statsd,
+        api: None,
+    };
+    if let Some(api_cfg) = &config.api {
+        let listener = TcpListener::bind(api_cfg.listen)
+            .await
+            .with_context(|| format!("bind API listener {}", api_cfg.listen))?;
+        let addr = listener.local_addr()?;
+        bound.api = Some(addr);
+        tracing::info!(api = %addr, "API listening.");
+        let state = ApiState {
+            config: config.clone(),
+            clock: clock.clone(),
+            started_at,
+            store: core.store.clone(),
+            counters: ingest.counters.clone(),
+            board: core.board.clone(),
+            audit: core.audit.clone(),
+            call_metrics: core.call_metrics.clone(),
+            controls: Controls {
+                modes: core.modes.clone(),
+                http_ingest: ingest.http_ingest.clone(),
+                token: api_cfg.token.clone(),
+                known_resources: known_resources(&config),
+            },
+            streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_STREAMS)),
+        };
+        let (stop, tasks) = &stages.api;
+        let stop = stop.clone();
+        tasks.spawn(
+            async move {
+                if let Err(e) = api::serve(listener, state, stop).await {
+                    tracing::error!(error = %e, "API server failed.");
+                }
+            }
+            .instrument(tracing::info_span!("api")),
+        );
+    }
+
+    tracing::info!(
+        mode = config.mode.as_str(),
+        fleet = config.fleet.as_str(),
+        statsd = %bound.statsd.map_or("off".to_string(), |a| a.to_string()),
+        api = %bound.api.map_or("off".to_string(), |a| a.to_string()),
+        "rapidscale started."
+    );
+    if let Some(tx) = started {
+        let _ = tx.send(bound);
+    }
+    shutdown.cancelled().await;
+    tracing::info!("Stopping.");
+    stages
+        .stop(
+            &core.calls_in_flight,
+            || {
+                save_history(&config, &core.store);
+                if let Err(e) = core.audit.flush() {
+                    tracing::error!(error = %e, "Cannot flush the audit log.");
+                }
+            },
+            |stage| tracing::debug!(stage = ?stage, "Stopped."),
+        )
+        .await;
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+/// The minute history of earlier runs (the per-hour view survives restarts).
+fn restore_history(config: &Config, store: &SharedStore) {
+    match crate::profile::history::load(&config.state_dir) {
+        Ok(history) if !history.is_empty() => {
+            crate::profile::history::restore(&mut lock(store), &history);
+            tracing::info!(
+                streams = history.len(),
+                minutes = history.values().map(Vec::len).sum::<usize>(),
+                "Minute history restored."
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read the minute history: starting without it.")
+        }
+    }
+}
+
+/// Saves the minute history every `SAVE_EVERY` until `stop`.
+async fn save_history_every(config: Arc<Config>, store: SharedStore, stop: CancellationToken) {
+    let mut every = tokio::time::interval(crate::profile::history::SAVE_EVERY);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        // Snapshot under the lock, write outside it.
+        let minutes = crate::profile::history::snapshot(&lock(&store));
+        let dir = config.state_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = crate::profile::history::save(&dir, &minutes) {
+                tracing::warn!(error = %e, "Cannot save the minute history.");
+            }
+        })
+        .await;
+    }
+}
+
+/// Writes the minute history; a failure is logged, never fatal.
+fn save_history(config: &Config, store: &SharedStore) {
+    let minutes = crate::profile::history::snapshot(&lock(store));
+    if let Err(e) = crate::profile::history::save(&config.state_dir, &minutes) {
+        tracing::warn!(error = %e, "Cannot save the minute history.");
+    }
+}
+
+/// Names `POST /api/v1/mode` accepts: tables, `table/index`, the group.
+fn known_resources(config: &Config) -> Vec<String> {
+    let mut names = Vec::new();
+    for t in &config.dynamodb.tables {
+        names.push(t.name.clone());
+        for i in &t.indexes {
+            names.push(crate::actuator::resource_key(&t.name, Some(&i.name)));
+        }
+    }
+    if let Some(name) = config.asg.as_ref().and_then(|a| a.name.clone()) {
+        names.push(name);
+    }
+    names
+}

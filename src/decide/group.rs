@@ -1,0 +1,298 @@
+//! The Auto Scaling group decider: read the fleet's requests/s (own demand
+//! x the fleet factor, see `fleet.rs`), count serving and warming
+//! instances, ask the group policy, and say what to do with its verdict.
+//!
+//! Instances that just became InService are not counted as serving until
+//! `settle` has passed (the load balancer is still moving traffic to
+//! them); meanwhile they count as capacity on its way.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::cooldown::Cooldown;
+use super::fleet::FleetReading;
+use super::gate::{first_gate, GateInputs};
+use super::{dispose, Common, Disposition, GroupAction};
+use crate::actuator::GroupChange;
+use crate::audit::Outcome;
+use crate::cloud::members::{GroupCounts, MembershipEvent};
+use crate::cloud::tracker::CloudView;
+use crate::config::{AsgConfig, Config, GroupLimits, Mode};
+use crate::policy::asg::{decide_group, GroupContext, GroupHold, GroupState, GroupVerdict};
+use crate::policy::demand::DemandView;
+use crate::series::SeriesStore;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupAdvice {
+    pub group: String,
+    pub mode: Mode,
+    pub desired: u32,
+    pub min: u32,
+    pub max: u32,
+    pub counts: GroupCounts,
+    /// This instance's requests/s (newest known second or rate so far).
+    pub own_rps: Option<f64>,
+    /// The fleet's requests/s as read (own x the fleet factor).
+    pub fleet_rps: Option<f64>,
+    /// The fleet's figure is an estimate (see `fleet`).
+    pub fleet_estimated: bool,
+    pub fleet: FleetReading,
+    pub limits: GroupLimits,
+    pub verdict: GroupVerdict,
+    pub gate: Option<String>,
+    /// The group's own scaling policies, which may fight rapidscale.
+    pub foreign_policies: Vec<String>,
+    pub recent_events: Vec<MembershipEvent>,
+}
+
+/// A fleet read as an estimate is not exact: no scale-in on it.
+pub fn hold_scale_in_on_estimates(
+    verdict: GroupVerdict,
+    desired: u32,
+    fleet: &FleetReading,
+) -> GroupVerdict {
+    match verdict {
+        GroupVerdict::Set { to, .. } if to < desired && !fleet.exact => GroupVerdict::Hold {
+            reason: GroupHold::FleetEstimated,
+        },
+        v => v,
+    }
+}
+
+/// Local hour limits and the prewarm min at `now`.
+pub fn group_context(config: &Config, asg: &AsgConfig, now: DateTime<Utc>) -> GroupContext {
+    let limits = config.schedule.row(&asg.hours, now);
+    let ahead = now + chrono::TimeDelta::from_std(asg.policy.prewarm).unwrap_or_default();
+    let next = config.schedule.row(&asg.hours, ahead);
+    GroupContext {
+        limits,
+        prewarm_min: (next.min > limits.min).then_some(next.min),
+    }
+}
+
+/// What one step decided.
+#[derive(Debug, Default)]
+pub struct GroupStep {
+    pub advice: Option<GroupAdvice>,
+    pub action: Option<GroupAction>,
+}
+
+pub struct GroupDecider {
+    config: Arc<Config>,
+    group: String,
+    foreign_policies: Vec<String>,
+    last_recorded: Option<String>,
+    /// A SetDesiredCapacity call not answered yet.
+    in_flight: bool,
+    /// The pause after changes whose retries all failed.
+    cooldown: Cooldown,
+}
+
+impl GroupDecider {
+    pub fn new(config: Arc<Config>, group: String, foreign_policies: Vec<String>) -> Self {
+        Self {
+            config,
+            group,
+            foreign_policies,
+            last_recorded: None,
+            in_flight: false,
+            cooldown: Cooldown::default(),
+        }
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The change sent to the actuator ended with `outcome`.
+    pub fn completed(&mut self, outcome: Outcome, now: DateTime<Utc>) {
+        self.in_flight = false;
+        self.cooldown.record(&self.group, outcome, now);
+    }
+
+    /// Decides the group's size at `common.now`.
+    pub fn step(&mut self, store: &SeriesStore, cloud: &CloudView, common: &Common) -> GroupStep {
+        let config = self.config.clone();
+        let Some(asg) = config.asg.as_ref() else {
+            return GroupStep::default();
+        };
+        let Some(tracked) = &cloud.group else {
+            return GroupStep::default();
+        };
+        let Some(desc) = &tracked.current else {
+            return GroupStep::default();
+        };
+        let now = common.now;
+        let counts = cloud
+            .members
+            .counts(desc, now, asg.policy.warmup, asg.policy.settle);
+        let ctx = group_context(&config, asg, now);
+        let stale_s = config.ingest.stale_after.as_secs() as i64;
+        let own = self.own_demand(store, asg, now);
+        let own_rps = own.newest(1).first().copied().filter(|v| !v.is_nan());
+        let fleet = &common.fleet;
+        let state = GroupState {
+            desired: desc.desired,
+            group_min: desc.min,
+            group_max: desc.max,
+            serving: counts.serving,
+            warming: counts.warming + counts.settling,
+        };
+        let verdict = decide_group(
+            &own.scaled(fleet.factor),
+            &state,
+            &ctx,
+            &asg.policy,
+            stale_s,
+        );
+        let verdict = hold_scale_in_on_estimates(verdict, desc.desired, fleet);
+        let configured = asg.mode.unwrap_or(config.mode);
+        let runtime = common.overrides.effective(&[&self.group], configured);
+        let mode = runtime.acting().unwrap_or(configured);
+        let within = chrono::TimeDelta::from_std(asg.poll_interval * 3).unwrap_or_default();
+        let gate = first_gate(&GateInputs {
+            runtime,
+            mode,
+            may_act: common.may_act,
+            fleet_unseen: fleet.unseen.as_deref(),
+            audit_unavailable: common.audit_unavailable.as_deref(),
+            cooldown: self.cooldown.wait(&self.group, now),
+            what: "group",
+            described_recently: tracked.last_ok.is_some_and(|t| now - t <= within),
+            on_demand: false,
+            statuses: [None, None],
+            in_flight: self.in_flight,
+        });
+        let action = match &verdict {
+            GroupVerdict::Set { to, rule, evidence } => {
+                let change = GroupChange {
+                    group: self.group.clone(),
+                    from: desc.desired,
+                    to: *to,
+                    rule: rule.as_str(),
+                    fleet_rps: evidence.fleet_rps,
+                    needed: evidence.needed,
+                    window_s: evidence.window_s,
+                    mode,
+                };
+                let fingerprint = format!("{}|{}->{}", mode.as_str(), change.from, change.to);
+                dispose(&mut self.last_recorded, mode, fingerprint, gate.as_ref()).map(
+                    |disposition| GroupAction {
+                        change,
+                        disposition,
+                    },
+                )
+            }
+            GroupVerdict::Hold { .. } => {
+                self.last_recorded = None;
+                None
+            }
+        };
+        if action
+            .as_ref()
+            .is_some_and(|a| a.disposition == Disposition::Apply)
+        {
+            self.in_flight = true;
+        }
+        let shown_gate = gate.filter(|_| matches!(verdict, GroupVerdict::Set { .. }));
+        let advice = GroupAdvice {
+            group: self.group.clone(),
+            mode,
+            desired: desc.desired,
+            min: desc.min,
+            max: desc.max,
+            counts,
+            own_rps,
+            fleet_rps: own_rps.map(|r| r * fleet.factor),
+            fleet_estimated: !fleet.exact,
+            fleet: fleet.clone(),
+            limits: ctx.limits,
+            verdict,
+            gate: shown_gate.map(|g| g.to_string()),
+            foreign_policies: self.foreign_policies.clone(),
+            recent_events: cloud
+                .members
+                .events
+                .iter()
+                .rev()
+                .take(20)
+                .cloned()
+                .collect(),
+        };
+        GroupStep {
+            advice: Some(advice),
+            action,
+        }
+    }
+
+    /// This rapidscale's own requests/s over the window the policy needs.
+    fn own_demand(&self, store: &SeriesStore, asg: &AsgConfig, now: DateTime<Utc>) -> DemandView {
+        let history = asg.policy.stabilization.max(asg.policy.up_window).as_secs() as usize + 2;
+        match self
+            .config
+            .ingest
+            .requests_stream
+            .as_deref()
+            .and_then(|n| store.id(n))
+        {
+            Some(id) => {
+                DemandView::from_store(store, id, now.timestamp_millis() as f64 / 1000.0, history)
+            }
+            None => DemandView {
+                seconds: vec![f64::NAN; history],
+                partial_rate: None,
+                silent_for: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FleetView;
+    use crate::policy::asg::{GroupEvidence, GroupRule};
+
+    fn set(to: u32) -> GroupVerdict {
+        GroupVerdict::Set {
+            to,
+            rule: GroupRule::Stabilized,
+            evidence: GroupEvidence {
+                fleet_rps: Some(100.0),
+                needed: Some(to),
+                window_s: 300,
+            },
+        }
+    }
+
+    fn reading(exact: bool) -> FleetReading {
+        FleetReading {
+            view: FleetView::Sidecar,
+            factor: 2.0,
+            exact,
+            unseen: None,
+            estimate: None,
+        }
+    }
+
+    #[test]
+    fn no_scale_in_on_an_estimated_fleet() {
+        assert_eq!(
+            hold_scale_in_on_estimates(set(3), 5, &reading(false)),
+            GroupVerdict::Hold {
+                reason: GroupHold::FleetEstimated
+            }
+        );
+        // Scale-out on an estimate goes ahead; an exact fleet scales in.
+        assert_eq!(
+            hold_scale_in_on_estimates(set(8), 5, &reading(false)),
+            set(8)
+        );
+        assert_eq!(
+            hold_scale_in_on_estimates(set(3), 5, &reading(true)),
+            set(3)
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! The deciders: one synchronous step per resource kind, the same for the
+//! daemon, the demo and the replay.
+//!
+//! A step takes a snapshot (the series store, the cloud view, what both
+//! deciders share this tick in [`Common`]), its own state and the time, and
+//! returns what it thinks of every resource (advice, for the API) and what
+//! to do (actions, for the actuator). Gates are one closed type evaluated
+//! in one place ([`gate::first_gate`]); the fleet is read one way for
+//! both ([`fleet::read_fleet`]). Nothing here awaits or calls AWS: the
+//! async loop around the deciders is `run.rs`.
+
+pub mod cooldown;
+pub mod fleet;
+pub mod gate;
+pub mod group;
+pub mod run;
+pub mod table;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::actuator::{GroupChange, TableUpdate};
+use crate::audit::Outcome;
+use crate::config::Mode;
+use crate::mode::Overrides;
+use crate::policy::calibrate::Calibration;
+use fleet::FleetReading;
+use gate::Gate;
+
+/// How often decisions are taken. Faster than once a second so that the
+/// current second's rate so far can trigger an increase before it ends.
+pub const DECIDE_EVERY: Duration = Duration::from_millis(250);
+
+/// What both deciders read besides the store and the cloud view, gathered
+/// once per tick.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub now: DateTime<Utc>,
+    /// Operator overrides of the mode (`POST /api/v1/mode`).
+    pub overrides: Overrides,
+    /// With coordination: whether this sidecar holds the lease and may act
+    /// now. None: no coordination.
+    pub may_act: Option<bool>,
+    /// Why the audit log cannot be written, if it cannot.
+    pub audit_unavailable: Option<String>,
+    pub fleet: FleetReading,
+    /// `per_request = "auto"`: the units per request in effect.
+    pub calibration: Vec<Calibration>,
+}
+
+/// What becomes of one decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// Apply mode, no gate: the actuator makes the call.
+    Apply,
+    /// A record only: a dry-run recommendation, or a gated decision.
+    Record {
+        outcome: Outcome,
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableAction {
+    pub update: TableUpdate,
+    pub disposition: Disposition,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupAction {
+    pub change: GroupChange,
+    pub disposition: Disposition,
+}
+
+/// What to do with a decision, given its gate. A decision that is not
+/// carried out (gated, or a dry run) is recorded once until it changes;
+/// `last` remembers the one recorded.
+fn dispose(
+    last: &mut Option<String>,
+    mode: Mode,
+    fingerprint: String,
+    gate: Option<&Gate>,
+) -> Option<Disposition> {
+    let (key, outcome, reason) = match (gate, mode) {
+        (Some(g), _) => (
+            format!("skip|{}|{fingerprint}", g.stable_key()),
+            Outcome::Skipped,
+            Some(g.to_string()),
+        ),
+        (None, Mode::DryRun) => (fingerprint, Outcome::Recommended, None),
+        (None, Mode::Apply) => {
+            *last = None;
+            return Some(Disposition::Apply);
+        }
+    };
+    if last.as_deref() == Some(key.as_str()) {
+        return None;
+    }
+    *last = Some(key);
+    Some(Disposition::Record { outcome, reason })
+}
+
+impl Gate {
+    /// The gate without what changes while it holds (the seconds left of a
+    /// cooldown), so that one gate is recorded once.
+    fn stable_key(&self) -> String {
+        match self {
+            Gate::Cooldown { failures, .. } => format!("cooldown {failures}"),
+            g => g.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unchanged_recommendation_or_gate_is_recorded_once() {
+        let mut last = None;
+        let rec = |o| {
+            Some(Disposition::Record {
+                outcome: o,
+                reason: None,
+            })
+        };
+        assert_eq!(
+            dispose(&mut last, Mode::DryRun, "r:10".into(), None),
+            rec(Outcome::Recommended)
+        );
+        assert_eq!(dispose(&mut last, Mode::DryRun, "r:10".into(), None), None);
+        assert_eq!(
+            dispose(&mut last, Mode::DryRun, "r:12".into(), None),
+            rec(Outcome::Recommended)
+        );
+        let cooling = |wait_s| Gate::Cooldown {
+            failures: 2,
+            wait_s,
+        };
+        let first = dispose(&mut last, Mode::Apply, "r:12".into(), Some(&cooling(9)));
+        assert!(matches!(
+            first,
+            Some(Disposition::Record {
+                outcome: Outcome::Skipped,
+                ..
+            })
+        ));
+        assert_eq!(
+            dispose(&mut last, Mode::Apply, "r:12".into(), Some(&cooling(8))),
+            None,
+            "the countdown is the same gate"
+        );
+        assert_eq!(
+            dispose(&mut last, Mode::Apply, "r:12".into(), None),
+            Some(Disposition::Apply)
+        );
+        assert_eq!(last, None, "an applied change is never deduplicated");
+    }
+}
+#[cfg(test)]
+mod fault_tests;

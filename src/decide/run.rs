@@ -1,0 +1,234 @@
+//! The deciders' loop: every [`DECIDE_EVERY`] on the clock's quarter
+//! seconds, gather what both deciders share, step them over one snapshot,
+//! publish their advice, and hand their actions to the actuator. Applies
+//! run as tasks of their own; their outcomes come back through a channel
+//! and are folded in before the next step.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::fleet::{read_fleet, FleetReading};
+use super::group::{GroupAdvice, GroupDecider};
+use super::table::{ResourceAdvice, TableDecider};
+use super::{Common, Disposition, GroupAction, TableAction, DECIDE_EVERY};
+use crate::actuator::Actuator;
+use crate::audit::Outcome;
+use crate::clock::SharedClock;
+use crate::cloud::tracker::CloudView;
+use crate::cloud::{Capacity, Coordination};
+use crate::config::Config;
+use crate::coord::task::{fleet_scale, CoordinationStatus, Role};
+use crate::ingest::{lock, SharedStore};
+use crate::mode::ModeSwitch;
+use crate::policy::calibrate::Calibration;
+use crate::slot::Slot;
+use crate::state::BudgetStore;
+
+/// What the deciders publish each tick.
+#[derive(Clone, Default)]
+pub struct Decisions {
+    pub tables: Slot<Vec<ResourceAdvice>>,
+    pub group: Slot<Option<GroupAdvice>>,
+    pub fleet: Slot<Option<FleetReading>>,
+}
+
+/// What the loop reads from the other parts.
+pub struct Inputs {
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    pub store: SharedStore,
+    pub cloud: Slot<CloudView>,
+    pub budget: Arc<Mutex<BudgetStore>>,
+    pub modes: Arc<ModeSwitch>,
+    /// With coordination: this sidecar's role and the fleet seen by it.
+    pub role: Option<Slot<Role>>,
+    pub coordination: Slot<Option<CoordinationStatus>>,
+    pub calibration: Slot<Vec<Calibration>>,
+}
+
+/// A change that ended: which resource, and how.
+enum Completion {
+    Table(String, Outcome),
+    Group(Outcome),
+}
+
+pub struct DecideLoop<C> {
+    pub inputs: Inputs,
+    pub tables: Option<TableDecider>,
+    /// The group decider, once the group is known (its name may be
+    /// discovered from instance metadata after start).
+    pub group: Option<oneshot::Receiver<GroupDecider>>,
+    pub actuator: Arc<Actuator<C>>,
+    pub decisions: Decisions,
+    /// Applies in flight run here.
+    pub tasks: TaskTracker,
+}
+
+impl<C: Capacity + Coordination> DecideLoop<C> {
+    /// Decides until `stop` fires; applies already started finish on their own.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let mut group: Option<GroupDecider> = None;
+        let mut ticker = quarter_second_ticker(&self.inputs.clock);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            if let Some(rx) = &mut self.group {
+                match rx.try_recv() {
+                    Ok(g) => {
+                        group = Some(g);
+                        self.group = None;
+                    }
+                    Err(oneshot::error::TryRecvError::Closed) => self.group = None,
+                    Err(oneshot::error::TryRecvError::Empty) => {}
+                }
+            }
+            let now = self.inputs.clock.now();
+            while let Ok(done) = done_rx.try_recv() {
+                match done {
+                    Completion::Table(table, outcome) => {
+                        if let Some(t) = &mut self.tables {
+                            t.completed(&table, outcome, now);
+                        }
+                    }
+                    Completion::Group(outcome) => {
+                        if let Some(g) = &mut group {
+                            g.completed(outcome, now);
+                        }
+                    }
+                }
+            }
+            let (table_actions, group_action) = self.step(group.as_mut());
+            for action in table_actions {
+                self.dispatch_table(action, &done_tx, &stop);
+            }
+            if let Some(action) = group_action {
+                self.dispatch_group(action, &done_tx, &stop);
+            }
+        }
+    }
+
+    /// One step of both deciders over one snapshot; publishes their advice.
+    fn step(
+        &mut self,
+        group: Option<&mut GroupDecider>,
+    ) -> (Vec<TableAction>, Option<GroupAction>) {
+        let inputs = &self.inputs;
+        let now = inputs.clock.now();
+        let store = lock(&inputs.store);
+        let role = inputs.role.as_ref().map(|r| r.get());
+        let common = inputs.cloud.read(|cloud| {
+            let serving = cloud
+                .group
+                .as_ref()
+                .and_then(|g| g.current.as_ref())
+                .map(|g| g.serving() as u32);
+            let scale = inputs.coordination.read(|c| {
+                fleet_scale(
+                    c.as_ref(),
+                    &store,
+                    inputs.config.ingest.requests_stream.as_deref(),
+                )
+            });
+            Common {
+                now,
+                overrides: inputs.modes.snapshot(),
+                may_act: role.map(|r| r.may_act(now.timestamp_millis())),
+                audit_unavailable: self.actuator.audit.unavailable(),
+                fleet: read_fleet(
+                    inputs.config.fleet,
+                    serving,
+                    scale,
+                    matches!(role, Some(Role::Leader { .. })),
+                ),
+                calibration: inputs.calibration.get(),
+            }
+        });
+        let (table_step, group_step) = inputs.cloud.read(|cloud| {
+            let table_step = self.tables.as_mut().map(|t| {
+                let mut budget = inputs.budget.lock().unwrap_or_else(|p| p.into_inner());
+                let step = t.step(&store, cloud, &mut budget, &common);
+                if step.budget_changed {
+                    if let Err(e) = budget.save() {
+                        tracing::error!(error = %e, "Cannot persist the decrease budget.");
+                    }
+                }
+                step
+            });
+            let group_step = group.map(|g| g.step(&store, cloud, &common));
+            (table_step, group_step)
+        });
+        drop(store);
+        self.decisions.fleet.set(Some(common.fleet));
+        let mut table_actions = Vec::new();
+        if let Some(step) = table_step {
+            self.decisions.tables.set(step.advice);
+            table_actions = step.actions;
+        }
+        let mut group_action = None;
+        if let Some(step) = group_step {
+            self.decisions.group.set(step.advice);
+            group_action = step.action;
+        }
+        (table_actions, group_action)
+    }
+
+    fn dispatch_table(
+        &self,
+        action: TableAction,
+        done: &mpsc::UnboundedSender<Completion>,
+        stop: &CancellationToken,
+    ) {
+        match action.disposition {
+            Disposition::Record { outcome, reason } => {
+                self.actuator.note(&action.update, outcome, reason)
+            }
+            Disposition::Apply => {
+                let (actuator, done, stop) = (self.actuator.clone(), done.clone(), stop.clone());
+                self.tasks.spawn(async move {
+                    let table = action.update.table.clone();
+                    let outcome = actuator.apply(action.update, stop).await;
+                    let _ = done.send(Completion::Table(table, outcome));
+                });
+            }
+        }
+    }
+
+    fn dispatch_group(
+        &self,
+        action: GroupAction,
+        done: &mpsc::UnboundedSender<Completion>,
+        stop: &CancellationToken,
+    ) {
+        match action.disposition {
+            Disposition::Record { outcome, reason } => {
+                self.actuator.note_group(&action.change, outcome, reason)
+            }
+            Disposition::Apply => {
+                let (actuator, done, stop) = (self.actuator.clone(), done.clone(), stop.clone());
+                self.tasks.spawn(async move {
+                    let outcome = actuator.apply_group(action.change, stop).await;
+                    let _ = done.send(Completion::Group(outcome));
+                });
+            }
+        }
+    }
+}
+
+/// Ticks every [`DECIDE_EVERY`] on the clock's quarter seconds, so that
+/// every process decides at the same instants of each second (and a
+/// replay at the same instants as the daemon).
+fn quarter_second_ticker(clock: &SharedClock) -> tokio::time::Interval {
+    let period_ms = DECIDE_EVERY.as_millis() as i64;
+    let now_ms = clock.now().timestamp_millis();
+    let wait_ms = (period_ms - now_ms.rem_euclid(period_ms)) % period_ms;
+    let start = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms as u64);
+    let mut ticker = tokio::time::interval_at(start, DECIDE_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}

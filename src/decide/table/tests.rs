@@ -1,0 +1,326 @@
+// The table decider: the choice of demand source, budgets per index, no
+// decrease on an estimate, and whole steps over a store and a cloud view.
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::cloud::tracker::Tracked;
+use crate::cloud::IndexDescription;
+use crate::config::FleetView;
+use crate::mode::{Overrides, RuntimeMode};
+use crate::policy::dynamodb::{Evidence, Rule};
+use crate::series::{StoreConfig, StreamKind};
+
+fn view(value: f64, silent_for: Option<i64>) -> DemandView {
+    DemandView {
+        seconds: vec![value; 10],
+        partial_rate: None,
+        silent_for,
+    }
+}
+
+#[test]
+fn reported_units_win_while_fresh() {
+    let (v, source) = pick_demand(Some(view(7.0, Some(0))), Some(view(50.0, Some(0))), 10, 5);
+    assert_eq!((source, v.seconds[0]), (DemandSource::Metric, 7.0));
+}
+
+#[test]
+fn requests_take_over_when_reported_units_go_stale() {
+    let (v, source) = pick_demand(Some(view(7.0, Some(60))), Some(view(50.0, Some(0))), 10, 5);
+    assert_eq!((source, v.seconds[0]), (DemandSource::Requests, 50.0));
+}
+
+#[test]
+fn nothing_fresh_is_nothing_known() {
+    let (v, source) = pick_demand(Some(view(7.0, Some(60))), Some(view(50.0, None)), 10, 5);
+    assert_eq!(source, DemandSource::None);
+    assert!(
+        v.is_stale(5),
+        "the stale view goes to the policy, which holds"
+    );
+    let (v, source) = pick_demand(None, None, 10, 5);
+    assert_eq!((source, v.seconds.len()), (DemandSource::None, 10));
+    assert!(v.seconds.iter().all(|x| x.is_nan()));
+}
+
+fn down(to: u64) -> OpVerdict {
+    OpVerdict::Down {
+        to,
+        rule: Rule::LowDemand,
+        evidence: Evidence {
+            demand: Some(1.0),
+            threshold: Some(5.0),
+            window_s: 900,
+        },
+        worth_it: true,
+    }
+}
+
+fn reading(exact: bool) -> FleetReading {
+    FleetReading {
+        view: FleetView::Sidecar,
+        factor: 1.5,
+        exact,
+        unseen: None,
+        estimate: None,
+    }
+}
+
+#[test]
+fn no_decrease_on_an_estimated_fleet() {
+    assert_eq!(
+        hold_decreases_on_estimates(down(10), &reading(false)),
+        OpVerdict::Hold {
+            reason: HoldReason::FleetEstimated
+        }
+    );
+    assert_eq!(
+        hold_decreases_on_estimates(down(10), &reading(true)),
+        down(10)
+    );
+    let hold = OpVerdict::Hold {
+        reason: HoldReason::InBand,
+    };
+    assert_eq!(
+        hold_decreases_on_estimates(hold.clone(), &reading(false)),
+        hold
+    );
+}
+
+const T0: i64 = 1_764_410_400; // 2025-11-29T10:00:00Z
+
+fn at(s: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(T0 + s, 0).unwrap()
+}
+
+fn config(mode: &str) -> Arc<Config> {
+    Arc::new(
+        Config::parse(
+            "t.toml",
+            &format!(
+                r#"
+mode = "{mode}"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[dynamodb]
+burst_share = 0.0
+[[dynamodb.tables]]
+name = "posts"
+read = {{ target = 0.5, min = 1, max = 10000, per_request = 1 }}
+[[dynamodb.tables.indexes]]
+name = "by_user"
+read = {{ target = 0.5, min = 1, max = 10000, per_request = 1 }}
+"#
+            ),
+        )
+        .unwrap(),
+    )
+}
+
+/// A store whose requests stream has had `rps` every second up to `upto`.
+fn store(rps: f64, upto: i64) -> SeriesStore {
+    let mut s = SeriesStore::new(StoreConfig::default());
+    let id = s.register("statsd", StreamKind::Push);
+    for t in 0..upto {
+        s.observe(id, T0 + t, Observation::Count(rps), T0 + t)
+            .unwrap();
+        s.seal(T0 + t);
+    }
+    s
+}
+
+/// The table and its index at read 10, described at `described`.
+fn cloud(status: &str, described: i64) -> CloudView {
+    let desc = TableDescription {
+        name: "posts".into(),
+        status: status.into(),
+        billing_mode: BillingMode::Provisioned,
+        provisioned: Some(Throughput { read: 10, write: 5 }),
+        indexes: vec![IndexDescription {
+            name: "by_user".into(),
+            status: "ACTIVE".into(),
+            provisioned: Some(Throughput { read: 10, write: 5 }),
+            decreases_today: None,
+            last_decrease: None,
+        }],
+        decreases_today: None,
+        last_increase: None,
+        last_decrease: None,
+    };
+    CloudView {
+        tables: BTreeMap::from([(
+            "posts".to_string(),
+            Tracked {
+                current: Some(desc),
+                last_ok: Some(at(described)),
+                last_error: None,
+            },
+        )]),
+        ..CloudView::default()
+    }
+}
+
+fn common(now: i64, unseen: Option<&str>) -> Common {
+    Common {
+        now: at(now),
+        overrides: Overrides::default(),
+        may_act: None,
+        audit_unavailable: None,
+        fleet: FleetReading {
+            unseen: unseen.map(str::to_string),
+            ..FleetReading::own()
+        },
+        calibration: Vec::new(),
+    }
+}
+
+use crate::series::Observation;
+
+#[test]
+fn a_surge_is_applied_once_per_table_and_the_index_waits_for_it() {
+    let mut d = TableDecider::new(config("apply"));
+    let s = store(100.0, 40);
+    let mut budget = BudgetStore::in_memory();
+    let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
+    // Both the table and the index want 200+ units: the table goes first,
+    // its index waits for the call in flight (recorded as waiting).
+    let waiting = Disposition::Record {
+        outcome: Outcome::Skipped,
+        reason: Some("an update of this table is in flight".into()),
+    };
+    let got: Vec<_> = step
+        .actions
+        .iter()
+        .map(|a| (a.update.resource(), a.disposition.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("posts".to_string(), Disposition::Apply),
+            ("posts/by_user".to_string(), waiting.clone())
+        ]
+    );
+    // While the call is in flight the table waits too; each is recorded once.
+    let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
+    let got: Vec<_> = step
+        .actions
+        .iter()
+        .map(|a| (a.update.resource(), a.disposition.clone()))
+        .collect();
+    assert_eq!(got, [("posts".to_string(), waiting)]);
+    let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
+    assert!(step.actions.is_empty(), "{:?}", step.actions);
+    // Done: the index goes next.
+    d.completed("posts", Outcome::Applied, at(30));
+    let step = d.step(&s, &cloud("ACTIVE", 30), &mut budget, &common(31, None));
+    let applied: Vec<_> = step
+        .actions
+        .iter()
+        .filter(|a| a.disposition == Disposition::Apply)
+        .map(|a| a.update.resource())
+        .collect();
+    assert_eq!(
+        applied,
+        ["posts"],
+        "the table again first (it still shows read 10)"
+    );
+}
+
+#[test]
+fn a_dry_run_recommends_once_and_gates_record_why() {
+    let mut d = TableDecider::new(config("dry-run"));
+    let s = store(100.0, 40);
+    let mut budget = BudgetStore::in_memory();
+    let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
+    let recorded: Vec<_> = step.actions.iter().map(|a| a.disposition.clone()).collect();
+    assert_eq!(
+        recorded,
+        vec![
+            Disposition::Record {
+                outcome: Outcome::Recommended,
+                reason: None
+            };
+            2
+        ]
+    );
+    let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
+    assert!(
+        step.actions.is_empty(),
+        "an unchanged recommendation is recorded once"
+    );
+
+    // In apply mode, a fleet that cannot be seen gates every change.
+    let mut d = TableDecider::new(config("apply"));
+    let step = d.step(
+        &s,
+        &cloud("ACTIVE", 29),
+        &mut budget,
+        &common(30, Some("3 serve")),
+    );
+    assert!(step.actions.iter().all(|a| matches!(
+        &a.disposition,
+        Disposition::Record { outcome: Outcome::Skipped, reason: Some(r) } if r == "fleet not seen: 3 serve"
+    )));
+    // UPDATING and old state gate too, in that order.
+    let step = d.step(&s, &cloud("UPDATING", -1), &mut budget, &common(30, None));
+    assert_eq!(
+        step.advice[0].gate.as_deref(),
+        Some("table state is older than 3 poll intervals: AWS unavailable?")
+    );
+    let step = d.step(&s, &cloud("UPDATING", 29), &mut budget, &common(30, None));
+    assert_eq!(
+        step.advice[0].gate.as_deref(),
+        Some("table is UPDATING: waiting for ACTIVE")
+    );
+}
+
+#[test]
+fn an_operator_pause_and_a_failed_change_hold_the_resource() {
+    let mut d = TableDecider::new(config("apply"));
+    let s = store(100.0, 40);
+    let mut budget = BudgetStore::in_memory();
+    let mut c = common(30, None);
+    c.overrides
+        .resources
+        .insert("posts".into(), RuntimeMode::Paused);
+    let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &c);
+    assert_eq!(
+        step.advice[0].gate.as_deref(),
+        Some("paused by an operator")
+    );
+    // The index follows its table's override.
+    assert_eq!(
+        step.advice[1].gate.as_deref(),
+        Some("paused by an operator")
+    );
+    d.completed("posts", Outcome::Failed, at(30));
+    let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(31, None));
+    let gate = step.advice[0].gate.clone();
+    assert!(
+        gate.as_deref()
+            .is_some_and(|g| g.starts_with("1 change(s) in a row failed")),
+        "{gate:?}"
+    );
+}
+
+#[test]
+fn each_index_has_its_own_ledger() {
+    let now = at(0);
+    let mut book = BudgetStore::in_memory();
+    // The table has spent its burst; the index has spent nothing.
+    for m in 0..4 {
+        book.ledger_mut("posts")
+            .record(now - chrono::TimeDelta::minutes(30 - m));
+    }
+    let downs = [(Op::Read, 100, down(40))];
+    let p = crate::config::DynamoPolicy::default();
+    assert!(matches!(
+        plan(&downs, &book.ledger("posts"), now, &p),
+        Plan::WaitForBudget { .. }
+    ));
+    assert!(matches!(
+        plan(&downs, &book.ledger("posts/by_user"), now, &p),
+        Plan::Update { decrease: true, .. }
+    ));
+}
