@@ -35,8 +35,13 @@ fn replay_one_day(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("24h_per_second_both_policies", |b| {
         b.iter(|| {
-            let (outcome, _) =
-                rapidscale::replay::run(&config, &settings, trace.start, day.clone(), |_| {});
+            let (outcome, _) = rapidscale::replay::run_scratch(
+                &config,
+                &settings,
+                trace.start,
+                day.clone(),
+                |_| {},
+            );
             assert_eq!(outcome.targets.len(), 2);
             outcome
         })

@@ -1,28 +1,40 @@
-//! `rapidscale demo`: the daemon against the simulator, fed by a built-in
-//! traffic source, with no AWS account.
+//! `rapidscale demo`: a simulated fleet, no AWS account.
 //!
-//! The source replays the bundled NASA trace at `speed` x (each real
-//! second carries `speed` seconds of the trace, times `scale`) as StatsD
+//! The simulator holds the config's tables and group. Every InService
+//! instance of the group runs its own rapidscale sidecar (`app::run_with`
+//! in this process, with `[coordination]` on the simulator's coordination
+//! table): the sidecars elect one leader, which reads the fleet's total
+//! from their heartbeats and is the only one that acts. A simulated load
+//! balancer spreads the traffic over the instances that are InService and
+//! have their sidecar up (a new instance receives nothing while it boots).
+//! Each instance's application sends its requests to its sidecar as StatsD
 //! timers (one in ten requests, sampled at 0.1, with a latency that grows
-//! when the simulated group cannot serve them all) to the daemon's own UDP
-//! port, and adds a push-notification
-//! surge every `surge_every`: the rate jumps to `SURGE_AMP` x within 5 s and
-//! decays with a 60 s time constant. Decisions are printed as the audit
-//! log records them.
+//! when the group cannot serve them all), and uses the tables (their
+//! consumed capacity shows in the simulator's CloudWatch).
+//!
+//! Traffic: the bundled NASA trace at `speed` x (each real second carries
+//! `speed` seconds of the trace, times `scale`), plus a push-notification
+//! surge every `surge_every`: the rate jumps to `SURGE_AMP` x within 5 s
+//! and decays with a 60 s time constant. The first instance's sidecar
+//! serves the dashboard and API; decisions are printed as the sidecars'
+//! audit logs record them.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Seek};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::sources::DatagramFeed;
+use crate::app::{Bound, Source};
 use crate::audit::{AuditRecord, Phase};
 use crate::clock::{SharedClock, SystemClock};
-use crate::cloud::Throughput;
-use crate::config::Config;
+use crate::cloud::{Coordination, Throughput};
+use crate::config::{Config, CoordinationConfig, FleetView};
 use crate::replay::trace::{self, TraceOptions};
 use crate::sim::cloud::SimCloud;
 use crate::sim::{SimSettings, SimWorld};
@@ -35,6 +47,8 @@ static TRACE: &[u8] = include_bytes!("../tests/data/nasa_jul95_week2.csv.gz");
 pub const SURGE_AMP: f64 = 5.0;
 const SURGE_DECAY_S: f64 = 60.0;
 const TICK: Duration = Duration::from_millis(100);
+/// The coordination table the simulated sidecars share.
+pub const DEMO_COORDINATION_TABLE: &str = "rapidscale-demo";
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -53,11 +67,19 @@ impl Default for DemoOptions {
     }
 }
 
+/// How each instance's application reaches its sidecar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// StatsD over UDP, as a real application sends it.
+    Udp,
+    /// The same datagrams handed over in process (tests on a paused clock).
+    InProcess,
+}
+
 /// A simulated account holding the config's tables (at their minimum
 /// capacity) and group (at its minimum size).
-pub fn world_for(config: &Config) -> SimWorld {
+pub fn world_for(config: &Config, now: chrono::DateTime<chrono::Utc>) -> SimWorld {
     let mut world = SimWorld::new(SimSettings::default());
-    let now = Utc::now();
     let at_min = |read: Option<&crate::config::CapacitySpec>,
                   write: Option<&crate::config::CapacitySpec>| {
         let min = |s: Option<&crate::config::CapacitySpec>| {
@@ -87,89 +109,417 @@ pub fn world_for(config: &Config) -> SimWorld {
     world
 }
 
-/// Runs the demo until `shutdown`.
+/// What the fleet did in one second, for the printer and for tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetSecond {
+    /// Seconds since the demo started.
+    pub t: f64,
+    /// Requests/s the load balancer received.
+    pub rate: f64,
+    pub desired: u32,
+    pub in_service: u32,
+    /// Instances whose sidecar receives traffic.
+    pub sidecars: u32,
+}
+
+/// One instance's sidecar.
+struct Sidecar {
+    stop: CancellationToken,
+    to_app: Option<Delivery>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Where an instance's application sends its datagrams.
+#[derive(Clone)]
+enum Delivery {
+    Udp(SocketAddr),
+    InProcess(mpsc::Sender<Vec<u8>>),
+}
+
+/// The simulated fleet: the account, one sidecar per InService instance.
+pub struct Fleet {
+    config: Config,
+    cloud: Arc<SimCloud>,
+    clock: SharedClock,
+    dir: PathBuf,
+    transport: Transport,
+    group: String,
+    sidecars: BTreeMap<String, Sidecar>,
+    /// The instance whose sidecar serves the API (the first one).
+    console: Option<String>,
+    /// The console's bound addresses, once it listens.
+    pub console_bound: Option<Bound>,
+    /// A minute history for the console to start with.
+    history: Option<History>,
+}
+
+/// A minute history by stream, as `profile::history` saves it.
+type History = BTreeMap<String, Vec<(i64, crate::series::MinutePoint)>>;
+
+impl Fleet {
+    /// The config one instance's sidecar runs with.
+    fn sidecar_config(&self, instance: &str, console: bool) -> Config {
+        let mut c = self.config.clone();
+        c.state_dir = self.dir.join(instance);
+        if !console {
+            c.api = None;
+        }
+        let coordination = c.coordination.get_or_insert_with(|| CoordinationConfig {
+            table: DEMO_COORDINATION_TABLE.to_string(),
+            cluster: self.group.clone(),
+            instance_id: None,
+            stale_after: CoordinationConfig::DEFAULT_STALE_AFTER,
+            lease: CoordinationConfig::DEFAULT_LEASE,
+            renew_every: CoordinationConfig::DEFAULT_RENEW_EVERY,
+        });
+        coordination.instance_id = Some(instance.to_string());
+        c.fleet = FleetView::Sidecar;
+        if let Some(s) = &mut c.ingest.statsd {
+            s.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        }
+        c
+    }
+
+    async fn start_sidecar(&mut self, instance: &str) -> anyhow::Result<()> {
+        let console = self.console.is_none();
+        let config = self.sidecar_config(instance, console);
+        if let Some(history) = self.history.take().filter(|_| console) {
+            if let Err(e) = crate::profile::history::save(&config.state_dir, &history) {
+                tracing::warn!(error = %e, "Cannot seed the demo's minute history.");
+            }
+        }
+        let stream = config
+            .ingest
+            .statsd
+            .as_ref()
+            .map(|s| s.stream.clone())
+            .ok_or_else(|| anyhow::anyhow!("the demo needs [ingest.statsd] in its config"))?;
+        let (sources, in_process) = match self.transport {
+            Transport::Udp => (Source::configured(&config), None),
+            Transport::InProcess => {
+                let (tx, feed) = DatagramFeed::new(&stream, 4096);
+                (vec![Source::Datagrams(feed)], Some(tx))
+            }
+        };
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(crate::app::run_with(
+            config,
+            self.clock.clone(),
+            Some(self.cloud.clone()),
+            sources,
+            Some(started_tx),
+            stop.clone(),
+        ));
+        let bound = match started_rx.await {
+            Ok(b) => b,
+            // It stopped before it started: its error says why.
+            Err(_) => return task.await?,
+        };
+        let to_app = match (in_process, bound.statsd) {
+            (Some(tx), _) => Some(Delivery::InProcess(tx)),
+            (None, Some(addr)) => Some(Delivery::Udp(addr)),
+            (None, None) => None,
+        };
+        if console {
+            self.console = Some(instance.to_string());
+            self.console_bound = Some(bound);
+        }
+        self.sidecars
+            .insert(instance.to_string(), Sidecar { stop, to_app, task });
+        Ok(())
+    }
+
+    /// Starts a sidecar on every InService instance that lacks one, and
+    /// stops those of instances that left the group.
+    async fn reconcile(&mut self) -> anyhow::Result<()> {
+        let in_service: Vec<String> = self
+            .cloud
+            .world()
+            .group(&self.group)
+            .map(|g| {
+                g.instances
+                    .iter()
+                    .filter(|i| i.in_service)
+                    .map(|i| i.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let gone: Vec<String> = self
+            .sidecars
+            .keys()
+            .filter(|id| !in_service.contains(id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(s) = self.sidecars.remove(&id) {
+                s.stop.cancel();
+                let _ = s.task.await;
+            }
+        }
+        for id in in_service {
+            if !self.sidecars.contains_key(&id) {
+                self.start_sidecar(&id).await?;
+                if self.sidecars.len() == 1 {
+                    // The first sidecar takes the lease before the others start.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every sidecar.
+    async fn stop(&mut self) {
+        for s in self.sidecars.values() {
+            s.stop.cancel();
+        }
+        for (_, s) in std::mem::take(&mut self.sidecars) {
+            let _ = s.task.await;
+        }
+    }
+}
+
+/// Runs the demo until `shutdown`, printing decisions as they happen.
 pub async fn run(
     mut config: Config,
     opts: DemoOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state_dir = std::env::temp_dir().join(format!("rapidscale-demo-{}", std::process::id()));
-    config.state_dir = state_dir.clone();
-    if let Some(asg) = &mut config.asg {
-        asg.name.get_or_insert_with(|| "web".to_string());
-    }
+    let dir = std::env::temp_dir().join(format!("rapidscale-demo-{}", std::process::id()));
+    config.state_dir = dir.clone();
     let clock: SharedClock = Arc::new(SystemClock);
-    let cloud = Arc::new(SimCloud::new(world_for(&config), clock.clone()));
-    let cloud_for_traffic = cloud.clone();
-    let group = config.asg.as_ref().and_then(|a| a.name.clone());
     let trace = trace::read("bundled trace", TRACE, true, &TraceOptions::default())?;
-    seed_history(&config, &trace.requests, &opts, clock.now());
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let sources = crate::app::Source::configured(&config);
-    let daemon = tokio::spawn(crate::app::run_with(
-        config,
-        clock,
-        Some(cloud),
-        sources,
-        Some(tx),
-        shutdown.clone(),
-    ));
-    let Ok(bound) = rx.await else {
-        // The daemon stopped before it started: its error says why.
-        return daemon.await?;
-    };
-    let Some(statsd) = bound.statsd else {
-        anyhow::bail!("the demo needs [ingest.statsd] in its config");
-    };
-    if let Some(api) = bound.api {
-        println!("rapidscale demo: dashboard and API at http://{api}/ (Ctrl-C to stop)");
-    }
+    let history = recorded_past(&config, &trace.requests, &opts, clock.now());
     println!(
-        "Traffic: the NASA July 1995 trace at {}x speed, x{}, with a {}x surge every {} s. Mode: apply (simulated AWS).",
+        "Traffic: the NASA July 1995 trace at {}x speed, x{}, with a {}x surge every {} s, spread over the group's InService instances. Mode: {} (simulated AWS).",
         opts.speed,
         opts.scale,
         SURGE_AMP,
-        opts.surge_every.as_secs()
+        opts.surge_every.as_secs(),
+        config.mode.as_str()
     );
-    let source = tokio::spawn(traffic(
-        statsd,
-        trace.requests,
+    let printer = tokio::spawn(print_decisions(dir.clone(), shutdown.clone()));
+    let result = simulate(
+        config,
         opts,
-        cloud_for_traffic,
-        group,
+        clock,
+        Transport::Udp,
+        history,
         shutdown.clone(),
-    ));
-    let printer = tokio::spawn(print_decisions(
-        state_dir.join("audit.jsonl"),
-        shutdown.clone(),
-    ));
-    let result = daemon.await?;
-    let _ = tokio::join!(source, printer);
-    let _ = std::fs::remove_dir_all(&state_dir);
+        |fleet: &Fleet| {
+            if let Some(api) = fleet.console_bound.as_ref().and_then(|b| b.api) {
+                println!("rapidscale demo: dashboard and API at http://{api}/ (Ctrl-C to stop)");
+            }
+        },
+        |_| {},
+    )
+    .await;
+    shutdown.cancel();
+    let _ = printer.await;
+    let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// The simulated fleet and its traffic until `shutdown`. The first
+/// sidecar starts with `history`; `on_start` sees the fleet once its first
+/// sidecars listen; `each_second` gets what the fleet did every second.
+#[allow(clippy::too_many_arguments)]
+pub async fn simulate(
+    config: Config,
+    opts: DemoOptions,
+    clock: SharedClock,
+    transport: Transport,
+    history: Option<History>,
+    shutdown: CancellationToken,
+    on_start: impl FnOnce(&Fleet),
+    mut each_second: impl FnMut(FleetSecond),
+) -> anyhow::Result<()> {
+    let group = config
+        .asg
+        .as_ref()
+        .and_then(|a| a.name.clone())
+        .ok_or_else(|| anyhow::anyhow!("the demo needs [asg] with a name in its config"))?;
+    let cloud = Arc::new(SimCloud::new(
+        world_for(&config, clock.now()),
+        clock.clone(),
+    ));
+    let table = config
+        .coordination
+        .as_ref()
+        .map_or(DEMO_COORDINATION_TABLE.to_string(), |c| c.table.clone());
+    cloud.ensure_coordination_table(&table).await?;
+    let trace = trace::read("bundled trace", TRACE, true, &TraceOptions::default())?;
+    let mut fleet = Fleet {
+        dir: config.state_dir.clone(),
+        config,
+        cloud,
+        clock,
+        transport,
+        group,
+        sidecars: BTreeMap::new(),
+        console: None,
+        console_bound: None,
+        history,
+    };
+    fleet.reconcile().await?;
+    on_start(&fleet);
+    let result = traffic(
+        &mut fleet,
+        &trace.requests,
+        &opts,
+        &shutdown,
+        &mut each_second,
+    )
+    .await;
+    fleet.stop().await;
+    result
+}
+
+/// The load balancer and the applications behind it, until `shutdown`.
+async fn traffic(
+    fleet: &mut Fleet,
+    trace: &[f64],
+    opts: &DemoOptions,
+    shutdown: &CancellationToken,
+    each_second: &mut impl FnMut(FleetSecond),
+) -> anyhow::Result<()> {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let start = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval(TICK);
+    let mut carry: BTreeMap<String, f64> = BTreeMap::new();
+    let mut second_rates = Vec::new();
+    let mut last_second = 0u64;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        let t = start.elapsed().as_secs_f64();
+        let rate = rate_at(trace, t, opts);
+        second_rates.push(rate);
+        let (refused_share, targets) = spread(fleet, rate);
+        let share = rate / targets.len().max(1) as f64;
+        for (id, delivery) in targets {
+            let c = carry.entry(id).or_insert(0.0);
+            *c += share * TICK.as_secs_f64() / SAMPLE;
+            let samples = c.floor() as usize;
+            *c -= samples as f64;
+            send(&socket, &delivery, samples, refused_share).await;
+        }
+        if t as u64 > last_second {
+            last_second = t as u64;
+            let mean = second_rates.iter().sum::<f64>() / second_rates.len().max(1) as f64;
+            second_rates.clear();
+            use_tables(fleet, mean);
+            fleet.reconcile().await?;
+            let (desired, in_service) = fleet
+                .cloud
+                .world()
+                .group(&fleet.group)
+                .map_or((0, 0), |g| (g.desired, g.in_service() as u32));
+            each_second(FleetSecond {
+                t,
+                rate: mean,
+                desired,
+                in_service,
+                sidecars: fleet.sidecars.len() as u32,
+            });
+        }
+    }
+}
+
+/// The share of `rate` the group cannot serve, and the instances the load
+/// balancer sends to: InService with a sidecar receiving.
+fn spread(fleet: &Fleet, rate: f64) -> (f64, Vec<(String, Delivery)>) {
+    let (served, refused) = fleet.cloud.world().serve_requests(&fleet.group, rate);
+    let targets = fleet
+        .sidecars
+        .iter()
+        .filter_map(|(id, s)| Some((id.clone(), s.to_app.clone()?)))
+        .collect();
+    (refused / (served + refused).max(1.0), targets)
+}
+
+/// One second of the applications' table use (for the simulator's
+/// CloudWatch): requests x each capacity's `per_request`.
+fn use_tables(fleet: &Fleet, rate: f64) {
+    let now = fleet.clock.now();
+    let mut world = fleet.cloud.world();
+    world.advance(now);
+    for t in &fleet.config.dynamodb.tables {
+        let units = |spec: Option<&crate::config::CapacitySpec>| {
+            spec.and_then(|s| s.per_request).map_or(0.0, |k| rate * k)
+        };
+        world.serve(
+            &t.name,
+            None,
+            units(t.read.as_ref()),
+            units(t.write.as_ref()),
+            now,
+        );
+        for i in &t.indexes {
+            world.serve(
+                &t.name,
+                Some(&i.name),
+                units(i.read.as_ref()),
+                units(i.write.as_ref()),
+                now,
+            );
+        }
+    }
+}
+
+/// One in `SAMPLE` requests is sent as a timer sampled at 1/SAMPLE: it
+/// counts for SAMPLE requests and carries a latency.
+const SAMPLE: f64 = 10.0;
+
+/// Sends `samples` timers, up to 64 lines per datagram as a buffering
+/// StatsD client sends them.
+async fn send(
+    socket: &tokio::net::UdpSocket,
+    delivery: &Delivery,
+    samples: usize,
+    refused_share: f64,
+) {
+    let lines: Vec<String> = (0..samples)
+        .map(|_| {
+            format!(
+                "http.requests:{:.1}|ms|@{}",
+                latency_ms(refused_share),
+                1.0 / SAMPLE
+            )
+        })
+        .collect();
+    for chunk in lines.chunks(64) {
+        let datagram = chunk.join("\n").into_bytes();
+        match delivery {
+            Delivery::Udp(addr) => {
+                let _ = socket.send_to(&datagram, addr).await;
+            }
+            Delivery::InProcess(tx) => {
+                let _ = tx.send(datagram).await;
+            }
+        }
+    }
 }
 
 /// Gives the demo a recorded past: the bundled week, at the demo's own
 /// rates, as the minute history of the seven days before now, so the
 /// per-hour view (`/api/v1/hourly`, the dashboard) has days to show at once.
-fn seed_history(
+fn recorded_past(
     config: &Config,
     week: &[f64],
     opts: &DemoOptions,
     now: chrono::DateTime<chrono::Utc>,
-) {
-    let Some(stream) = config.ingest.requests_stream.clone() else {
-        return;
-    };
+) -> Option<History> {
+    let stream = config.ingest.requests_stream.clone()?;
     let rate = opts.speed * opts.scale;
     let seconds: Vec<f64> = week.iter().map(|r| r * rate).collect();
     let now = now.timestamp().div_euclid(60) * 60;
     let start = chrono::DateTime::from_timestamp(now - seconds.len() as i64, 0).unwrap_or_default();
     let minutes = crate::profile::minutes_of_seconds(start, &seconds);
-    let history = std::collections::BTreeMap::from([(stream, minutes)]);
-    if let Err(e) = crate::profile::history::save(&config.state_dir, &history) {
-        tracing::warn!(error = %e, "Cannot seed the demo's minute history.");
-    }
+    Some(BTreeMap::from([(stream, minutes)]))
 }
 
 /// The demo's request rate at real second `t` (fractional), before noise.
@@ -190,79 +540,37 @@ pub fn rate_at(trace: &[f64], t: f64, opts: &DemoOptions) -> f64 {
     base * (1.0 + (SURGE_AMP - 1.0) * rise * decay)
 }
 
-/// One in `SAMPLE` requests is sent as a timer sampled at 1/SAMPLE: it
-/// counts for SAMPLE requests and carries a latency.
-const SAMPLE: f64 = 10.0;
-
 /// A request's latency in the simulated world: 20-40 ms while the group
 /// serves everything, growing with the share of requests it cannot serve.
 fn latency_ms(refused_share: f64) -> f64 {
     (20.0 + 20.0 * fastrand::f64()) * (1.0 + 8.0 * refused_share.clamp(0.0, 1.0))
 }
 
-async fn traffic(
-    statsd: SocketAddr,
-    trace: Vec<f64>,
-    opts: DemoOptions,
-    cloud: Arc<SimCloud>,
-    group: Option<String>,
-    shutdown: CancellationToken,
-) {
-    let Ok(socket) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else {
-        tracing::error!("The demo cannot open a UDP socket for its traffic.");
-        return;
-    };
-    let start = tokio::time::Instant::now();
-    let mut ticker = tokio::time::interval(TICK);
-    let mut carry = 0.0;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let t = start.elapsed().as_secs_f64();
-        let rate = rate_at(&trace, t, &opts);
-        let refused_share = group.as_deref().map_or(0.0, |g| {
-            let (served, refused) = cloud.world().serve_requests(g, rate);
-            refused / (served + refused).max(1.0)
-        });
-        carry += rate * TICK.as_secs_f64() / SAMPLE;
-        let samples = carry.floor() as usize;
-        carry -= samples as f64;
-        // Up to 64 lines per datagram, as a buffering StatsD client sends them.
-        let lines: Vec<String> = (0..samples)
-            .map(|_| {
-                format!(
-                    "http.requests:{:.1}|ms|@{}",
-                    latency_ms(refused_share),
-                    1.0 / SAMPLE
-                )
-            })
-            .collect();
-        for chunk in lines.chunks(64) {
-            let _ = socket.send_to(chunk.join("\n").as_bytes(), statsd).await;
-        }
-    }
-}
-
-/// Prints each decision as the audit log records it.
-async fn print_decisions(path: PathBuf, shutdown: CancellationToken) {
-    let mut offset = 0u64;
+/// Prints each decision as the sidecars' audit logs record it.
+async fn print_decisions(dir: PathBuf, shutdown: CancellationToken) {
+    let mut offsets: BTreeMap<PathBuf, u64> = BTreeMap::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        for record in read_from(&path, &mut offset) {
-            // Applied and failed calls, and dry-run recommendations; a
-            // change waiting for the table to be ACTIVE again is not news.
-            if record.outcome == crate::audit::Outcome::Skipped
-                || (record.phase == Phase::Decided && record.mode == crate::config::Mode::Apply)
-            {
-                continue;
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path().join("audit.jsonl");
+            let offset = offsets.entry(path.clone()).or_default();
+            for record in read_from(&path, offset) {
+                // Applied and failed calls, and dry-run recommendations; a
+                // change waiting for the table to be ACTIVE again is not news.
+                if record.outcome == crate::audit::Outcome::Skipped
+                    || (record.phase == Phase::Decided && record.mode == crate::config::Mode::Apply)
+                {
+                    continue;
+                }
+                println!("{}", describe(&record));
             }
-            println!("{}", describe(&record));
         }
     }
 }

@@ -3,16 +3,17 @@
 //! dashboard's event stream). Built on `tokio::sync::watch`: a reader holds
 //! the value only for the time of a clone, and can wait for the next one.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
 /// One published value. Cheap to clone: every clone is the same slot.
-pub struct Slot<T>(Arc<watch::Sender<T>>);
+pub struct Slot<T>(Arc<watch::Sender<T>>, Arc<AtomicU64>);
 
 impl<T> Clone for Slot<T> {
     fn clone(&self) -> Self {
-        Slot(self.0.clone())
+        Slot(self.0.clone(), self.1.clone())
     }
 }
 
@@ -30,7 +31,15 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Slot<T> {
 
 impl<T> Slot<T> {
     pub fn new(value: T) -> Self {
-        Slot(Arc::new(watch::Sender::new(value)))
+        Slot(
+            Arc::new(watch::Sender::new(value)),
+            Arc::new(AtomicU64::new(0)),
+        )
+    }
+
+    /// How many values were published: changes with every publication.
+    pub fn version(&self) -> u64 {
+        self.1.load(Ordering::SeqCst)
     }
 
     /// Reads the newest value in place.
@@ -41,11 +50,13 @@ impl<T> Slot<T> {
     /// Publishes a new value.
     pub fn set(&self, value: T) {
         self.0.send_replace(value);
+        self.1.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Changes the value in place and publishes it.
     pub fn update(&self, f: impl FnOnce(&mut T)) {
         self.0.send_modify(f);
+        self.1.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A receiver that wakes when the next value is published.
@@ -76,5 +87,6 @@ mod tests {
         assert_eq!(*changes.borrow_and_update(), 2);
         slot.update(|v| *v += 1);
         assert_eq!(reader.read(|v| *v * 10), 30);
+        assert_eq!(reader.version(), 2);
     }
 }

@@ -33,6 +33,41 @@ pub enum Source {
     /// Per-second counts fed against the clock (the replay's traffic, and
     /// a daemon's in tests).
     Trace(TraceSource),
+    /// StatsD datagrams handed over in process, parsed and routed by the
+    /// config's `[ingest.statsd]` selectors (the demo's simulated fleet in
+    /// tests, where paused time and sockets do not mix).
+    Datagrams(DatagramFeed),
+}
+
+/// The receiving end of [`Source::Datagrams`], taken once by the source's task.
+#[derive(Debug, Clone)]
+pub struct DatagramFeed {
+    pub stream: String,
+    receiver: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Vec<u8>>>>>,
+}
+
+impl DatagramFeed {
+    /// A feed of the `stream` StatsD stream and the sender that fills it.
+    pub fn new(
+        stream: &str,
+        capacity: usize,
+    ) -> (tokio::sync::mpsc::Sender<Vec<u8>>, DatagramFeed) {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+        (
+            tx,
+            DatagramFeed {
+                stream: stream.to_string(),
+                receiver: Arc::new(std::sync::Mutex::new(Some(rx))),
+            },
+        )
+    }
+
+    fn take(&self) -> Option<tokio::sync::mpsc::Receiver<Vec<u8>>> {
+        self.receiver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
 }
 
 impl Source {
@@ -51,7 +86,7 @@ impl Source {
     /// How its samples arrive: what a quiet second of its stream means.
     pub fn delivery(&self) -> Delivery {
         match self {
-            Source::Statsd(_) | Source::AccessLog(_) => Delivery::Pushed,
+            Source::Statsd(_) | Source::AccessLog(_) | Source::Datagrams(_) => Delivery::Pushed,
             Source::StatusPage(_) => Delivery::Polled,
             Source::Trace(_) => TraceSource::DELIVERY,
         }
@@ -64,6 +99,7 @@ impl Source {
             Source::AccessLog(c) => &c.stream,
             Source::StatusPage(c) => &c.stream,
             Source::Trace(t) => &t.stream,
+            Source::Datagrams(f) => &f.stream,
         }
     }
 }
@@ -178,6 +214,23 @@ pub fn start(
                     status_page::run(poller, s, stop.clone())
                         .instrument(tracing::info_span!("status_page", stream = %cfg.stream)),
                 );
+            }
+            Source::Datagrams(feed) => {
+                let s = sink("statsd".into());
+                s.counters.set_up(true);
+                out.counters.push(s.counters.clone());
+                if let Some(rx) = feed.take() {
+                    tasks.spawn(
+                        statsd::run_in_process(
+                            rx,
+                            StatsdConfig::DEFAULT_MAX_PACKET_BYTES,
+                            router.clone(),
+                            s,
+                            stop.clone(),
+                        )
+                        .instrument(tracing::info_span!("statsd")),
+                    );
+                }
             }
             Source::Trace(t) => {
                 let s = sink(format!("trace:{}", t.stream));

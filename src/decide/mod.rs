@@ -73,9 +73,9 @@ pub struct GroupAction {
     pub disposition: Disposition,
 }
 
-/// What to do with a decision, given its gate. A decision that is not
-/// carried out (gated, or a dry run) is recorded once until it changes;
-/// `last` remembers the one recorded.
+/// What to do with a decision, given its gate. A dry-run recommendation is
+/// recorded once until it changes; a gated decision once per gate while it
+/// holds. `last` remembers the one recorded.
 fn dispose(
     last: &mut Option<String>,
     mode: Mode,
@@ -83,8 +83,10 @@ fn dispose(
     gate: Option<&Gate>,
 ) -> Option<Disposition> {
     let (key, outcome, reason) = match (gate, mode) {
+        // A gate is recorded when it starts holding a decision, not again
+        // for every new figure the decision takes while it holds.
         (Some(g), _) => (
-            format!("skip|{}|{fingerprint}", g.stable_key()),
+            format!("skip|{}", g.stable_key()),
             Outcome::Skipped,
             Some(g.to_string()),
         ),
@@ -103,10 +105,12 @@ fn dispose(
 
 impl Gate {
     /// The gate without what changes while it holds (the seconds left of a
-    /// cooldown), so that one gate is recorded once.
+    /// cooldown, the budget's next slot), so that one gate is recorded once.
     fn stable_key(&self) -> String {
         match self {
             Gate::Cooldown { failures, .. } => format!("cooldown {failures}"),
+            // The budget's next slot moves with the decrease it would carry.
+            Gate::Budget { .. } => "budget".to_string(),
             g => g.to_string(),
         }
     }

@@ -3,6 +3,15 @@
 //! publish their advice, and hand their actions to the actuator. Applies
 //! run as tasks of their own; their outcomes come back through a channel
 //! and are folded in before the next step.
+//!
+//! The step at each whole second always runs. A tick inside a second runs
+//! only when something it reads changed since the last step (a sample, a
+//! description, an outcome, an operator's override, the lease, the audit
+//! log): the quarter-second ticks exist so that the current second's rate
+//! so far can raise capacity before the second ends, and with nothing new
+//! they would repeat the last step. What depends on time alone (a cooldown
+//! running out, the budget's next slot, the hour) waits at most until the
+//! next whole second.
 
 use std::sync::{Arc, Mutex};
 
@@ -55,6 +64,19 @@ enum Completion {
     Group(Outcome),
 }
 
+/// Everything a step reads that can change between two ticks of a second.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    store: u64,
+    cloud: u64,
+    coordination: u64,
+    calibration: u64,
+    role: Option<Role>,
+    overrides: crate::mode::Overrides,
+    audit_unavailable: Option<String>,
+    group_known: bool,
+}
+
 pub struct DecideLoop<C> {
     pub inputs: Inputs,
     pub tables: Option<TableDecider>,
@@ -73,6 +95,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let mut group: Option<GroupDecider> = None;
         let mut ticker = quarter_second_ticker(&self.inputs.clock);
+        let mut last_seen: Option<Seen> = None;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -89,7 +112,10 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                 }
             }
             let now = self.inputs.clock.now();
+            let whole_second = now.timestamp_subsec_millis() < DECIDE_EVERY.as_millis() as u32 / 2;
+            let mut news = whole_second;
             while let Ok(done) = done_rx.try_recv() {
+                news = true;
                 match done {
                     Completion::Table(table, outcome) => {
                         if let Some(t) = &mut self.tables {
@@ -103,7 +129,11 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                     }
                 }
             }
-            let (table_actions, group_action) = self.step(group.as_mut());
+            let Some((table_actions, group_action)) =
+                self.step(group.as_mut(), news, &mut last_seen)
+            else {
+                continue;
+            };
             for action in table_actions {
                 self.dispatch_table(action, &done_tx, &stop);
             }
@@ -114,14 +144,35 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
     }
 
     /// One step of both deciders over one snapshot; publishes their advice.
+    /// None: not `news`, and nothing it reads changed since `last_seen`.
     fn step(
         &mut self,
         group: Option<&mut GroupDecider>,
-    ) -> (Vec<TableAction>, Option<GroupAction>) {
+        news: bool,
+        last_seen: &mut Option<Seen>,
+    ) -> Option<(Vec<TableAction>, Option<GroupAction>)> {
         let inputs = &self.inputs;
         let now = inputs.clock.now();
-        let store = lock(&inputs.store);
+        let mut store = lock(&inputs.store);
+        // Seconds past their grace window are sealed before they are read,
+        // so a decision never depends on when the sealer last ran.
+        store.seal(now.timestamp());
+        let store = &*store;
         let role = inputs.role.as_ref().map(|r| r.get());
+        let seen = Seen {
+            store: store.generation(),
+            cloud: inputs.cloud.version(),
+            coordination: inputs.coordination.version(),
+            calibration: inputs.calibration.version(),
+            role,
+            overrides: inputs.modes.snapshot(),
+            audit_unavailable: self.actuator.audit.unavailable(),
+            group_known: group.is_some(),
+        };
+        if !news && last_seen.as_ref() == Some(&seen) {
+            return None;
+        }
+        *last_seen = Some(seen);
         let common = inputs.cloud.read(|cloud| {
             let serving = cloud
                 .group
@@ -131,7 +182,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             let scale = inputs.coordination.read(|c| {
                 fleet_scale(
                     c.as_ref(),
-                    &store,
+                    store,
                     inputs.config.ingest.requests_stream.as_deref(),
                 )
             });
@@ -152,7 +203,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
         let (table_step, group_step) = inputs.cloud.read(|cloud| {
             let table_step = self.tables.as_mut().map(|t| {
                 let mut budget = inputs.budget.lock().unwrap_or_else(|p| p.into_inner());
-                let step = t.step(&store, cloud, &mut budget, &common);
+                let step = t.step(store, cloud, &mut budget, &common);
                 if step.budget_changed {
                     if let Err(e) = budget.save() {
                         tracing::error!(error = %e, "Cannot persist the decrease budget.");
@@ -160,10 +211,9 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                 }
                 step
             });
-            let group_step = group.map(|g| g.step(&store, cloud, &common));
+            let group_step = group.map(|g| g.step(store, cloud, &common));
             (table_step, group_step)
         });
-        drop(store);
         self.decisions.fleet.set(Some(common.fleet));
         let mut table_actions = Vec::new();
         if let Some(step) = table_step {
@@ -175,7 +225,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             self.decisions.group.set(step.advice);
             group_action = step.action;
         }
-        (table_actions, group_action)
+        Some((table_actions, group_action))
     }
 
     fn dispatch_table(

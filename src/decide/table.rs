@@ -103,6 +103,8 @@ struct Resource<'a> {
     status: &'a str,
     aws_decreases: Option<u64>,
     aws_last_decrease: Option<DateTime<Utc>>,
+    /// When AWS described it (its counters are that day's).
+    described_at: Option<DateTime<Utc>>,
 }
 
 impl Resource<'_> {
@@ -113,7 +115,11 @@ impl Resource<'_> {
 
 /// The resources of one described table: itself, then its configured
 /// indexes that AWS reports.
-fn resources<'a>(table: &'a TableConfig, desc: &'a TableDescription) -> Vec<Resource<'a>> {
+fn resources<'a>(
+    table: &'a TableConfig,
+    desc: &'a TableDescription,
+    described_at: Option<DateTime<Utc>>,
+) -> Vec<Resource<'a>> {
     let mut out = vec![Resource {
         table,
         index: None,
@@ -123,6 +129,7 @@ fn resources<'a>(table: &'a TableConfig, desc: &'a TableDescription) -> Vec<Reso
         status: &desc.status,
         aws_decreases: desc.decreases_today,
         aws_last_decrease: desc.last_decrease,
+        described_at,
     }];
     for index in &table.indexes {
         if let Some(i) = desc.indexes.iter().find(|i| i.name == index.name) {
@@ -135,6 +142,7 @@ fn resources<'a>(table: &'a TableConfig, desc: &'a TableDescription) -> Vec<Reso
                 status: &i.status,
                 aws_decreases: i.decreases_today,
                 aws_last_decrease: i.last_decrease,
+                described_at,
             });
         }
     }
@@ -225,7 +233,7 @@ impl TableDecider {
             let fresh = self.fresh(tracked, common.now);
             // One call per table at a time: an index waits for its table's.
             let mut acted = self.in_flight.contains(&table.name);
-            for r in resources(table, desc) {
+            for r in resources(table, desc, tracked.last_ok) {
                 let (advice, action) = self.resource(
                     &r, desc, fresh, acted, &mut views, budget, common, &mut step,
                 );
@@ -270,9 +278,10 @@ impl TableDecider {
             .effective(&[&key, &r.table.name], configured);
         let mode = runtime.acting().unwrap_or(configured);
         let ledger = {
+            let described_at = r.described_at.unwrap_or(now);
             let before = budget.ledger(&key).used_today(now);
             let ledger = budget.ledger_mut(&key);
-            ledger.resync(now, r.aws_decreases, r.aws_last_decrease);
+            ledger.resync(now, described_at, r.aws_decreases, r.aws_last_decrease);
             step.budget_changed |= ledger.used_today(now) != before;
             ledger.clone()
         };
@@ -413,11 +422,7 @@ impl TableDecider {
                 op,
                 provisioned: current.unwrap_or(0),
                 demand: view.newest(1).first().copied().filter(|v| !v.is_nan()),
-                peak_60s: view
-                    .newest(60)
-                    .into_iter()
-                    .filter(|v| !v.is_nan())
-                    .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v)))),
+                peak_60s: view.peak(60),
                 source,
                 limits: ctx.limits,
                 verdict,

@@ -41,11 +41,14 @@ impl TraceSource {
     }
 }
 
-/// Records `second`'s count (a second with none feeds nothing: a gap in the
-/// trace is silence, as it would be on the wire).
+/// Records `second`'s count. A trace is a complete record of its traffic:
+/// a second it holds as 0 is fed as a known zero (a sample of 0 keeps the
+/// stream alive, as a client reporting an idle second would), never as
+/// silence. A second it does not hold (NaN) feeds nothing, so it is
+/// unknown, as silence on the wire would be.
 pub fn feed(source: &TraceSource, stream: StreamId, second: i64, sink: &Sink) {
-    if let Some(n) = source.count(second).filter(|n| *n > 0.0 && n.is_finite()) {
-        if sink.observe(stream, second, Observation::Count(n)) {
+    if let Some(n) = source.count(second).filter(|n| n.is_finite()) {
+        if sink.observe(stream, second, Observation::Count(n.max(0.0))) {
             sink.counters.accept();
         }
     }

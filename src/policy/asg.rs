@@ -5,8 +5,9 @@
 //!   `target_rps_per_instance` x (1 + `headroom`)), clamped to the hour's
 //!   and the group's own min/max.
 //! - `surge` (scale out): that size exceeded serving + warming instances for
-//!   `up_window` seconds. Instances still warming (pending for less than
-//!   `warmup`) are capacity on its way, so one surge is answered once.
+//!   `up_window` seconds; the new size is that of the window's mean.
+//!   Instances still warming (pending for less than `warmup`) are capacity
+//!   on its way, so one surge is answered once.
 //! - `stabilized` (scale in): the highest size needed over the
 //!   `stabilization` window (as in the Kubernetes HPA) is below desired;
 //!   at most `max_step_in` of the group per action (at least 1), never
@@ -163,11 +164,15 @@ pub fn decide_group(
     let newest = fleet.newest(n);
     let on_its_way = state.serving + state.warming;
     if newest.len() == n && newest.iter().all(|v| !v.is_nan() && size(*v) > on_its_way) {
-        let peak = newest.iter().copied().fold(f64::MIN, f64::max);
-        let to = size(peak);
+        // Sized to the window's mean, not its peak: one noisy second (or
+        // the current second's rate so far, from a few sampled lines) must
+        // not buy instances that take minutes to boot and minutes more to
+        // give back. A demand still rising is answered again next tick.
+        let mean = newest.iter().sum::<f64>() / n as f64;
+        let to = size(mean);
         let evidence = GroupEvidence {
-            fleet_rps: Some(peak),
-            needed: Some(needed(peak, &ctx.limits, p.headroom)),
+            fleet_rps: Some(mean),
+            needed: Some(needed(mean, &ctx.limits, p.headroom)),
             window_s: n as u64,
         };
         return if to > desired {
@@ -310,6 +315,14 @@ mod tests {
         let mut short = flat(900.0, 100);
         short.extend(flat(2700.0, 4));
         check(&short, state(10, 10, 0), ctx(), hold(GroupHold::Steady));
+    }
+
+    #[test]
+    fn a_surge_is_sized_to_the_window_mean_not_one_noisy_second() {
+        let mut s = flat(900.0, 100);
+        s.extend([2000.0, 2400.0, 6000.0, 2200.0, 2400.0]);
+        // Mean 3000 -> ceil(33) = 33, not the 6000 spike's 66.
+        check(&s, state(10, 10, 0), ctx(), set(33, GroupRule::Surge));
     }
 
     #[test]

@@ -42,6 +42,36 @@ fn next_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
         .and_utc()
 }
 
+/// What the rule looks at: the day's decreases, by count, first and last.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tally {
+    count: usize,
+    first: Option<DateTime<Utc>>,
+    last: Option<DateTime<Utc>>,
+}
+
+impl Tally {
+    fn spend(&mut self, at: DateTime<Utc>) {
+        self.count += 1;
+        self.first.get_or_insert(at);
+        self.last = Some(at);
+    }
+}
+
+/// DynamoDB's rule, in one place: the earliest instant at or after `now`
+/// (before `midnight`, the end of the tally's day; `midnight` itself when
+/// no more are allowed that day) at which a decrease is allowed.
+fn rule_next(t: &Tally, now: DateTime<Utc>, midnight: DateTime<Utc>) -> DateTime<Utc> {
+    if t.count >= MAX_PER_DAY {
+        return midnight;
+    }
+    match (t.first, t.last) {
+        (Some(first), Some(_)) if now < first + HOUR && t.count < INITIAL_BURST => now,
+        (Some(_), Some(last)) => (last + HOUR).max(now).min(midnight),
+        _ => now,
+    }
+}
+
 impl DecreaseLedger {
     /// Decreases made on `now`'s UTC day.
     pub fn today(&self, now: DateTime<Utc>) -> &[DateTime<Utc>] {
@@ -56,65 +86,49 @@ impl DecreaseLedger {
         self.today(now).len()
     }
 
+    fn tally(&self, now: DateTime<Utc>) -> Tally {
+        let today = self.today(now);
+        Tally {
+            count: today.len(),
+            first: today.first().copied(),
+            last: today.last().copied(),
+        }
+    }
+
+    fn blocked_at(&self, now: DateTime<Utc>) -> bool {
+        self.blocked_until.is_some_and(|b| now < b)
+    }
+
     /// Whether DynamoDB's rule allows a decrease at `now`.
     pub fn allowed_at(&self, now: DateTime<Utc>) -> bool {
-        if self.blocked_until.is_some_and(|b| now < b) {
-            return false;
-        }
-        let today = self.today(now);
-        match (today.first(), today.last()) {
-            _ if today.len() >= MAX_PER_DAY => false,
-            (Some(first), Some(last)) => {
-                (now < *first + HOUR && today.len() < INITIAL_BURST) || now - *last >= HOUR
-            }
-            _ => true,
-        }
+        !self.blocked_at(now) && rule_next(&self.tally(now), now, next_midnight(now)) == now
     }
 
     /// The earliest instant at or after `now` when a decrease is allowed.
     pub fn next_allowed(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let midnight = next_midnight(now);
-        let today = self.today(now);
-        let by_rule = if today.len() >= MAX_PER_DAY {
-            midnight
-        } else {
-            match (today.first(), today.last()) {
-                (Some(first), Some(_)) if now < *first + HOUR && today.len() < INITIAL_BURST => now,
-                (Some(_), Some(last)) => (*last + HOUR).max(now).min(midnight),
-                _ => now,
-            }
-        };
+        let by_rule = rule_next(&self.tally(now), now, next_midnight(now));
         match self.blocked_until {
-            Some(b) if b > by_rule => {
-                // Blocked past the rule's time: the rule still applies then.
-                let later = self.next_allowed_unblocked(b);
-                later.max(b)
-            }
+            // Blocked past the rule's time: the rule still applies then.
+            Some(b) if b > by_rule => rule_next(&self.tally(b), b, next_midnight(b)).max(b),
             _ => by_rule,
         }
-    }
-
-    fn next_allowed_unblocked(&self, at: DateTime<Utc>) -> DateTime<Utc> {
-        let mut copy = self.clone();
-        copy.blocked_until = None;
-        copy.next_allowed(at)
     }
 
     /// How many more decreases the rule still allows before UTC midnight,
     /// spending each at the earliest moment.
     pub fn left_today(&self, now: DateTime<Utc>) -> usize {
-        let midnight = next_midnight(now);
-        let mut sim = self.clone();
-        sim.roll(now);
-        let mut t = now;
+        let first = self.next_allowed(now);
+        Self::left_from(self.tally(now), first, next_midnight(now))
+    }
+
+    /// Decreases achievable before `midnight` from `tally`, the first at `first`.
+    fn left_from(mut tally: Tally, first: DateTime<Utc>, midnight: DateTime<Utc>) -> usize {
+        let mut at = first;
         let mut n = 0;
-        while n < MAX_PER_DAY {
-            t = sim.next_allowed(t);
-            if t >= midnight {
-                break;
-            }
-            sim.record(t);
+        while n < MAX_PER_DAY && at < midnight {
+            tally.spend(at);
             n += 1;
+            at = rule_next(&tally, at, midnight);
         }
         n
     }
@@ -125,9 +139,11 @@ impl DecreaseLedger {
         if !self.allowed_at(now) {
             return None;
         }
-        let mut after = self.clone();
-        after.record(now);
-        Some(after.left_today(now))
+        let midnight = next_midnight(now);
+        let mut tally = self.tally(now);
+        tally.spend(now);
+        let next = rule_next(&tally, now, midnight);
+        Some(Self::left_from(tally, next, midnight))
     }
 
     /// Forgets decreases of earlier days.
@@ -155,10 +171,13 @@ impl DecreaseLedger {
     /// Adopts AWS's own counters when it reports them. When AWS counts more
     /// decreases today than the ledger, the missing ones are assumed to have
     /// happened at AWS's last decrease time (the conservative choice: it
-    /// delays the next one the longest).
+    /// delays the next one the longest). A description made on an earlier
+    /// UTC day (`described_at`, the last one before midnight) counts that
+    /// day's decreases, not today's, and is not adopted.
     pub fn resync(
         &mut self,
         now: DateTime<Utc>,
+        described_at: DateTime<Utc>,
         aws_decreases_today: Option<u64>,
         aws_last_decrease: Option<DateTime<Utc>>,
     ) {
@@ -166,6 +185,9 @@ impl DecreaseLedger {
         let Some(aws_count) = aws_decreases_today else {
             return;
         };
+        if described_at.date_naive() != now.date_naive() {
+            return;
+        }
         let at = aws_last_decrease
             .filter(|t| t.date_naive() == now.date_naive())
             .unwrap_or(now);
@@ -306,7 +328,7 @@ mod tests {
     #[test]
     fn resync_adopts_higher_aws_counts() {
         let mut l = ledger(&["03:00:00"]);
-        l.resync(t("09:00:00"), Some(3), Some(t("08:30:00")));
+        l.resync(t("09:00:00"), t("08:59:59"), Some(3), Some(t("08:30:00")));
         assert_eq!(l.used_today(t("09:00:00")), 3);
         assert!(
             !l.allowed_at(t("09:00:00")),
@@ -314,9 +336,23 @@ mod tests {
         );
         assert!(l.allowed_at(t("09:30:00")));
         // A lower count (or none) never forgets what rapidscale did itself.
-        l.resync(t("09:00:00"), Some(1), None);
-        l.resync(t("09:00:00"), None, None);
+        l.resync(t("09:00:00"), t("09:00:00"), Some(1), None);
+        l.resync(t("09:00:00"), t("09:00:00"), None, None);
         assert_eq!(l.used_today(t("09:00:00")), 3);
+    }
+
+    #[test]
+    fn yesterdays_count_is_not_todays() {
+        // Described at 23:59:59 with 16 decreases that day; read again at
+        // midnight before the next description: today has none yet.
+        let mut l = DecreaseLedger::default();
+        let midnight = t("23:59:59") + TimeDelta::seconds(1);
+        l.resync(midnight, t("23:59:59"), Some(16), Some(t("23:10:00")));
+        assert_eq!(l.used_today(midnight), 0);
+        assert!(l.allowed_at(midnight));
+        // The first description of the new day is adopted.
+        l.resync(midnight, midnight, Some(2), None);
+        assert_eq!(l.used_today(midnight), 2);
     }
 
     #[test]

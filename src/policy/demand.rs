@@ -75,16 +75,30 @@ impl DemandView {
     pub fn newest(&self, n: usize) -> Vec<f64> {
         let from_seconds = n.saturating_sub(usize::from(self.partial_rate.is_some()));
         let skip = self.seconds.len().saturating_sub(from_seconds);
-        let mut out: Vec<f64> = self.seconds[skip..].to_vec();
+        let mut out = Vec::with_capacity(n);
+        out.extend_from_slice(&self.seconds[skip..]);
         out.extend(self.partial_rate);
         out
+    }
+
+    /// The highest known value of the newest `n` (None: none known).
+    pub fn peak(&self, n: usize) -> Option<f64> {
+        let from_seconds = n.saturating_sub(usize::from(self.partial_rate.is_some()));
+        let skip = self.seconds.len().saturating_sub(from_seconds);
+        self.seconds[skip..]
+            .iter()
+            .chain(self.partial_rate.as_ref())
+            .copied()
+            .filter(|v| !v.is_nan())
+            .reduce(f64::max)
     }
 
     /// Known values of the last `n` whole seconds, and how many were unknown.
     pub fn window(&self, n: usize) -> (Vec<f64>, usize) {
         let skip = self.seconds.len().saturating_sub(n);
         let slice = &self.seconds[skip..];
-        let known: Vec<f64> = slice.iter().copied().filter(|v| !v.is_nan()).collect();
+        let mut known = Vec::with_capacity(slice.len());
+        known.extend(slice.iter().copied().filter(|v| !v.is_nan()));
         let unknown = n - known.len();
         (known, unknown)
     }

@@ -379,11 +379,19 @@ fn low_demand(
     if n == 0 || view.seconds.len() < n {
         return None;
     }
+    let band_lo = ctx.provisioned as f64 * ctx.limits.target * (1.0 - p.tolerance);
+    // The newest seconds first: they are cheap to judge, and while they are
+    // not below the band there is no decrease to size.
+    let newest = view.newest(p.up_window.as_secs().max(1) as usize);
+    let newest_mean =
+        newest.iter().filter(|v| !v.is_nan()).sum::<f64>() / newest.len().max(1) as f64;
+    if p.burst_share > 0.0 && newest_mean >= band_lo {
+        return None;
+    }
     let (mut known, unknown) = view.window(n);
     if known.is_empty() || unknown as f64 > 0.05 * n as f64 {
         return None;
     }
-    let band_lo = ctx.provisioned as f64 * ctx.limits.target * (1.0 - p.tolerance);
     let demand = if p.burst_share > 0.0 {
         // Burst absorbs single seconds: judge `smooth`-second means, and
         // size to the mean of the newest quarter of the window (an
@@ -391,10 +399,7 @@ fn low_demand(
         // comes back).
         let means = moving_means(&known, p.smooth.as_secs().max(1) as usize);
         let highest = means.iter().copied().fold(f64::MIN, f64::max);
-        let newest = view.newest(p.up_window.as_secs().max(1) as usize);
-        let newest_mean =
-            newest.iter().filter(|v| !v.is_nan()).sum::<f64>() / newest.len().max(1) as f64;
-        if means.is_empty() || highest >= band_lo || newest_mean >= band_lo {
+        if means.is_empty() || highest >= band_lo {
             return None;
         }
         // Rising demand (a step just starting) is not diluted by the quiet before it.

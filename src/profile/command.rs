@@ -171,9 +171,9 @@ pub fn run(config: &Config, source: &Source) -> Result<Output, SuggestError> {
     let suggestion = suggest::suggest(config, &profile);
     let fragment = suggest::fragment(config, &suggestion, &label);
     let settings = SimSettings::default();
-    let (current, _) = replay::run(config, &settings, start, requests.clone(), |_| {});
+    let (current, _) = replay::run_scratch(config, &settings, start, requests.clone(), |_| {});
     let suggested_config = suggest::apply(config, &suggestion);
-    let (suggested, _) = replay::run(
+    let (suggested, _) = replay::run_scratch(
         &suggested_config,
         &settings,
         start,

@@ -1,16 +1,16 @@
 //! Replay: recorded traffic through the simulator, twice — once with
-//! rapidscale's policy, once with a model of AWS's native target tracking —
-//! on a virtual clock that runs as fast as the CPU allows.
+//! rapidscale, once with a model of AWS's native target tracking — on a
+//! virtual clock that runs as fast as the CPU allows.
 //!
-//! Each second of the trace, for each policy's own simulated account:
-//! updates that became due take effect, the second's demand is served
-//! (burst, throttling), then the policy decides with what it has seen so
-//! far, and its calls reach the simulator at the start of the next second.
-//! rapidscale's side calls the daemon's own policy (`decide_op`, `plan`,
-//! `DecreaseLedger`) with the same gates as the advisor (no call while
-//! the table is UPDATING, a refused decrease blocks the ledger for an
-//! hour). The native side is [`native::NativeTracker`].
+//! rapidscale's side is the daemon itself, minus its sockets: the same
+//! core (store, trackers, deciders, actuator, audit log, decrease budget)
+//! built by `app::core`, on a simulated account, under tokio's paused
+//! clock, fed the trace through the same ingestion source a daemon can be
+//! given (`ingest::trace`). Nothing of the decision path is written twice:
+//! a test runs the daemon on the same trace and compares the decisions.
+//! The native side is [`native::NativeSide`], one second at a time.
 
+pub mod engine;
 pub mod native;
 pub mod report;
 pub mod surges;
@@ -21,15 +21,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::actuator::{resource_key, TableUpdate};
-use crate::cloud::{CloudErrorKind, Throughput};
-use crate::config::{CapacitySpec, Config, Mode};
-use crate::policy::budget::DecreaseLedger;
-use crate::policy::burst::BurstModel;
-use crate::policy::demand::DemandView;
-use crate::policy::dynamodb::{decide_op, plan, Op, OpContext, Plan};
-use crate::sim::{SimSettings, SimWorld};
-use native::NativeTracker;
+use crate::actuator::resource_key;
+use crate::cloud::Throughput;
+use crate::config::{CapacitySpec, Config};
+use crate::policy::dynamodb::Op;
+use crate::sim::SimSettings;
 
 /// The two policies compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -73,6 +69,27 @@ impl Target {
     pub fn key(&self) -> String {
         resource_key(&self.table, self.index.as_deref())
     }
+
+    /// The capacity both policies start from (1 unit for an operation
+    /// the trace does not drive).
+    pub fn initial(&self) -> Throughput {
+        let mut t = Throughput { read: 1, write: 1 };
+        for o in &self.ops {
+            match o.op {
+                Op::Read => t.read = o.initial,
+                Op::Write => t.write = o.initial,
+            }
+        }
+        t
+    }
+
+    /// Demand of `op` in second `s`, in units (0 when not replayed).
+    pub fn demand(&self, op: Op, s: usize) -> f64 {
+        self.ops
+            .iter()
+            .find(|o| o.op == op)
+            .map_or(0.0, |o| o.units[s])
+    }
 }
 
 /// Per second, per policy and operation: provisioned and throttled units.
@@ -80,6 +97,20 @@ impl Target {
 pub struct OpSeries {
     pub provisioned: Vec<u64>,
     pub throttled: Vec<f64>,
+}
+
+impl OpSeries {
+    pub fn with_capacity(seconds: usize) -> OpSeries {
+        OpSeries {
+            provisioned: Vec::with_capacity(seconds),
+            throttled: Vec::with_capacity(seconds),
+        }
+    }
+
+    pub fn push(&mut self, provisioned: u64, throttled: f64) {
+        self.provisioned.push(provisioned);
+        self.throttled.push(throttled);
+    }
 }
 
 /// Figures of one operation under one policy.
@@ -178,267 +209,52 @@ pub fn targets(
     (out, skipped)
 }
 
-/// What one policy keeps between seconds.
-struct Side {
-    policy: Policy,
-    world: SimWorld,
-    ledgers: Vec<DecreaseLedger>,
-    /// [target][op]
-    native: Vec<Vec<NativeTracker>>,
-    /// rapidscale's own burst estimate, [target][op].
-    burst: Vec<Vec<BurstModel>>,
-    series: Vec<Vec<OpSeries>>,
-    figures: Vec<ResourceFigures>,
-    /// Calls decided at the end of a second, made at the start of the next.
-    queued: Vec<(usize, TableUpdate)>,
-}
-
-fn table_name(i: usize) -> String {
-    format!("t{i}")
-}
-
-impl Side {
-    fn new(policy: Policy, targets: &[Target], settings: &SimSettings, seconds: usize) -> Side {
-        let mut world = SimWorld::new(settings.clone());
-        for (i, t) in targets.iter().enumerate() {
-            // Every target is its own simulated table: an index's update does
-            // not make its base table UPDATING for the other's policy.
-            let mut prov = Throughput { read: 1, write: 1 };
-            for o in &t.ops {
-                match o.op {
-                    Op::Read => prov.read = o.initial,
-                    Op::Write => prov.write = o.initial,
-                }
-            }
-            world.add_table(&table_name(i), prov, &[]);
-        }
-        Side {
-            policy,
-            world,
-            ledgers: vec![DecreaseLedger::default(); targets.len()],
-            native: targets
-                .iter()
-                .map(|t| vec![NativeTracker::default(); t.ops.len()])
-                .collect(),
-            burst: targets
-                .iter()
-                .map(|t| vec![BurstModel::default(); t.ops.len()])
-                .collect(),
-            series: targets
-                .iter()
-                .map(|t| {
-                    t.ops
-                        .iter()
-                        .map(|_| OpSeries {
-                            provisioned: Vec::with_capacity(seconds),
-                            throttled: Vec::with_capacity(seconds),
-                        })
-                        .collect()
-                })
-                .collect(),
-            figures: vec![ResourceFigures::default(); targets.len()],
-            queued: Vec::new(),
-        }
-    }
-
-    /// Makes the calls decided last second.
-    fn call(&mut self, now: DateTime<Utc>) {
-        for (i, u) in std::mem::take(&mut self.queued) {
-            match self
-                .world
-                .update_capacity(&table_name(i), None, u.target(), now)
-            {
-                Ok(()) => {
-                    self.figures[i].actions += 1;
-                    if u.decrease {
-                        self.ledgers[i].record(now);
-                        *self.figures[i]
-                            .decreases_used
-                            .entry(now.date_naive())
-                            .or_default() += 1;
-                    }
-                    if self.policy == Policy::AwsNative {
-                        for n in &mut self.native[i] {
-                            n.changed(now.timestamp());
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.figures[i].refused += 1;
-                    if e.kind == CloudErrorKind::LimitExceeded {
-                        self.ledgers[i].block_until(now + TimeDelta::hours(1));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Serves second `s` and records what happened.
-    fn serve(&mut self, targets: &[Target], s: usize, unix: i64) {
-        for (i, t) in targets.iter().enumerate() {
-            let demand = |op: Op| {
-                t.ops
-                    .iter()
-                    .find(|o| o.op == op)
-                    .map_or(0.0, |o| o.units[s])
-            };
-            let (r, w) = self.world.serve(
-                &table_name(i),
-                None,
-                demand(Op::Read),
-                demand(Op::Write),
-                DateTime::from_timestamp(unix, 0).unwrap_or_default(),
-            );
-            let prov = self
-                .world
-                .table(&table_name(i))
-                .map(|t| t.base.provisioned())
-                .unwrap_or(Throughput { read: 0, write: 0 });
-            for (k, o) in t.ops.iter().enumerate() {
-                let (served, p) = match o.op {
-                    Op::Read => (r, prov.read),
-                    Op::Write => (w, prov.write),
-                };
-                let series = &mut self.series[i][k];
-                series.provisioned.push(p);
-                series.throttled.push(served.throttled);
-                match self.policy {
-                    Policy::AwsNative => self.native[i][k].observe(unix, served.consumed, p),
-                    Policy::Rapidscale => self.burst[i][k].observe(unix, o.units[s], p),
-                }
-            }
-        }
-    }
-
-    /// Decides at the end of second `s` (wall time `now`).
-    fn decide(
-        &mut self,
-        config: &Config,
-        targets: &[Target],
-        s: usize,
-        now: DateTime<Utc>,
-        history: usize,
-    ) {
-        let p = &config.dynamodb.policy;
-        let stale_s = config.ingest.stale_after.as_secs() as i64;
-        for (i, t) in targets.iter().enumerate() {
-            let Some(table) = self.world.table(&table_name(i)) else {
-                continue;
-            };
-            // The advisor's gate: never act while the table is UPDATING.
-            if table.base.pending.is_some() {
-                continue;
-            }
-            let current = table.base.provisioned();
-            let cur = |op: Op| match op {
-                Op::Read => current.read,
-                Op::Write => current.write,
-            };
-            let update = match self.policy {
-                Policy::Rapidscale => {
-                    let lo = (s + 1).saturating_sub(history);
-                    let verdicts: Vec<_> = t
-                        .ops
-                        .iter()
-                        .enumerate()
-                        .map(|(k, o)| {
-                            let view = DemandView::from_seconds(&o.units[lo..=s]);
-                            let ctx =
-                                OpContext::at(&o.spec.hours, &config.schedule, now, cur(o.op), p)
-                                    .with_burst(self.burst[i][k].units);
-                            (o.op, cur(o.op), decide_op(&view, &ctx, p, stale_s))
-                        })
-                        .collect();
-                    match plan(&verdicts, &self.ledgers[i], now, p) {
-                        Plan::Update { changes, decrease } => Some((changes, decrease)),
-                        Plan::Hold | Plan::WaitForBudget { .. } => None,
-                    }
-                }
-                Policy::AwsNative => {
-                    let unix = now.timestamp();
-                    let mut changes = Vec::new();
-                    for (k, o) in t.ops.iter().enumerate() {
-                        let limits = config.schedule.row(&o.spec.hours, now);
-                        if let Some(to) = self.native[i][k].decide(unix, cur(o.op), limits) {
-                            if to < cur(o.op) && !self.ledgers[i].allowed_at(now) {
-                                continue;
-                            }
-                            changes.push(crate::policy::dynamodb::Change {
-                                op: o.op,
-                                from: cur(o.op),
-                                to,
-                                rule: crate::policy::dynamodb::Rule::Surge,
-                                evidence: crate::policy::dynamodb::Evidence {
-                                    demand: None,
-                                    threshold: None,
-                                    window_s: 60,
-                                },
-                            });
-                        }
-                    }
-                    let decrease = changes.iter().any(|c| c.to < c.from);
-                    (!changes.is_empty()).then_some((changes, decrease))
-                }
-            };
-            if let Some((changes, decrease)) = update {
-                self.queued.push((
-                    i,
-                    TableUpdate {
-                        table: table_name(i),
-                        index: None,
-                        current,
-                        changes,
-                        decrease,
-                        mode: Mode::Apply,
-                    },
-                ));
-            }
-        }
-    }
-}
-
 /// Replays `requests` (per second from `start`) under both policies.
-/// `progress` is called with the number of seconds done, now and then.
+/// rapidscale's side runs the daemon's own deciders and actuator on a
+/// simulated account (`engine.rs`), writing its audit log to `audit_dir`;
+/// the native side is [`native::NativeSide`]. `progress` is called with the
+/// number of seconds done, now and then.
 pub fn run(
     config: &Config,
     settings: &SimSettings,
     start: DateTime<Utc>,
     requests: Vec<f64>,
+    audit_dir: &std::path::Path,
     mut progress: impl FnMut(u64),
 ) -> (Outcome, Vec<Skipped>) {
     let (targets, skipped) = targets(config, &requests, start);
     let n = requests.len();
-    let p = &config.dynamodb.policy;
-    let history = [p.down_window, p.trend_window, p.up_window]
-        .iter()
-        .map(|d| d.as_secs() as usize)
-        .max()
-        .unwrap_or(60)
-        + 2;
-    let mut sides: Vec<Side> = Policy::ALL
-        .iter()
-        .map(|&policy| Side::new(policy, &targets, settings, n))
-        .collect();
-    for s in 0..n {
-        let now = start + TimeDelta::seconds(s as i64);
-        for side in &mut sides {
-            side.world.advance(now);
-            side.call(now);
-            side.serve(&targets, s, now.timestamp());
-            side.decide(config, &targets, s, now + TimeDelta::seconds(1), history);
-        }
-        if s % 3600 == 3599 {
-            progress(s as u64 + 1);
-        }
-    }
+    let mut native = native::NativeSide::new(&targets, settings, n);
+    let mut rapid = engine::run(
+        config,
+        settings,
+        start,
+        &requests,
+        &targets,
+        audit_dir,
+        |s, now| native.second(config, &targets, s, now),
+        &mut progress,
+    );
     progress(n as u64);
     let mut series = BTreeMap::new();
     let mut figures = BTreeMap::new();
-    for mut side in sides {
+    for (policy, side_series, side_figures) in [
+        (
+            Policy::Rapidscale,
+            std::mem::take(&mut rapid.series),
+            std::mem::take(&mut rapid.figures),
+        ),
+        (
+            Policy::AwsNative,
+            std::mem::take(&mut native.series),
+            std::mem::take(&mut native.figures),
+        ),
+    ] {
+        let mut side_figures = side_figures;
         for (i, t) in targets.iter().enumerate() {
-            let f = &mut side.figures[i];
+            let f = &mut side_figures[i];
             for (k, o) in t.ops.iter().enumerate() {
-                let of = op_figures(&side.series[i][k], o, config);
+                let of = op_figures(&side_series[i][k], o, config);
                 f.cost_usd += of.cost_usd;
                 match o.op {
                     Op::Read => f.read = Some(of),
@@ -446,8 +262,8 @@ pub fn run(
                 }
             }
         }
-        series.insert(side.policy, side.series);
-        figures.insert(side.policy, side.figures);
+        series.insert(policy, side_series);
+        figures.insert(policy, side_figures);
     }
     (
         Outcome {
@@ -459,6 +275,26 @@ pub fn run(
         },
         skipped,
     )
+}
+
+/// [`run`] with its audit log in a temporary folder, removed afterwards
+/// (a replay whose decisions nobody reads one by one).
+pub fn run_scratch(
+    config: &Config,
+    settings: &SimSettings,
+    start: DateTime<Utc>,
+    requests: Vec<f64>,
+    progress: impl FnMut(u64),
+) -> (Outcome, Vec<Skipped>) {
+    static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "rapidscale-replay-{}-{}",
+        std::process::id(),
+        SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let result = run(config, settings, start, requests, &dir, progress);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 fn op_figures(s: &OpSeries, o: &OpTarget, config: &Config) -> OpFigures {
@@ -555,8 +391,22 @@ pub fn replay(
         .map(|s| surges::overlay(&mut requests, s))
         .unwrap_or_default();
     on_loaded(requests.len() as u64);
+    std::fs::create_dir_all(&args.report_dir).map_err(|source| ReplayError::Write {
+        dir: args.report_dir.display().to_string(),
+        source,
+    })?;
+    // Jitter (retries, cooldowns) from the seed: the same replay twice
+    // makes the same decisions.
+    fastrand::seed(args.seed);
     let started = tokio::time::Instant::now();
-    let (outcome, skipped) = run(config, &args.settings, start, requests, progress);
+    let (outcome, skipped) = run(
+        config,
+        &args.settings,
+        start,
+        requests,
+        &args.report_dir,
+        progress,
+    );
     let wall = started.elapsed().as_secs_f64();
     if outcome.targets.is_empty() {
         return Err(ReplayError::NothingToReplay);

@@ -16,7 +16,15 @@
 //!   hour are enforced as scheduled actions would; the decrease rule and
 //!   the update delay are the simulator's, as for rapidscale.
 
-use crate::config::CapacityLimits;
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::{OpSeries, ResourceFigures, Target};
+use crate::actuator::TableUpdate;
+use crate::cloud::{CloudErrorKind, Throughput};
+use crate::config::{CapacityLimits, Config, Mode};
+use crate::policy::budget::DecreaseLedger;
+use crate::policy::dynamodb::{Change, Evidence, Op, Rule};
+use crate::sim::{SimSettings, SimWorld};
 
 pub const PUBLISH_DELAY_S: i64 = 60;
 pub const OUT_DATAPOINTS: usize = 2;
@@ -127,6 +135,169 @@ impl NativeTracker {
     /// A change was accepted at `now`: the alarms start over on new data.
     pub fn changed(&mut self, now: i64) {
         self.last_change = now;
+    }
+}
+
+/// AWS's native scaling over the trace: one simulated table per target
+/// (an index's update does not hold its table), one tracker per operation,
+/// one second at a time. Calls decided at the end of a second reach the
+/// simulator at the start of the next, as alarm actions do.
+pub struct NativeSide {
+    world: SimWorld,
+    ledgers: Vec<DecreaseLedger>,
+    /// [target][op]
+    trackers: Vec<Vec<NativeTracker>>,
+    pub series: Vec<Vec<OpSeries>>,
+    pub figures: Vec<ResourceFigures>,
+    queued: Vec<(usize, TableUpdate)>,
+}
+
+fn table_name(i: usize) -> String {
+    format!("t{i}")
+}
+
+impl NativeSide {
+    pub fn new(targets: &[Target], settings: &SimSettings, seconds: usize) -> NativeSide {
+        let mut world = SimWorld::new(settings.clone());
+        for (i, t) in targets.iter().enumerate() {
+            world.add_table(&table_name(i), t.initial(), &[]);
+        }
+        NativeSide {
+            world,
+            ledgers: vec![DecreaseLedger::default(); targets.len()],
+            trackers: targets
+                .iter()
+                .map(|t| vec![NativeTracker::default(); t.ops.len()])
+                .collect(),
+            series: targets
+                .iter()
+                .map(|t| {
+                    t.ops
+                        .iter()
+                        .map(|_| OpSeries::with_capacity(seconds))
+                        .collect()
+                })
+                .collect(),
+            figures: vec![ResourceFigures::default(); targets.len()],
+            queued: Vec::new(),
+        }
+    }
+
+    /// Second `s` of the trace, which starts at `now`: the calls decided
+    /// last second, the second's demand served, then the alarms evaluated.
+    pub fn second(&mut self, config: &Config, targets: &[Target], s: usize, now: DateTime<Utc>) {
+        self.world.advance(now);
+        self.call(now);
+        self.serve(targets, s, now);
+        self.decide(config, targets, now + TimeDelta::seconds(1));
+    }
+
+    fn call(&mut self, now: DateTime<Utc>) {
+        for (i, u) in std::mem::take(&mut self.queued) {
+            match self
+                .world
+                .update_capacity(&table_name(i), None, u.target(), now)
+            {
+                Ok(()) => {
+                    self.figures[i].actions += 1;
+                    if u.decrease {
+                        self.ledgers[i].record(now);
+                        *self.figures[i]
+                            .decreases_used
+                            .entry(now.date_naive())
+                            .or_default() += 1;
+                    }
+                    for n in &mut self.trackers[i] {
+                        n.changed(now.timestamp());
+                    }
+                }
+                Err(e) => {
+                    self.figures[i].refused += 1;
+                    if e.kind == CloudErrorKind::LimitExceeded {
+                        self.ledgers[i].block_until(now + TimeDelta::hours(1));
+                    }
+                }
+            }
+        }
+    }
+
+    fn serve(&mut self, targets: &[Target], s: usize, now: DateTime<Utc>) {
+        for (i, t) in targets.iter().enumerate() {
+            let (r, w) = self.world.serve(
+                &table_name(i),
+                None,
+                t.demand(Op::Read, s),
+                t.demand(Op::Write, s),
+                now,
+            );
+            let prov = self
+                .world
+                .table(&table_name(i))
+                .map(|t| t.base.provisioned())
+                .unwrap_or(Throughput { read: 0, write: 0 });
+            for (k, o) in t.ops.iter().enumerate() {
+                let (served, p) = match o.op {
+                    Op::Read => (r, prov.read),
+                    Op::Write => (w, prov.write),
+                };
+                self.series[i][k].push(p, served.throttled);
+                self.trackers[i][k].observe(now.timestamp(), served.consumed, p);
+            }
+        }
+    }
+
+    fn decide(&mut self, config: &Config, targets: &[Target], now: DateTime<Utc>) {
+        for (i, t) in targets.iter().enumerate() {
+            let Some(table) = self.world.table(&table_name(i)) else {
+                continue;
+            };
+            // AWS does not act while the table is UPDATING either.
+            if table.base.pending.is_some() {
+                continue;
+            }
+            let current = table.base.provisioned();
+            let cur = |op: Op| match op {
+                Op::Read => current.read,
+                Op::Write => current.write,
+            };
+            let mut changes = Vec::new();
+            for (k, o) in t.ops.iter().enumerate() {
+                let limits = config.schedule.row(&o.spec.hours, now);
+                let Some(to) = self.trackers[i][k].decide(now.timestamp(), cur(o.op), limits)
+                else {
+                    continue;
+                };
+                if to < cur(o.op) && !self.ledgers[i].allowed_at(now) {
+                    continue;
+                }
+                changes.push(Change {
+                    op: o.op,
+                    from: cur(o.op),
+                    to,
+                    rule: Rule::Surge,
+                    evidence: Evidence {
+                        demand: None,
+                        threshold: None,
+                        window_s: 60,
+                    },
+                });
+            }
+            if changes.is_empty() {
+                continue;
+            }
+            let decrease = changes.iter().any(|c| c.to < c.from);
+            self.queued.push((
+                i,
+                TableUpdate {
+                    table: table_name(i),
+                    index: None,
+                    current,
+                    changes,
+                    decrease,
+                    mode: Mode::Apply,
+                },
+            ));
+        }
     }
 }
 

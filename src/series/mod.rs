@@ -239,6 +239,9 @@ pub struct SeriesStore {
     by_name: HashMap<String, StreamId>,
     /// Every second below this is sealed.
     sealed_below: Option<i64>,
+    /// Bumped by every sample taken and every seal: readers can tell that
+    /// nothing changed since they last looked.
+    generation: u64,
 }
 
 impl SeriesStore {
@@ -248,7 +251,13 @@ impl SeriesStore {
             streams: Vec::new(),
             by_name: HashMap::new(),
             sealed_below: None,
+            generation: 0,
         }
+    }
+
+    /// Changes with every sample taken and every seal.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn config(&self) -> StoreConfig {
@@ -311,6 +320,7 @@ impl SeriesStore {
         if second > now_s + MAX_FUTURE_S {
             return Err(Rejected::Future);
         }
+        self.generation += 1;
         let s = &mut self.streams[stream.0 as usize];
         s.samples_total += 1;
         s.last_sample_second = Some(s.last_sample_second.map_or(second, |l| l.max(second)));
@@ -408,6 +418,7 @@ impl SeriesStore {
             }
         }
         self.sealed_below = Some(horizon);
+        self.generation += 1;
     }
 
     /// The newest sealed second, if any.
@@ -461,11 +472,9 @@ impl SeriesStore {
         // horizon is open), then the seconds still open or not yet sealed.
         let sealed_end = self.sealed_below.map_or(first, |b| b.clamp(first, now_s));
         let mut out = Vec::with_capacity(n);
-        out.extend(
-            s.seconds
-                .range(first, sealed_end)
-                .map(|p| p.map_or(f64::NAN, |p| p.value as f64)),
-        );
+        for p in s.seconds.range(first, sealed_end) {
+            out.push(p.map_or(f64::NAN, |p| p.value as f64));
+        }
         out.extend((sealed_end..now_s).map(|second| {
             if let Some(open) = s.open.get(&second) {
                 return open.value();

@@ -57,3 +57,102 @@ async fn demo_scales_the_simulated_world_and_stops_cleanly() {
     assert!(exit.success(), "{exit:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
+
+/// Ten simulated minutes of the demo's fleet, with two surges: every
+/// InService instance runs its own sidecar, the leader decides on the
+/// fleet's total from their heartbeats, and the group follows demand: it
+/// never runs to its max, and settles near demand / target_rps_per_instance.
+#[test]
+fn the_demo_fleet_follows_demand_and_never_runs_to_its_max() {
+    use std::sync::{Arc, Mutex};
+
+    use rapidscale::clock::{SharedClock, TokioClock};
+    use rapidscale::config::Config;
+    use rapidscale::demo::{simulate, DemoOptions, FleetSecond, Transport, DEMO_CONFIG};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::parse("demo.toml", DEMO_CONFIG).unwrap();
+    config.state_dir = dir.path().to_path_buf();
+    if let Some(api) = &mut config.api {
+        api.listen = "127.0.0.1:0".parse().unwrap();
+    }
+    let asg = config.asg.clone().unwrap();
+    let target = asg.hours[0].target_rps_per_instance;
+    let group_max = asg.hours[0].max;
+    let seconds: Arc<Mutex<Vec<FleetSecond>>> = Arc::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let start = chrono::DateTime::from_timestamp(1_764_403_200, 0).unwrap();
+        let clock: SharedClock = Arc::new(TokioClock::starting_at(start));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            stop.cancel();
+        });
+        let sink = seconds.clone();
+        simulate(
+            config,
+            DemoOptions::default(),
+            clock,
+            Transport::InProcess,
+            None,
+            shutdown,
+            |_| {},
+            move |s| sink.lock().unwrap().push(s),
+        )
+        .await
+        .unwrap();
+    });
+    let seconds = seconds.lock().unwrap();
+    assert!(seconds.len() >= 590, "{} seconds", seconds.len());
+    let peak = seconds.iter().map(|s| s.desired).max().unwrap();
+    assert!(peak < group_max, "the group ran to its max ({peak})");
+    // Every InService instance got a sidecar.
+    assert!(seconds.iter().skip(30).all(|s| s.sidecars == s.in_service));
+    // Follows demand: never more than the busiest second of the
+    // stabilization window (5 minutes) needs, with 20 % for the noise of
+    // sampled StatsD lines and one instance of rounding.
+    let needs = |rate: f64| (rate / target * 1.1).ceil() as u32;
+    for (i, s) in seconds.iter().enumerate().skip(30) {
+        let busiest = seconds[i.saturating_sub(300)..=i]
+            .iter()
+            .map(|s| s.rate)
+            .fold(0.0, f64::max);
+        assert!(
+            s.desired <= needs(busiest * 1.2) + 1,
+            "at {:.0} s desired {} for at most {busiest:.0} requests/s",
+            s.t,
+            s.desired
+        );
+    }
+    // And asks for what the traffic needs: both surges were answered.
+    let asked = |from: f64, to: f64| {
+        seconds
+            .iter()
+            .filter(|s| s.t >= from && s.t < to)
+            .map(|s| s.desired)
+            .max()
+            .unwrap()
+    };
+    let surge_needs = |from: f64, to: f64| {
+        let rates: Vec<f64> = seconds
+            .iter()
+            .filter(|s| s.t >= from && s.t < to)
+            .map(|s| s.rate)
+            .collect();
+        needs(rates.iter().sum::<f64>() / rates.len() as f64)
+    };
+    for at in [240.0, 480.0] {
+        let (asked, needed) = (asked(at, at + 30.0), surge_needs(at + 5.0, at + 30.0));
+        eprintln!("surge at {at} s: {needed} instances needed over its first 30 s, {asked} asked");
+        assert!(
+            asked >= needed,
+            "surge at {at} s: asked {asked}, needed {needed}"
+        );
+    }
+}

@@ -201,3 +201,117 @@ fn replay_reads_minute_traces_and_access_logs_and_rejects_bad_input() {
     );
     assert!(!dir.path().join("b").exists(), "no report for a bad trace");
 }
+
+/// One decision as both the daemon and the replay audit it.
+#[derive(Debug, PartialEq)]
+struct Decision {
+    time: chrono::DateTime<chrono::Utc>,
+    resource: String,
+    phase: String,
+    outcome: String,
+    changes: Vec<(String, u64, u64, String)>,
+    reason: Option<String>,
+}
+
+fn decisions(path: &Path) -> Vec<Decision> {
+    rapidscale::audit::read_file(path)
+        .unwrap()
+        .into_iter()
+        .map(|r| Decision {
+            time: r.time,
+            resource: r.resource,
+            phase: format!("{:?}", r.phase),
+            outcome: format!("{:?}", r.outcome),
+            changes: r
+                .changes
+                .into_iter()
+                .map(|c| (c.op, c.from, c.to, c.rule))
+                .collect(),
+            reason: r.reason,
+        })
+        .collect()
+}
+
+/// The replay runs the daemon's own decision path: the daemon itself
+/// (`app::run_with`, in process, on the simulator, under tokio's paused
+/// clock) fed the same six hours of the bundled trace with surges through
+/// the same trace source makes the same decisions, at the same instants,
+/// with the same reasons.
+#[test]
+fn the_replay_makes_the_daemons_decisions_on_six_hours_of_the_trace() {
+    use rapidscale::app::{run_with, Source};
+    use rapidscale::clock::{SharedClock, TokioClock};
+    use rapidscale::config::Config;
+    use rapidscale::replay::engine::{replay_config, replay_world, trace_source};
+    use rapidscale::replay::surges::{overlay, SurgeSpec};
+    use rapidscale::sim::cloud::SimCloud;
+    use rapidscale::sim::SimSettings;
+    use std::sync::Arc;
+
+    let config = Config::load(Path::new(CONFIG), |_| None).unwrap();
+    let trace = rapidscale::replay::trace::load(Path::new(TRACE), &Default::default()).unwrap();
+    // Monday 08:00-14:00 UTC x200, with the surges of six a day.
+    let from = 4 * 3600;
+    let mut requests: Vec<f64> = trace.requests[from..from + 6 * 3600]
+        .iter()
+        .map(|r| r * 200.0)
+        .collect();
+    let surges = overlay(
+        &mut requests,
+        &SurgeSpec {
+            per_day: 6,
+            amplitude: 5.0,
+            seed: 1,
+        },
+    );
+    assert!(!surges.is_empty());
+    let start = trace.start + chrono::TimeDelta::seconds(from as i64);
+    let settings = SimSettings::default();
+
+    let replayed = tempfile::tempdir().unwrap();
+    let (outcome, _) = rapidscale::replay::run(
+        &config,
+        &settings,
+        start,
+        requests.clone(),
+        replayed.path(),
+        |_| {},
+    );
+
+    let daemon_dir = tempfile::tempdir().unwrap();
+    let daemon_config = replay_config(&config, &outcome.targets, daemon_dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let clock: SharedClock = Arc::new(TokioClock::starting_at(start));
+        let cloud = Arc::new(SimCloud::new(
+            replay_world(&settings, &outcome.targets),
+            clock.clone(),
+        ));
+        let source = Source::Trace(trace_source(&daemon_config, start, &requests));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let daemon = tokio::spawn(run_with(
+            daemon_config,
+            clock,
+            Some(cloud),
+            vec![source],
+            None,
+            shutdown.clone(),
+        ));
+        tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
+        shutdown.cancel();
+        daemon.await.unwrap().unwrap();
+    });
+
+    let by_replay = decisions(&replayed.path().join("audit.jsonl"));
+    let by_daemon = decisions(&daemon_dir.path().join("audit.jsonl"));
+    let applied = by_replay.iter().filter(|d| d.outcome == "Applied").count();
+    assert!(applied >= 10, "the six hours made changes: {applied}");
+    assert_eq!(by_replay.len(), by_daemon.len(), "as many decisions");
+    for (i, (r, d)) in by_replay.iter().zip(&by_daemon).enumerate() {
+        assert_eq!(r, d, "decision {i} differs");
+    }
+}

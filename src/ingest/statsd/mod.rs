@@ -201,6 +201,27 @@ pub async fn run(
     }
 }
 
+/// StatsD datagrams handed over in process instead of over UDP (a
+/// simulated instance in a test): the same parsing, routing and counting.
+pub async fn run_in_process(
+    mut datagrams: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    max_packet_bytes: usize,
+    router: Arc<StatsdRouter>,
+    sink: crate::ingest::Sink,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let datagram = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            d = datagrams.recv() => match d {
+                Some(d) => d,
+                None => return,
+            },
+        };
+        handle_datagram(&datagram, max_packet_bytes, &router, &sink);
+    }
+}
+
 fn handle_datagram(
     packet: &[u8],
     max_packet_bytes: usize,
