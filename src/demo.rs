@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::app::sources::DatagramFeed;
 use crate::app::{Bound, Source};
@@ -203,14 +204,17 @@ impl Fleet {
         };
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let stop = CancellationToken::new();
-        let task = tokio::spawn(crate::app::run_with(
-            config,
-            self.clock.clone(),
-            Some(self.cloud.clone()),
-            sources,
-            Some(started_tx),
-            stop.clone(),
-        ));
+        let task = tokio::spawn(
+            crate::app::run_with(
+                config,
+                self.clock.clone(),
+                Some(self.cloud.clone()),
+                sources,
+                Some(started_tx),
+                stop.clone(),
+            )
+            .instrument(tracing::info_span!("sidecar", instance = %instance)),
+        );
         let bound = match started_rx.await {
             Ok(b) => b,
             // It stopped before it started: its error says why.

@@ -4,6 +4,8 @@
 //! Data flows one way: `ingest` -> `series` -> (policy) -> (actuator) ->
 //! `cloud`; `api` reads snapshots. See ARCHITECTURE.md.
 #![forbid(unsafe_code)]
+// No function over 120 lines (.clippy.toml), test tables aside.
+#![warn(clippy::too_many_lines)]
 
 pub mod actuator;
 pub mod api;

@@ -1,5 +1,8 @@
 //! The `rapidscale` command: parse arguments, set up logging, load the
 //! config, hand over to `app`, wait for a stop signal.
+#![forbid(unsafe_code)]
+// No function over 120 lines (.clippy.toml).
+#![warn(clippy::too_many_lines)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -182,104 +185,14 @@ fn main() -> ExitCode {
         },
         Command::Replay(args) => replay(args),
         Command::SuggestSchedule(args) => suggest_schedule(args),
-        Command::Init { config } => {
-            let config = match load(&config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let Some(coordination) = config.coordination.clone() else {
-                eprintln!("rapidscale init: the config has no [coordination] table to create");
-                return ExitCode::from(EXIT_CONFIG);
-            };
-            let runtime = match runtime(false) {
-                Ok(rt) => rt,
-                Err(code) => return code,
-            };
-            runtime.block_on(async {
-                use rapidscale::cloud::Coordination;
-                let cloud = rapidscale::cloud::aws::AwsCloud::connect(&config.aws).await;
-                match cloud.ensure_coordination_table(&coordination.table).await {
-                    Ok(r) => {
-                        println!(
-                            "{}: {}; TTL on {} {}",
-                            coordination.table,
-                            if r.created {
-                                "created (on-demand billing, key pk/sk)"
-                            } else {
-                                "already exists"
-                            },
-                            rapidscale::cloud::coordination::TTL_ATTRIBUTE,
-                            if r.ttl_turned_on {
-                                "turned on"
-                            } else {
-                                "already on"
-                            }
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("rapidscale init: {e}");
-                        ExitCode::from(EXIT_RUNTIME)
-                    }
-                }
-            })
-        }
+        Command::Init { config } => init(&config),
         Command::Demo {
             config,
             listen,
             speed,
             scale,
             surge_every,
-        } => {
-            let loaded = match &config {
-                Some(path) => load(path),
-                None => Config::parse("config/demo.toml (built in)", rapidscale::demo::DEMO_CONFIG)
-                    .map_err(|e| {
-                        if let ConfigError::Invalid(problems) = &e {
-                            for p in problems {
-                                eprintln!("{p}");
-                            }
-                        }
-                        eprintln!("{e}");
-                        ExitCode::from(EXIT_CONFIG)
-                    }),
-            };
-            let mut config = match loaded {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            if let (Some(addr), Some(api)) = (listen, config.api.as_mut()) {
-                api.listen = addr;
-            }
-            if !(speed > 0.0 && speed <= 3600.0 && scale > 0.0) {
-                eprintln!("rapidscale demo: --speed must be in (0, 3600] and --scale > 0");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-            let opts = rapidscale::demo::DemoOptions {
-                speed,
-                scale,
-                surge_every: std::time::Duration::from_secs(surge_every),
-            };
-            let runtime = match runtime(true) {
-                Ok(rt) => rt,
-                Err(code) => return code,
-            };
-            runtime.block_on(async move {
-                let shutdown = CancellationToken::new();
-                let token = shutdown.clone();
-                tokio::spawn(async move {
-                    wait_for_stop_signal().await;
-                    token.cancel();
-                });
-                match rapidscale::demo::run(config, opts, shutdown).await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        tracing::error!(error = format!("{e:#}"), "The demo failed.");
-                        ExitCode::from(EXIT_RUNTIME)
-                    }
-                }
-            })
-        }
+        } => demo(config, listen, speed, scale, surge_every),
         Command::Healthcheck { url } => match rapidscale::api::healthcheck(&url) {
             Ok(()) => ExitCode::SUCCESS,
             Err(why) => {
@@ -305,8 +218,110 @@ fn main() -> ExitCode {
     }
 }
 
+/// `rapidscale init`: creates the coordination table (safe to run again).
+fn init(config: &std::path::Path) -> ExitCode {
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(coordination) = config.coordination.clone() else {
+        eprintln!("rapidscale init: the config has no [coordination] table to create");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let runtime = match runtime(false) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        use rapidscale::cloud::Coordination;
+        let cloud = rapidscale::cloud::aws::AwsCloud::connect(&config.aws).await;
+        match cloud.ensure_coordination_table(&coordination.table).await {
+            Ok(r) => {
+                println!(
+                    "{}: {}; TTL on {} {}",
+                    coordination.table,
+                    if r.created {
+                        "created (on-demand billing, key pk/sk)"
+                    } else {
+                        "already exists"
+                    },
+                    rapidscale::cloud::coordination::TTL_ATTRIBUTE,
+                    if r.ttl_turned_on {
+                        "turned on"
+                    } else {
+                        "already on"
+                    }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rapidscale init: {e}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+    })
+}
+
+/// `rapidscale demo`: the simulated fleet with built-in traffic.
+fn demo(
+    config: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    speed: f64,
+    scale: f64,
+    surge_every: u64,
+) -> ExitCode {
+    let loaded = match &config {
+        Some(path) => load(path),
+        None => Config::parse("config/demo.toml (built in)", rapidscale::demo::DEMO_CONFIG)
+            .map_err(|e| {
+                if let ConfigError::Invalid(problems) = &e {
+                    for p in problems {
+                        eprintln!("{p}");
+                    }
+                }
+                eprintln!("{e}");
+                ExitCode::from(EXIT_CONFIG)
+            }),
+    };
+    let mut config = match loaded {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let (Some(addr), Some(api)) = (listen, config.api.as_mut()) {
+        api.listen = addr;
+    }
+    if !(speed > 0.0 && speed <= 3600.0 && scale > 0.0) {
+        eprintln!("rapidscale demo: --speed must be in (0, 3600] and --scale > 0");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let opts = rapidscale::demo::DemoOptions {
+        speed,
+        scale,
+        surge_every: std::time::Duration::from_secs(surge_every),
+    };
+    let runtime = match runtime(true) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_stop_signal().await;
+            token.cancel();
+        });
+        match rapidscale::demo::run(config, opts, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "The demo failed.");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+    })
+}
+
 fn suggest_schedule(args: SuggestCli) -> ExitCode {
-    use rapidscale::profile::command::{run, Source};
+    use rapidscale::replay::schedule::{run, Source};
     let config = match load(&args.config) {
         Ok(c) => c,
         Err(code) => return code,

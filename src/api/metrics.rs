@@ -12,7 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::ApiState;
+use super::{ApiState, Status};
+use crate::coord::task::CoordinationStatus;
 use crate::policy::asg::GroupVerdict;
 
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
@@ -236,8 +237,27 @@ fn register_cloudwatch(r: &mut Registry, status: &super::Status) {
 pub fn render(s: &ApiState) -> String {
     let mut r = Registry::with_prefix("rapidscale");
     let status = s.status();
-    let now = status.now.timestamp();
+    register_streams(&mut r, s, &status);
+    register_health(&mut r, s, &status);
+    register_dynamodb(&mut r, &status);
+    register_group(&mut r, &status);
+    register_decisions_and_ingest(&mut r, s, &status);
+    register_cloudwatch(&mut r, &status);
+    register_aws_calls(&mut r, s);
+    if let Some(c) = &status.coordination {
+        register_coordination(&mut r, c);
+    }
+    register_mode(&mut r, &status);
+    let mut out = String::new();
+    if encode(&mut out, &r).is_err() {
+        out.clear();
+    }
+    out
+}
 
+/// Requests/s, latency, staleness per stream.
+fn register_streams(r: &mut Registry, s: &ApiState, status: &Status) {
+    let now = status.now.timestamp();
     let rps = Family::<StreamLabels, FloatGauge>::default();
     let latency = Family::<QuantileLabels, FloatGauge>::default();
     let age = Family::<StreamLabels, Gauge>::default();
@@ -295,6 +315,11 @@ pub fn render(s: &ApiState) -> String {
         "1 while a stream that had samples has been silent longer than ingest.stale_after: decisions on it hold",
         stale,
     );
+}
+
+/// The age of AWS state, the audit log, readiness.
+fn register_health(r: &mut Registry, s: &ApiState, status: &Status) {
+    let now = status.now.timestamp();
     let aws_age = Family::<KindLabels, Gauge>::default();
     for (name, t) in &status.cloud.tables {
         if let Some(ok) = t.last_ok {
@@ -332,7 +357,10 @@ pub fn render(s: &ApiState) -> String {
         "1 when /readyz answers 200: sources up, AWS state fresh, ingestion not silent",
         ready,
     );
+}
 
+/// Capacity, limits and decreases of every table and index.
+fn register_dynamodb(r: &mut Registry, status: &Status) {
     let capacity = Family::<CapacityLabels, FloatGauge>::default();
     let limits = Family::<CapacityLabels, FloatGauge>::default();
     let decreases = Family::<ResourceLabels, Gauge>::default();
@@ -390,7 +418,10 @@ pub fn render(s: &ApiState) -> String {
         "Capacity decreases used and still achievable in the current UTC day",
         decreases,
     );
+}
 
+/// The group by state, its desired and recommended size.
+fn register_group(r: &mut Registry, status: &Status) {
     let instances = Family::<GroupStateLabels, Gauge>::default();
     let desired = Family::<GroupLabels, Gauge>::default();
     let recommended_size = Family::<GroupLabels, Gauge>::default();
@@ -434,7 +465,10 @@ pub fn render(s: &ApiState) -> String {
         "The desired capacity rapidscale recommends",
         recommended_size,
     );
+}
 
+/// Audit records by outcome, and every source's counters.
+fn register_decisions_and_ingest(r: &mut Registry, s: &ApiState, status: &Status) {
     let decisions = Family::<DecisionLabels, Counter>::default();
     for ((service, resource, outcome), n) in s.audit.counts() {
         let outcome = serde_json::to_value(outcome)
@@ -500,9 +534,10 @@ pub fn render(s: &ApiState) -> String {
         "Input dropped, per source and reason",
         dropped,
     );
+}
 
-    register_cloudwatch(&mut r, &status);
-
+/// Every call of the cloud port, by operation and outcome.
+fn register_aws_calls(r: &mut Registry, s: &ApiState) {
     r.register(
         "aws_calls",
         "AWS API calls by operation and outcome",
@@ -514,79 +549,83 @@ pub fn render(s: &ApiState) -> String {
         Unit::Seconds,
         s.call_metrics.latency.clone(),
     );
+}
 
-    if let Some(c) = &status.coordination {
-        let fleet_rps = Family::<StreamLabels, FloatGauge>::default();
-        let instances = Family::<StateLabels, Gauge>::default();
-        let mismatches = Family::<KindLabels, Gauge>::default();
-        if let Some(f) = &c.fleet {
-            for (stream, v) in &f.totals {
-                fleet_rps
-                    .get_or_create(&StreamLabels {
-                        stream: stream.clone(),
-                    })
-                    .set(*v);
-            }
-            for (state, n) in [
-                ("responsive", f.responsive.len()),
-                ("silent", f.silent.len()),
-            ] {
-                instances
-                    .get_or_create(&StateLabels {
-                        state: state.to_string(),
-                    })
-                    .set(n as i64);
-            }
+/// Fleet totals, sidecars, mismatches, the lease.
+fn register_coordination(r: &mut Registry, c: &CoordinationStatus) {
+    let fleet_rps = Family::<StreamLabels, FloatGauge>::default();
+    let instances = Family::<StateLabels, Gauge>::default();
+    let mismatches = Family::<KindLabels, Gauge>::default();
+    if let Some(f) = &c.fleet {
+        for (stream, v) in &f.totals {
+            fleet_rps
+                .get_or_create(&StreamLabels {
+                    stream: stream.clone(),
+                })
+                .set(*v);
         }
-        if let Some(r) = &c.reconciliation {
-            for (kind, n) in [
-                (
-                    "in_service_without_sidecar",
-                    r.in_service_without_sidecar.len(),
-                ),
-                (
-                    "sidecar_outside_the_group",
-                    r.sidecars_outside_the_group.len(),
-                ),
-            ] {
-                mismatches
-                    .get_or_create(&KindLabels {
-                        kind: kind.to_string(),
-                    })
-                    .set(n as i64);
-            }
+        for (state, n) in [
+            ("responsive", f.responsive.len()),
+            ("silent", f.silent.len()),
+        ] {
+            instances
+                .get_or_create(&StateLabels {
+                    state: state.to_string(),
+                })
+                .set(n as i64);
         }
-        r.register(
-            "fleet_requests_per_second",
-            "Fleet-wide requests per second from all sidecars' heartbeats (estimated when one is silent)",
-            fleet_rps,
-        );
-        r.register(
-            "fleet_sidecars",
-            "Sidecars by heartbeat state: responsive or silent",
-            instances,
-        );
-        r.register(
-            "fleet_mismatches",
-            "Group membership vs heartbeats: InService instances without a sidecar, sidecars outside the group",
-            mismatches,
-        );
-        let (leader, fencing) = match c.role {
-            crate::coord::task::Role::Leader { fencing, .. } => (1, fencing as i64),
-            crate::coord::task::Role::Follower => (0, 0),
-        };
-        let g = Gauge::<i64>::default();
-        g.set(leader);
-        r.register("leader", "1 while this sidecar holds the fleet's lease", g);
-        let t = Gauge::<i64>::default();
-        t.set(fencing);
-        r.register(
-            "fencing_token",
-            "The fencing token of the lease held (0: follower)",
-            t,
-        );
     }
+    if let Some(r) = &c.reconciliation {
+        for (kind, n) in [
+            (
+                "in_service_without_sidecar",
+                r.in_service_without_sidecar.len(),
+            ),
+            (
+                "sidecar_outside_the_group",
+                r.sidecars_outside_the_group.len(),
+            ),
+        ] {
+            mismatches
+                .get_or_create(&KindLabels {
+                    kind: kind.to_string(),
+                })
+                .set(n as i64);
+        }
+    }
+    r.register(
+        "fleet_requests_per_second",
+        "Fleet-wide requests per second from all sidecars' heartbeats (estimated when one is silent)",
+        fleet_rps,
+    );
+    r.register(
+        "fleet_sidecars",
+        "Sidecars by heartbeat state: responsive or silent",
+        instances,
+    );
+    r.register(
+        "fleet_mismatches",
+        "Group membership vs heartbeats: InService instances without a sidecar, sidecars outside the group",
+        mismatches,
+    );
+    let (leader, fencing) = match c.role {
+        crate::coord::task::Role::Leader { fencing, .. } => (1, fencing as i64),
+        crate::coord::task::Role::Follower => (0, 0),
+    };
+    let g = Gauge::<i64>::default();
+    g.set(leader);
+    r.register("leader", "1 while this sidecar holds the fleet's lease", g);
+    let t = Gauge::<i64>::default();
+    t.set(fencing);
+    r.register(
+        "fencing_token",
+        "The fencing token of the lease held (0: follower)",
+        t,
+    );
+}
 
+/// The global mode in effect.
+fn register_mode(r: &mut Registry, status: &Status) {
     let mode = Family::<ModeLabels, Gauge>::default();
     for m in ["dry-run", "apply", "paused"] {
         mode.get_or_create(&ModeLabels {
@@ -595,10 +634,4 @@ pub fn render(s: &ApiState) -> String {
         .set(i64::from(status.effective_mode == m));
     }
     r.register("mode", "1 for the global mode in effect", mode);
-
-    let mut out = String::new();
-    if encode(&mut out, &r).is_err() {
-        out.clear();
-    }
-    out
 }

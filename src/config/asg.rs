@@ -127,6 +127,45 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
         max: max.as_ref().map(|m| as_u32(p, m)).unwrap_or(u32::MAX),
         target_rps_per_instance: target.as_ref().map(|t| t.value).unwrap_or(1.0),
     };
+    let hours = read_hours(t, p, base, min.as_ref());
+    let policy = read_policy(t, p);
+    let metadata_endpoint = t
+        .string(p, "metadata_endpoint")
+        .map(|m| m.value.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| AsgConfig::DEFAULT_METADATA_ENDPOINT.to_string());
+    AsgConfig {
+        name,
+        mode,
+        poll_interval,
+        hours,
+        policy,
+        metadata_endpoint,
+    }
+}
+
+/// The 24-row table of limits: `base`, with each `[[asg.hours]]` block
+/// over its hours, checked row by row.
+fn read_hours(
+    t: &mut TableReader,
+    p: &mut Problems,
+    base: GroupLimits,
+    min: Option<&Located<u64>>,
+) -> HourTable<GroupLimits> {
+    let check_rps = |p: &mut Problems, v: &Located<f64>| {
+        if !(v.value > 0.0 && v.value.is_finite()) {
+            p.push(
+                v.span.clone(),
+                &v.key,
+                "requests/s per instance must be greater than zero",
+            );
+        }
+    };
+    let as_u32 = |p: &mut Problems, v: &Located<u64>| -> u32 {
+        u32::try_from(v.value).unwrap_or_else(|_| {
+            p.push(v.span.clone(), &v.key, "too large");
+            u32::MAX
+        })
+    };
     let mut hours = [base; 24];
     let mut srcs: Vec<(HourSet, Located<String>)> = Vec::new();
     let mut row_src: [Option<String>; 24] = Default::default();
@@ -193,11 +232,11 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
         if row.min > row.max {
             let key = row_src[hour]
                 .clone()
-                .or(min.as_ref().map(|m| m.key.clone()))
+                .or(min.map(|m| m.key.clone()))
                 .unwrap_or_else(|| t.key_path("min"));
             let span = row_span[hour]
                 .clone()
-                .or(min.as_ref().map(|m| m.span.clone()))
+                .or(min.map(|m| m.span.clone()))
                 .unwrap_or(t.span());
             if !reported.contains(&key) {
                 p.push(
@@ -209,6 +248,11 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
             }
         }
     }
+    hours
+}
+
+/// The group policy's timing and thresholds.
+fn read_policy(t: &mut TableReader, p: &mut Problems) -> AsgPolicy {
     let d = AsgPolicy::DEFAULT;
     let headroom = t.float(p, "headroom");
     let max_step_in = t.float(p, "max_step_in");
@@ -233,7 +277,7 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
         Some(v) => v.value,
         None => default,
     };
-    let policy = AsgPolicy {
+    AsgPolicy {
         headroom: fraction(headroom, d.headroom, 0.0, 10.0),
         up_window,
         warmup,
@@ -241,17 +285,5 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
         stabilization,
         max_step_in: fraction(max_step_in, d.max_step_in, 0.0, 1.0),
         prewarm,
-    };
-    let metadata_endpoint = t
-        .string(p, "metadata_endpoint")
-        .map(|m| m.value.trim_end_matches('/').to_string())
-        .unwrap_or_else(|| AsgConfig::DEFAULT_METADATA_ENDPOINT.to_string());
-    AsgConfig {
-        name,
-        mode,
-        poll_interval,
-        hours,
-        policy,
-        metadata_endpoint,
     }
 }

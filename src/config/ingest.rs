@@ -97,147 +97,18 @@ pub(super) fn read(root: &mut TableReader, p: &mut Problems) -> IngestConfig {
     }
     let requests_stream = t.string(p, "requests_stream");
     let mut streams: Vec<Located<String>> = Vec::new();
-    if let Some(mut s) = t.table(p, "statsd") {
-        let listen = s.string(p, "listen").and_then(|l| socket_addr(p, &l));
-        if listen.is_none() && !s.has("listen") {
-            p.push(
-                s.span(),
-                &s.key_path("listen"),
-                "missing: the UDP address to listen on, e.g. \"127.0.0.1:8125\"",
-            );
-        }
-        let stream = stream_name(&mut s, p, "statsd", &mut streams);
-        let mut requests = Vec::new();
-        for sel in s.string_array(p, "requests").unwrap_or_default() {
-            match MetricSelector::parse(&sel.value) {
-                Ok(m) => requests.push(m),
-                Err(why) => p.push(sel.span, &sel.key, why),
-            }
-        }
-        let max_packet_bytes = s.uint(p, "max_packet_bytes");
-        let max_packet_bytes =
-            positive_size(p, max_packet_bytes, StatsdConfig::DEFAULT_MAX_PACKET_BYTES);
-        s.finish(p);
-        if let Some(listen) = listen {
-            ingest.statsd = Some(StatsdConfig {
-                listen,
-                stream,
-                requests,
-                max_packet_bytes,
-            });
-        }
+    if let Some(s) = t.table(p, "statsd") {
+        ingest.statsd = read_statsd(s, p, &mut streams);
     }
-    for (i, mut a) in t.tables(p, "access_log").into_iter().enumerate() {
-        let path = a.string(p, "path");
-        if path.is_none() && !a.has("path") {
-            p.push(
-                a.span(),
-                &a.key_path("path"),
-                "missing: the log file to follow",
-            );
-        }
-        let default_stream = if i == 0 {
-            "access_log".to_string()
-        } else {
-            format!("access_log_{i}")
-        };
-        let stream = stream_name(&mut a, p, &default_stream, &mut streams);
-        let format = match a.string(p, "format") {
-            Some(f) => match LogFormat::from_config(&f.value) {
-                Ok(fmt) => Some(fmt),
-                Err(why) => {
-                    p.push(f.span, &f.key, why);
-                    None
-                }
-            },
-            None => LogFormat::from_config("combined").ok(),
-        };
-        let start_at = a
-            .string(p, "start_at")
-            .and_then(|s| {
-                enum_value(
-                    p,
-                    &s,
-                    |v| match v {
-                        "end" => Some(StartAt::End),
-                        "beginning" => Some(StartAt::Beginning),
-                        _ => None,
-                    },
-                    "\"end\" or \"beginning\"",
-                )
-            })
-            .unwrap_or(StartAt::End);
-        let poll_interval = a
-            .duration(p, "poll_interval")
-            .map(|d| d.value)
-            .unwrap_or(AccessLogConfig::DEFAULT_POLL_INTERVAL);
-        let max_line_bytes = a.uint(p, "max_line_bytes");
-        let max_line_bytes =
-            positive_size(p, max_line_bytes, AccessLogConfig::DEFAULT_MAX_LINE_BYTES);
-        a.finish(p);
-        if let (Some(path), Some(format)) = (path, format) {
-            ingest.access_logs.push(AccessLogConfig {
-                path: PathBuf::from(path.value),
-                stream,
-                format,
-                start_at,
-                poll_interval,
-                max_line_bytes,
-            });
-        }
+    for (i, a) in t.tables(p, "access_log").into_iter().enumerate() {
+        ingest
+            .access_logs
+            .extend(read_access_log(a, p, i, &mut streams));
     }
-    for (i, mut s) in t.tables(p, "status_page").into_iter().enumerate() {
-        let url = s.string(p, "url");
-        match &url {
-            Some(u) if !u.value.starts_with("http://") => p.push(
-                u.span.clone(),
-                &u.key,
-                "must be an http:// URL (status pages are local; https is not supported)",
-            ),
-            None if !s.has("url") => {
-                p.push(s.span(), &s.key_path("url"), "missing: the status page URL")
-            }
-            _ => {}
-        }
-        let kind = s
-            .string(p, "kind")
-            .and_then(|k| {
-                enum_value(
-                    p,
-                    &k,
-                    |v| match v {
-                        "nginx" => Some(StatusKind::Nginx),
-                        "php-fpm" => Some(StatusKind::PhpFpm),
-                        _ => None,
-                    },
-                    "\"nginx\" or \"php-fpm\"",
-                )
-            })
-            .unwrap_or(StatusKind::Nginx);
-        let default_stream = if i == 0 {
-            "status_page".to_string()
-        } else {
-            format!("status_page_{i}")
-        };
-        let stream = stream_name(&mut s, p, &default_stream, &mut streams);
-        let interval = s
-            .duration(p, "interval")
-            .map(|d| d.value)
-            .unwrap_or(StatusPageConfig::DEFAULT_INTERVAL);
-        let timeout = s
-            .duration(p, "timeout")
-            .map(|d| d.value)
-            .unwrap_or(StatusPageConfig::DEFAULT_TIMEOUT);
-        s.finish(p);
-        if let Some(url) = url {
-            ingest.status_pages.push(StatusPageConfig {
-                url: url.value,
-                kind,
-                stream,
-                interval,
-                timeout,
-            });
-        }
+    for (i, s) in t.tables(p, "status_page").into_iter().enumerate() {
+        ingest
+            .status_pages
+            .extend(read_status_page(s, p, i, &mut streams));
     }
     if let Some(rs) = requests_stream {
         if streams.iter().any(|s| s.value == rs.value) {
@@ -325,4 +196,159 @@ impl Config {
         }
         routes
     }
+}
+
+/// `[ingest.statsd]` (None when its address is missing or bad).
+fn read_statsd(
+    mut s: TableReader,
+    p: &mut Problems,
+    streams: &mut Vec<Located<String>>,
+) -> Option<StatsdConfig> {
+    let listen = s.string(p, "listen").and_then(|l| socket_addr(p, &l));
+    if listen.is_none() && !s.has("listen") {
+        p.push(
+            s.span(),
+            &s.key_path("listen"),
+            "missing: the UDP address to listen on, e.g. \"127.0.0.1:8125\"",
+        );
+    }
+    let stream = stream_name(&mut s, p, "statsd", streams);
+    let mut requests = Vec::new();
+    for sel in s.string_array(p, "requests").unwrap_or_default() {
+        match MetricSelector::parse(&sel.value) {
+            Ok(m) => requests.push(m),
+            Err(why) => p.push(sel.span, &sel.key, why),
+        }
+    }
+    let max_packet_bytes = s.uint(p, "max_packet_bytes");
+    let max_packet_bytes =
+        positive_size(p, max_packet_bytes, StatsdConfig::DEFAULT_MAX_PACKET_BYTES);
+    s.finish(p);
+    listen.map(|listen| StatsdConfig {
+        listen,
+        stream,
+        requests,
+        max_packet_bytes,
+    })
+}
+
+/// The `i`th `[[ingest.access_log]]`.
+fn read_access_log(
+    mut a: TableReader,
+    p: &mut Problems,
+    i: usize,
+    streams: &mut Vec<Located<String>>,
+) -> Option<AccessLogConfig> {
+    let path = a.string(p, "path");
+    if path.is_none() && !a.has("path") {
+        p.push(
+            a.span(),
+            &a.key_path("path"),
+            "missing: the log file to follow",
+        );
+    }
+    let default_stream = if i == 0 {
+        "access_log".to_string()
+    } else {
+        format!("access_log_{i}")
+    };
+    let stream = stream_name(&mut a, p, &default_stream, streams);
+    let format = match a.string(p, "format") {
+        Some(f) => match LogFormat::from_config(&f.value) {
+            Ok(fmt) => Some(fmt),
+            Err(why) => {
+                p.push(f.span, &f.key, why);
+                None
+            }
+        },
+        None => LogFormat::from_config("combined").ok(),
+    };
+    let start_at = a
+        .string(p, "start_at")
+        .and_then(|s| {
+            enum_value(
+                p,
+                &s,
+                |v| match v {
+                    "end" => Some(StartAt::End),
+                    "beginning" => Some(StartAt::Beginning),
+                    _ => None,
+                },
+                "\"end\" or \"beginning\"",
+            )
+        })
+        .unwrap_or(StartAt::End);
+    let poll_interval = a
+        .duration(p, "poll_interval")
+        .map(|d| d.value)
+        .unwrap_or(AccessLogConfig::DEFAULT_POLL_INTERVAL);
+    let max_line_bytes = a.uint(p, "max_line_bytes");
+    let max_line_bytes = positive_size(p, max_line_bytes, AccessLogConfig::DEFAULT_MAX_LINE_BYTES);
+    a.finish(p);
+    Some(AccessLogConfig {
+        path: PathBuf::from(path?.value),
+        stream,
+        format: format?,
+        start_at,
+        poll_interval,
+        max_line_bytes,
+    })
+}
+
+/// The `i`th `[[ingest.status_page]]`.
+fn read_status_page(
+    mut s: TableReader,
+    p: &mut Problems,
+    i: usize,
+    streams: &mut Vec<Located<String>>,
+) -> Option<StatusPageConfig> {
+    let url = s.string(p, "url");
+    match &url {
+        Some(u) if !u.value.starts_with("http://") => p.push(
+            u.span.clone(),
+            &u.key,
+            "must be an http:// URL (status pages are local; https is not supported)",
+        ),
+        None if !s.has("url") => {
+            p.push(s.span(), &s.key_path("url"), "missing: the status page URL")
+        }
+        _ => {}
+    }
+    let kind = s
+        .string(p, "kind")
+        .and_then(|k| {
+            enum_value(
+                p,
+                &k,
+                |v| match v {
+                    "nginx" => Some(StatusKind::Nginx),
+                    "php-fpm" => Some(StatusKind::PhpFpm),
+                    _ => None,
+                },
+                "\"nginx\" or \"php-fpm\"",
+            )
+        })
+        .unwrap_or(StatusKind::Nginx);
+    let default_stream = if i == 0 {
+        "status_page".to_string()
+    } else {
+        format!("status_page_{i}")
+    };
+    let stream = stream_name(&mut s, p, &default_stream, streams);
+    let interval = s
+        .duration(p, "interval")
+        .map(|d| d.value)
+        .unwrap_or(StatusPageConfig::DEFAULT_INTERVAL);
+    let timeout = s
+        .duration(p, "timeout")
+        .map(|d| d.value)
+        .unwrap_or(StatusPageConfig::DEFAULT_TIMEOUT);
+    s.finish(p);
+    url.map(|url| StatusPageConfig {
+        url: url.value,
+        kind,
+        stream,
+        interval,
+        timeout,
+    })
 }

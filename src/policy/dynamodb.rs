@@ -171,6 +171,23 @@ fn round_up(units: f64, unit: u64) -> u64 {
     whole.div_ceil(unit) * unit
 }
 
+/// The highest increase the rules ask for, and whether demand wants more
+/// than the band (and if so, whether burst capacity is left to carry it).
+#[derive(Debug, Default)]
+struct Wanted {
+    up: Option<(u64, Rule, Evidence)>,
+    wants_more: bool,
+    left_to_burst: bool,
+}
+
+impl Wanted {
+    fn consider(&mut self, cur: u64, to: u64, rule: Rule, evidence: Evidence) {
+        if to > cur && self.up.is_none_or(|(best, _, _)| to > best) {
+            self.up = Some((to, rule, evidence));
+        }
+    }
+}
+
 /// Decides one operation of one resource.
 pub fn decide_op(
     view: &DemandView,
@@ -181,26 +198,50 @@ pub fn decide_op(
     let cur = ctx.provisioned;
     let limits = ctx.limits;
     let unit = step_unit(cur, p.step);
-    let size = |demand: f64| round_up(demand / limits.target, unit).clamp(limits.min, limits.max);
-
-    let mut up: Option<(u64, Rule, Evidence)> = None;
-    let mut consider = |to: u64, rule: Rule, evidence: Evidence| {
-        if to > cur && up.is_none_or(|(best, _, _)| to > best) {
-            up = Some((to, rule, evidence));
-        }
-    };
+    let mut wanted = Wanted::default();
     if cur < limits.min {
-        consider(limits.min, Rule::HourMin, Evidence::SCHEDULE);
+        wanted.consider(cur, limits.min, Rule::HourMin, Evidence::SCHEDULE);
     }
     if let Some(m) = ctx.prewarm_min {
-        consider(m.min(limits.max), Rule::Prewarm, Evidence::SCHEDULE);
+        wanted.consider(cur, m.min(limits.max), Rule::Prewarm, Evidence::SCHEDULE);
     }
-
     let stale = view.is_stale(stale_after_s);
+    if !stale {
+        demand_above_band(view, ctx, p, unit, &mut wanted);
+    }
+    if let Some((to, rule, evidence)) = wanted.up {
+        return OpVerdict::Up { to, rule, evidence };
+    }
+    if stale {
+        return OpVerdict::Hold {
+            reason: HoldReason::Stale,
+        };
+    }
+    if wanted.wants_more {
+        return OpVerdict::Hold {
+            reason: if wanted.left_to_burst {
+                HoldReason::BurstCovers
+            } else {
+                HoldReason::AtMax
+            },
+        };
+    }
+    decrease(view, ctx, p, unit)
+}
+
+/// The `surge`, `sustained` and `trend` rules on fresh demand.
+fn demand_above_band(
+    view: &DemandView,
+    ctx: &OpContext,
+    p: &DynamoPolicy,
+    unit: u64,
+    wanted: &mut Wanted,
+) {
+    let cur = ctx.provisioned;
+    let limits = ctx.limits;
+    let size = |demand: f64| round_up(demand / limits.target, unit).clamp(limits.min, limits.max);
     let band_hi = cur as f64 * limits.target * (1.0 + p.tolerance);
     let burst_mode = p.burst_share > 0.0;
-    // Whether the modelled burst bucket rides out demand `rate` until an
-    // increase made now would be in effect.
     // Whether the modelled burst bucket could keep demand `rate` within the
     // band until an increase made now would be in effect: the excess over
     // the band's top, not over capacity, so headroom is kept (requests are
@@ -209,99 +250,75 @@ pub fn decide_op(
         burst_mode
             && (rate - band_hi).max(0.0) * p.update_time.as_secs_f64() <= p.burst_share * ctx.burst
     };
-    let mut wants_more = false;
-    let mut left_to_burst = false;
-    if !stale {
-        let n = p.up_window.as_secs().max(1) as usize;
-        let newest = view.newest(n);
-        if newest.len() == n && newest.iter().all(|v| !v.is_nan() && *v > band_hi) {
-            let peak = newest.iter().copied().fold(f64::MIN, f64::max);
-            wants_more = true;
-            // Left to burst only when the bucket could carry both the
-            // newest BURST_RATE_WINDOW_S seconds' excess for `update_time`
-            // (one spiky second does not look like a surge that will last)
-            // and the spike itself for BURST_RATE_WINDOW_S seconds (a small
-            // bucket does not wait for the mean to catch up).
-            let recent = view.newest(BURST_RATE_WINDOW_S.max(n));
-            let known: Vec<f64> = recent.into_iter().filter(|v| !v.is_nan()).collect();
-            let rate = known.iter().sum::<f64>() / known.len().max(1) as f64;
-            let spike = newest.iter().sum::<f64>() / n as f64;
-            let spike_carried = (spike - band_hi).max(0.0) * BURST_RATE_WINDOW_S as f64
-                <= p.burst_share * ctx.burst;
-            if burst_covers(rate) && spike_carried {
-                left_to_burst = true;
+    let n = p.up_window.as_secs().max(1) as usize;
+    let newest = view.newest(n);
+    if newest.len() == n && newest.iter().all(|v| !v.is_nan() && *v > band_hi) {
+        let peak = newest.iter().copied().fold(f64::MIN, f64::max);
+        wanted.wants_more = true;
+        // Left to burst only when the bucket could carry both the newest
+        // BURST_RATE_WINDOW_S seconds' excess for `update_time` (one spiky
+        // second does not look like a surge that will last) and the spike
+        // itself for BURST_RATE_WINDOW_S seconds (a small bucket does not
+        // wait for the mean to catch up).
+        let recent = view.newest(BURST_RATE_WINDOW_S.max(n));
+        let known: Vec<f64> = recent.into_iter().filter(|v| !v.is_nan()).collect();
+        let rate = known.iter().sum::<f64>() / known.len().max(1) as f64;
+        let spike = newest.iter().sum::<f64>() / n as f64;
+        let spike_carried =
+            (spike - band_hi).max(0.0) * BURST_RATE_WINDOW_S as f64 <= p.burst_share * ctx.burst;
+        if burst_covers(rate) && spike_carried {
+            wanted.left_to_burst = true;
+        } else {
+            let evidence = Evidence {
+                demand: Some(peak),
+                threshold: Some(band_hi),
+                window_s: n as u64,
+            };
+            wanted.consider(cur, size(peak), Rule::Surge, evidence);
+        }
+    }
+    if burst_mode {
+        let k = p.smooth.as_secs().max(1) as usize;
+        let (known, _) = view.window(k);
+        if known.len() * 2 >= k {
+            let level = known.iter().sum::<f64>() / known.len() as f64;
+            // Both halves above the band, as target tracking wants two
+            // datapoints in a row: one noisy half does not raise capacity.
+            let (older, newer) = known.split_at(known.len() / 2);
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            if mean(older) > band_hi && mean(newer) > band_hi {
+                wanted.wants_more = true;
+                let evidence = Evidence {
+                    demand: Some(level),
+                    threshold: Some(band_hi),
+                    window_s: k as u64,
+                };
+                wanted.consider(cur, size(level), Rule::Sustained, evidence);
+            }
+        }
+    }
+    if let Some((predicted, window_s)) = trend_prediction(view, p) {
+        if predicted > band_hi {
+            wanted.wants_more = true;
+            if burst_covers(predicted) {
+                wanted.left_to_burst = true;
             } else {
-                consider(
-                    size(peak),
-                    Rule::Surge,
-                    Evidence {
-                        demand: Some(peak),
-                        threshold: Some(band_hi),
-                        window_s: n as u64,
-                    },
-                );
-            }
-        }
-        if burst_mode {
-            let k = p.smooth.as_secs().max(1) as usize;
-            let (known, _) = view.window(k);
-            if known.len() * 2 >= k {
-                let level = known.iter().sum::<f64>() / known.len() as f64;
-                // Both halves above the band, as target tracking wants two
-                // datapoints in a row: one noisy half does not raise capacity.
-                let (older, newer) = known.split_at(known.len() / 2);
-                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-                if mean(older) > band_hi && mean(newer) > band_hi {
-                    wants_more = true;
-                    consider(
-                        size(level),
-                        Rule::Sustained,
-                        Evidence {
-                            demand: Some(level),
-                            threshold: Some(band_hi),
-                            window_s: k as u64,
-                        },
-                    );
-                }
-            }
-        }
-        if let Some((predicted, window_s)) = trend_prediction(view, p) {
-            if predicted > band_hi {
-                wants_more = true;
-                if burst_covers(predicted) {
-                    left_to_burst = true;
-                } else {
-                    consider(
-                        size(predicted),
-                        Rule::Trend,
-                        Evidence {
-                            demand: Some(predicted),
-                            threshold: Some(band_hi),
-                            window_s,
-                        },
-                    );
-                }
+                let evidence = Evidence {
+                    demand: Some(predicted),
+                    threshold: Some(band_hi),
+                    window_s,
+                };
+                wanted.consider(cur, size(predicted), Rule::Trend, evidence);
             }
         }
     }
-    if let Some((to, rule, evidence)) = up {
-        return OpVerdict::Up { to, rule, evidence };
-    }
-    if stale {
-        return OpVerdict::Hold {
-            reason: HoldReason::Stale,
-        };
-    }
-    if wants_more {
-        return OpVerdict::Hold {
-            reason: if left_to_burst {
-                HoldReason::BurstCovers
-            } else {
-                HoldReason::AtMax
-            },
-        };
-    }
+}
 
+/// `hour_max` and `low_demand`: what quiet demand (or the schedule) lets
+/// capacity come down to, if anything.
+fn decrease(view: &DemandView, ctx: &OpContext, p: &DynamoPolicy, unit: u64) -> OpVerdict {
+    let cur = ctx.provisioned;
+    let limits = ctx.limits;
     let low = low_demand(view, ctx, p, unit);
     if cur > limits.max {
         let (to, rule, evidence) = match low {

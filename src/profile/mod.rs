@@ -15,7 +15,6 @@
 //! per-minute mean rates of that hour across the days (nearest rank);
 //! `peak` is the highest single second.
 
-pub mod command;
 pub mod history;
 pub mod suggest;
 

@@ -13,6 +13,7 @@
 pub mod engine;
 pub mod native;
 pub mod report;
+pub mod schedule;
 pub mod surges;
 pub mod trace;
 

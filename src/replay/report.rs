@@ -387,6 +387,22 @@ pub fn summary(r: &Report) -> String {
 
 fn markdown(r: &Report, o: &Outcome) -> String {
     let mut s = String::new();
+    markdown_head(&mut s, r);
+    markdown_surges(&mut s, r);
+    markdown_summary(&mut s, r);
+    markdown_resources(&mut s, r, o);
+    if !r.skipped.is_empty() {
+        let _ = writeln!(s, "\n## Not replayed\n");
+        for k in &r.skipped {
+            let _ = writeln!(s, "- {} {}: {}", k.resource, k.op.as_str(), k.reason);
+        }
+    }
+    let _ = writeln!(s, "\n`timeline.csv` has every second: demand, and per policy provisioned and throttled units.");
+    s
+}
+
+/// The trace, the surges laid over it and the simulator.
+fn markdown_head(s: &mut String, r: &Report) {
     let _ = writeln!(s, "# Replay report\n");
     let _ = writeln!(
         s,
@@ -421,6 +437,10 @@ fn markdown(r: &Report, o: &Outcome) -> String {
         "\nSimulator: updates take effect after {} s (the table is UPDATING meanwhile); burst capacity holds up to {} s of unused capacity; DynamoDB's decrease rule is enforced. The AWS native model is described in `{}`.\n",
         r.simulator.update_delay_s, r.simulator.burst_seconds, r.native_model
     );
+}
+
+/// One row per surge: when each policy raised capacity, what was throttled.
+fn markdown_surges(s: &mut String, r: &Report) {
     if !r.surge_list.is_empty() {
         let _ = writeln!(s, "## Surges\n");
         let _ = writeln!(s, "| start | hour mean req/s | capacity raised after (rapidscale / native) | throttled units in 10 min (rapidscale / native) |");
@@ -449,6 +469,10 @@ fn markdown(r: &Report, o: &Outcome) -> String {
         }
         let _ = writeln!(s);
     }
+}
+
+/// Both policies over every capacity replayed.
+fn markdown_summary(s: &mut String, r: &Report) {
     let _ = writeln!(s, "## Summary\n");
     let _ = writeln!(
         s,
@@ -492,6 +516,10 @@ fn markdown(r: &Report, o: &Outcome) -> String {
         rs.actions, nat.actions
     );
     let _ = writeln!(s, "| decreases | {} | {} | |", rs.decreases, nat.decreases);
+}
+
+/// One section per table or index, with its charts.
+fn markdown_resources(s: &mut String, r: &Report, o: &Outcome) {
     for (i, res) in r.resources.iter().enumerate() {
         let _ = writeln!(s, "\n## {}\n", res.resource);
         let _ = writeln!(s, "| | rapidscale | AWS native model |");
@@ -571,12 +599,4 @@ fn markdown(r: &Report, o: &Outcome) -> String {
             );
         }
     }
-    if !r.skipped.is_empty() {
-        let _ = writeln!(s, "\n## Not replayed\n");
-        for k in &r.skipped {
-            let _ = writeln!(s, "- {} {}: {}", k.resource, k.op.as_str(), k.reason);
-        }
-    }
-    let _ = writeln!(s, "\n`timeline.csv` has every second: demand, and per policy provisioned and throttled units.");
-    s
 }

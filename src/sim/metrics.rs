@@ -2,15 +2,19 @@
 //! and serves `AWS/DynamoDB` minute metrics computed from the simulated
 //! tables' own consumption and throttling.
 //!
-//! Simplifications, stated: a minute's sums are served as soon as the
-//! minute has data (no publishing delay); throttle events are counted in
-//! units refused (the simulator sees units, not requests); and
-//! `ThrottledRequests` reports every throttled read under `GetItem` and
-//! every throttled write under `PutItem`.
+//! A minute's sums are served [`PUBLISH_DELAY_S`] after the minute ends,
+//! as CloudWatch publishes DynamoDB's metrics about a minute late.
+//! Simplifications, stated: throttle events are counted in units refused
+//! (the simulator sees units, not requests); and `ThrottledRequests`
+//! reports every throttled read under `GetItem` and every throttled write
+//! under `PutItem`.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::cloud::{Datum, DynamoMetric};
+
+/// Seconds after its minute ends before a minute's datapoint is served.
+pub const PUBLISH_DELAY_S: i64 = 60;
 
 /// Seconds of datums kept per metric (two days of high-resolution data).
 pub const KEPT_PER_METRIC: usize = 2 * 86_400;
@@ -93,13 +97,16 @@ impl SimMetrics {
         }
     }
 
-    /// 1-minute sums of `AWS/DynamoDB` metrics over [start, end).
+    /// 1-minute sums of `AWS/DynamoDB` metrics over [start, end), as they
+    /// are published by `now` (unix seconds).
     pub fn dynamodb_minute_sums(
         &self,
         metrics: &[DynamoMetric],
         start: i64,
         end: i64,
+        now: i64,
     ) -> Vec<BTreeMap<i64, f64>> {
+        let end = end.min(now - PUBLISH_DELAY_S - 60 + 1);
         metrics
             .iter()
             .map(|m| {
@@ -176,6 +183,7 @@ mod tests {
             ],
             60,
             180,
+            240,
         );
         assert_eq!(sums[0], BTreeMap::from([(60, 120.0), (120, 120.0)]));
         assert_eq!(sums[1], BTreeMap::from([(60, 0.0), (120, 30.0)]));
@@ -183,9 +191,13 @@ mod tests {
         assert_eq!(sums[3][&120], 0.0);
         assert_eq!(sums[4], BTreeMap::from([(60, 7.0)]));
         // [start, end) excludes the later minute.
-        let sums =
-            m.dynamodb_minute_sums(&[metric("ConsumedWriteCapacityUnits", None, None)], 60, 120);
+        let write = [metric("ConsumedWriteCapacityUnits", None, None)];
+        let sums = m.dynamodb_minute_sums(&write, 60, 120, 240);
         assert_eq!(sums[0], BTreeMap::from([(60, 60.0)]));
+        // The minute of 120-180 is published at 240, not before.
+        let read = [metric("ConsumedReadCapacityUnits", None, None)];
+        let sums = m.dynamodb_minute_sums(&read, 60, 180, 239);
+        assert_eq!(sums[0], BTreeMap::from([(60, 120.0)]));
     }
 
     #[test]

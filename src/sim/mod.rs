@@ -700,7 +700,9 @@ impl SimWorld {
         now: DateTime<Utc>,
     ) -> Result<Vec<BTreeMap<i64, f64>>, CloudError> {
         self.check("GetMetricData", "AWS/DynamoDB", now)?;
-        Ok(self.metrics.dynamodb_minute_sums(metrics, start, end))
+        Ok(self
+            .metrics
+            .dynamodb_minute_sums(metrics, start, end, now.timestamp()))
     }
 
     pub fn ensure_coordination_table(

@@ -2,6 +2,7 @@
 //! daemon; AWS is moto's server, started by scripts/test.
 
 mod api;
+mod architecture;
 mod asg;
 mod aws;
 mod cloudwatch;

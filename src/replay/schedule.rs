@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::suggest::{self, Suggestion};
-use super::{build, minutes_of_seconds, DayType, Profile};
 use crate::config::Config;
+use crate::profile::suggest::{self, Suggestion};
+use crate::profile::{build, history, minutes_of_seconds, DayType, Profile};
 use crate::replay::{self, trace, Policy};
 use crate::series::MinutePoint;
 use crate::sim::SimSettings;
@@ -34,7 +34,7 @@ pub enum SuggestError {
     #[error(transparent)]
     Trace(#[from] trace::TraceError),
     #[error(transparent)]
-    History(#[from] super::history::HistoryError),
+    History(#[from] history::HistoryError),
     #[error("{0}")]
     NoData(String),
 }
@@ -110,12 +110,12 @@ fn load(config: &Config, source: &Source) -> Result<Loaded, SuggestError> {
             })
         }
         Source::State => {
-            let streams = super::history::load(&config.state_dir)?;
+            let streams = history::load(&config.state_dir)?;
             let minutes = streams.get(&stream).cloned().unwrap_or_default();
             let Some(first) = minutes.first() else {
                 return Err(SuggestError::NoData(format!(
                     "{} has no minutes of stream {stream:?} yet: run the daemon for a while first",
-                    super::history::path(&config.state_dir).display()
+                    history::path(&config.state_dir).display()
                 )));
             };
             // Minutes back to seconds for the replay, as a per-minute trace
@@ -132,7 +132,7 @@ fn load(config: &Config, source: &Source) -> Result<Loaded, SuggestError> {
                 &trace::TraceOptions::default(),
             )?;
             debug_assert_eq!(t.start.timestamp(), first.0);
-            let label = format!("{}", super::history::path(&config.state_dir).display());
+            let label = format!("{}", history::path(&config.state_dir).display());
             Ok(Loaded {
                 start: t.start,
                 requests: t.requests,
