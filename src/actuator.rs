@@ -26,7 +26,7 @@ use crate::state::BudgetStore;
 
 /// Exponential backoff with full jitter.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     pub max_attempts: u32,
     pub base: Duration,
     pub cap: Duration,
@@ -45,7 +45,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The pause before retry number `attempt` (0-based), given a uniform
     /// random number in [0, 1).
-    pub fn delay(&self, attempt: u32, random: f64) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32, random: f64) -> Duration {
         let ceiling = self
             .base
             .saturating_mul(1u32 << attempt.min(16))
@@ -56,7 +56,7 @@ impl RetryPolicy {
 
 /// One UpdateTable call for a table or one of its indexes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TableUpdate {
+pub(crate) struct TableUpdate {
     pub table: String,
     pub index: Option<String>,
     pub current: Throughput,
@@ -67,11 +67,11 @@ pub struct TableUpdate {
 
 impl TableUpdate {
     /// `table` or `table/index`: the key of the resource's decrease ledger.
-    pub fn resource(&self) -> String {
+    pub(crate) fn resource(&self) -> String {
         resource_key(&self.table, self.index.as_deref())
     }
 
-    pub fn target(&self) -> Throughput {
+    pub(crate) fn target(&self) -> Throughput {
         let mut t = self.current;
         for c in &self.changes {
             match c.op {
@@ -85,7 +85,7 @@ impl TableUpdate {
 
 /// One SetDesiredCapacity call.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GroupChange {
+pub(crate) struct GroupChange {
     pub group: String,
     pub from: u32,
     pub to: u32,
@@ -110,7 +110,7 @@ impl GroupChange {
     }
 }
 
-pub fn resource_key(table: &str, index: Option<&str>) -> String {
+pub(crate) fn resource_key(table: &str, index: Option<&str>) -> String {
     match index {
         Some(i) => format!("{table}/{i}"),
         None => table.to_string(),
@@ -132,7 +132,7 @@ fn audit_changes(changes: &[Change]) -> Vec<AuditChange> {
         .collect()
 }
 
-pub struct Actuator<C> {
+pub(crate) struct Actuator<C> {
     pub cloud: Arc<C>,
     pub audit: Arc<AuditLog>,
     pub budget: Arc<Mutex<BudgetStore>>,
@@ -199,7 +199,7 @@ impl<C: Capacity + Coordination> Actuator<C> {
     }
 
     /// Dry run, or a decision that is not carried out: one record.
-    pub fn note(&self, u: &TableUpdate, outcome: Outcome, reason: Option<String>) {
+    pub(crate) fn note(&self, u: &TableUpdate, outcome: Outcome, reason: Option<String>) {
         let id = self.audit.new_id();
         let rec = self.record(&id, Phase::Decided, u, outcome, reason, None);
         if let Err(e) = self.audit.append(&rec) {
@@ -217,7 +217,7 @@ impl<C: Capacity + Coordination> Actuator<C> {
     }
 
     /// Applies one update: audit, call with retries, budget, audit, refresh.
-    pub async fn apply(&self, u: TableUpdate, shutdown: CancellationToken) -> Outcome {
+    pub(crate) async fn apply(&self, u: TableUpdate, shutdown: CancellationToken) -> Outcome {
         let id = self.audit.new_id();
         let resource = u.resource();
         let target = u.target();
@@ -363,7 +363,12 @@ impl<C: Capacity + Coordination> Actuator<C> {
 
     /// A group decision that is not carried out (a dry-run recommendation,
     /// or a gated one): one record.
-    pub fn note_group(&self, change: &GroupChange, outcome: Outcome, reason: Option<String>) {
+    pub(crate) fn note_group(
+        &self,
+        change: &GroupChange,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) {
         let id = self.audit.new_id();
         let rec = self.group_record(&id, change, Phase::Decided, outcome, reason, None);
         if let Err(e) = self.audit.append(&rec) {
@@ -374,7 +379,11 @@ impl<C: Capacity + Coordination> Actuator<C> {
 
     /// Sets a group's desired capacity: audit, call with retries, audit,
     /// describe.
-    pub async fn apply_group(&self, change: GroupChange, shutdown: CancellationToken) -> Outcome {
+    pub(crate) async fn apply_group(
+        &self,
+        change: GroupChange,
+        shutdown: CancellationToken,
+    ) -> Outcome {
         let id = self.audit.new_id();
         let fencing = match self.admit().await {
             Ok(f) => f,

@@ -12,7 +12,7 @@ use crate::policy::calibrate::Calibration;
 use crate::slot::Slot;
 
 #[derive(Clone, Default)]
-pub struct Board {
+pub(crate) struct Board {
     /// The trackers' (and the actuator's) newest descriptions.
     pub cloud: Slot<CloudView>,
     /// The deciders' advice and fleet reading.

@@ -6,25 +6,28 @@
 #![forbid(unsafe_code)]
 // No function over 120 lines (.clippy.toml), test tables aside.
 #![warn(clippy::too_many_lines)]
+// `pub` is for what the binary, the benches, the integration tests and the
+// fuzz targets use; everything else is `pub(crate)`.
+#![warn(unreachable_pub)]
 
-pub mod actuator;
+pub(crate) mod actuator;
 pub mod api;
 pub mod app;
 pub mod audit;
-pub mod board;
+pub(crate) mod board;
 pub mod clock;
 pub mod cloud;
 pub mod cloudwatch;
 pub mod config;
 pub mod coord;
-pub mod decide;
+pub(crate) mod decide;
 pub mod demo;
 pub mod ingest;
-pub mod mode;
+pub(crate) mod mode;
 pub mod policy;
 pub mod profile;
 pub mod replay;
 pub mod series;
 pub mod sim;
-pub mod slot;
-pub mod state;
+pub(crate) mod slot;
+pub(crate) mod state;

@@ -47,7 +47,7 @@ impl From<Mode> for RuntimeMode {
 
 /// Operator overrides.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     pub global: Option<RuntimeMode>,
     /// By table, `table/index` or group name.
     pub resources: BTreeMap<String, RuntimeMode>,
@@ -56,7 +56,7 @@ pub struct Overrides {
 impl Overrides {
     /// The mode of `resources` (most specific first, e.g. `posts/by_user`
     /// then `posts`), given its configured mode.
-    pub fn effective(&self, resources: &[&str], configured: Mode) -> RuntimeMode {
+    pub(crate) fn effective(&self, resources: &[&str], configured: Mode) -> RuntimeMode {
         resources
             .iter()
             .find_map(|r| self.resources.get(*r).copied())
@@ -66,14 +66,14 @@ impl Overrides {
 }
 
 #[derive(Debug, Default)]
-pub struct ModeSwitch {
+pub(crate) struct ModeSwitch {
     overrides: RwLock<Overrides>,
 }
 
 impl ModeSwitch {
     /// The mode of `resources` (most specific first, e.g. `posts/by_user`
     /// then `posts`), given its configured mode.
-    pub fn effective(&self, resources: &[&str], configured: Mode) -> RuntimeMode {
+    pub(crate) fn effective(&self, resources: &[&str], configured: Mode) -> RuntimeMode {
         self.overrides
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -81,7 +81,7 @@ impl ModeSwitch {
     }
 
     /// Sets an override; returns the one it replaced.
-    pub fn set(&self, resource: Option<&str>, mode: RuntimeMode) -> Option<RuntimeMode> {
+    pub(crate) fn set(&self, resource: Option<&str>, mode: RuntimeMode) -> Option<RuntimeMode> {
         let mut o = self.overrides.write().unwrap_or_else(|p| p.into_inner());
         match resource {
             Some(r) => o.resources.insert(r.to_string(), mode),
@@ -89,7 +89,7 @@ impl ModeSwitch {
         }
     }
 
-    pub fn snapshot(&self) -> Overrides {
+    pub(crate) fn snapshot(&self) -> Overrides {
         self.overrides
             .read()
             .unwrap_or_else(|p| p.into_inner())

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use crate::policy::budget::DecreaseLedger;
 
 /// Ledgers by resource key (`posts`, `posts/by_user`).
-pub struct BudgetStore {
+pub(crate) struct BudgetStore {
     /// None: kept in memory only (a replay).
     path: Option<PathBuf>,
     pub ledgers: BTreeMap<String, DecreaseLedger>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub(crate) enum StateError {
     #[error("read {path}: {source}")]
     Read {
         path: String,
@@ -37,12 +37,12 @@ pub enum StateError {
 }
 
 impl BudgetStore {
-    pub const FILE: &'static str = "dynamodb-decreases.json";
+    pub(crate) const FILE: &'static str = "dynamodb-decreases.json";
 
     /// Loads the ledgers; a missing file is an empty store. A file that
     /// cannot be read or parsed is an error: the caller must not pretend the
     /// day's budget is untouched.
-    pub fn load(state_dir: &Path) -> Result<BudgetStore, StateError> {
+    pub(crate) fn load(state_dir: &Path) -> Result<BudgetStore, StateError> {
         let path = state_dir.join(Self::FILE);
         let ledgers = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StateError::Parse {
@@ -64,7 +64,7 @@ impl BudgetStore {
     }
 
     /// An empty store that saves to `state_dir`.
-    pub fn empty(state_dir: &Path) -> BudgetStore {
+    pub(crate) fn empty(state_dir: &Path) -> BudgetStore {
         BudgetStore {
             path: Some(state_dir.join(Self::FILE)),
             ledgers: BTreeMap::new(),
@@ -72,22 +72,22 @@ impl BudgetStore {
     }
 
     /// An empty store that is never written (a replay's).
-    pub fn in_memory() -> BudgetStore {
+    pub(crate) fn in_memory() -> BudgetStore {
         BudgetStore {
             path: None,
             ledgers: BTreeMap::new(),
         }
     }
 
-    pub fn ledger(&self, key: &str) -> DecreaseLedger {
+    pub(crate) fn ledger(&self, key: &str) -> DecreaseLedger {
         self.ledgers.get(key).cloned().unwrap_or_default()
     }
 
-    pub fn ledger_mut(&mut self, key: &str) -> &mut DecreaseLedger {
+    pub(crate) fn ledger_mut(&mut self, key: &str) -> &mut DecreaseLedger {
         self.ledgers.entry(key.to_string()).or_default()
     }
 
-    pub fn save(&self) -> Result<(), StateError> {
+    pub(crate) fn save(&self) -> Result<(), StateError> {
         let Some(path) = &self.path else {
             return Ok(());
         };

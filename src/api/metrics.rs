@@ -234,7 +234,7 @@ fn register_cloudwatch(r: &mut Registry, status: &super::Status) {
 }
 
 /// Renders every metric in the text format.
-pub fn render(s: &ApiState) -> String {
+pub(crate) fn render(s: &ApiState) -> String {
     let mut r = Registry::with_prefix("rapidscale");
     let status = s.status();
     register_streams(&mut r, s, &status);

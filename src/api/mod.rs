@@ -7,7 +7,7 @@
 //! (Server-Sent Events, one per second), `POST /api/v1/ingest` (StatsD
 //! lines, at most 1 MiB). Every error is JSON: `{"error": "..."}`.
 
-pub mod metrics;
+pub(crate) mod metrics;
 
 use std::sync::Arc;
 
@@ -43,7 +43,7 @@ use crate::series::StreamSummary;
 
 /// Everything handlers read, and the two things they may change.
 #[derive(Clone)]
-pub struct ApiState {
+pub(crate) struct ApiState {
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub started_at: chrono::DateTime<chrono::Utc>,
@@ -62,7 +62,7 @@ pub struct ApiState {
 
 /// What the API may change, behind its bearer token.
 #[derive(Clone)]
-pub struct Controls {
+pub(crate) struct Controls {
     /// Operator overrides of the mode (`POST /api/v1/mode`).
     pub modes: Arc<ModeSwitch>,
     /// `POST /api/v1/ingest`: the StatsD router and its own counters.
@@ -74,19 +74,19 @@ pub struct Controls {
 }
 
 #[derive(Clone)]
-pub struct HttpIngest {
+pub(crate) struct HttpIngest {
     pub router: Arc<StatsdRouter>,
     pub sink: Sink,
 }
 
 /// The dashboard: one page, no external resources (canvas drawing, no CDN).
-pub const DASHBOARD: &str = include_str!("dashboard.html");
+pub(crate) const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// Largest `POST /api/v1/ingest` body.
-pub const INGEST_BODY_LIMIT: usize = 1 << 20;
+pub(crate) const INGEST_BODY_LIMIT: usize = 1 << 20;
 
 #[derive(Debug, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     /// The configured global mode.
     pub mode: Mode,
     /// The global mode in effect ("dry-run", "apply" or "paused").
@@ -122,7 +122,7 @@ impl ApiState {
         self.config.mode
     }
 
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         let streams = {
             let store = lock(&self.store);
             store.stream_ids().map(|id| store.summary(id)).collect()
@@ -152,7 +152,7 @@ impl ApiState {
 
 impl ApiState {
     /// Why the daemon is not ready yet (empty: ready).
-    pub fn not_ready(&self) -> Vec<String> {
+    pub(crate) fn not_ready(&self) -> Vec<String> {
         let mut reasons = Vec::new();
         if self.counters.is_empty() && self.controls.http_ingest.is_none() {
             reasons.push("no ingestion source is configured".to_string());
@@ -252,7 +252,7 @@ impl ApiState {
 
 /// API errors; each maps to one status code.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("unknown stream {0:?}")]
     UnknownStream(String),
     #[error("{0}")]
@@ -291,7 +291,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub fn router(state: ApiState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         .route(
             "/healthz",
@@ -531,7 +531,7 @@ async fn ingest(
 /// One Server-Sent Event per second: the newest sealed second of every
 /// stream, and the deciders' current view.
 #[derive(Debug, Serialize)]
-pub struct Tick {
+pub(crate) struct Tick {
     pub now: chrono::DateTime<chrono::Utc>,
     pub streams: Vec<TickStream>,
     pub dynamodb: Vec<ResourceAdvice>,
@@ -539,7 +539,7 @@ pub struct Tick {
 }
 
 #[derive(Debug, Serialize)]
-pub struct TickStream {
+pub(crate) struct TickStream {
     pub stream: String,
     pub second: Option<i64>,
     pub value: Option<f32>,
@@ -549,7 +549,7 @@ pub struct TickStream {
 }
 
 impl ApiState {
-    pub fn tick(&self) -> Tick {
+    pub(crate) fn tick(&self) -> Tick {
         let finite = |x: f32| (!x.is_nan()).then_some(x);
         let streams = {
             let store = lock(&self.store);
@@ -607,13 +607,13 @@ async fn stream(
 /// `GET /api/v1/hourly`: the per-hour profile of the minute history, and
 /// what the current schedule holds each hour, in requests/s.
 #[derive(Serialize)]
-pub struct Hourly {
+pub(crate) struct Hourly {
     pub profile: crate::profile::Profile,
     pub schedule: Option<ScheduleCapacity>,
 }
 
 #[derive(Serialize)]
-pub struct ScheduleCapacity {
+pub(crate) struct ScheduleCapacity {
     /// What the figures are.
     pub what: String,
     /// Requests/s the hour's minimum capacity serves at its target, per local hour.
@@ -622,7 +622,7 @@ pub struct ScheduleCapacity {
 
 /// The group's minimum x target_rps_per_instance per hour; without a group,
 /// the first table capacity with `per_request`: min x target / per_request.
-pub fn schedule_capacity(config: &crate::config::Config) -> Option<ScheduleCapacity> {
+pub(crate) fn schedule_capacity(config: &crate::config::Config) -> Option<ScheduleCapacity> {
     if let Some(asg) = &config.asg {
         return Some(ScheduleCapacity {
             what: "group min x target_rps_per_instance".into(),
@@ -663,7 +663,7 @@ async fn hourly(State(s): State<ApiState>) -> Json<Hourly> {
 pub const MAX_STREAMS: usize = 64;
 
 /// Serves until `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     state: ApiState,
     shutdown: CancellationToken,

@@ -32,7 +32,7 @@ use crate::state::BudgetStore;
 
 /// Where the audit log and the decrease budget live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Persistence {
+pub(crate) enum Persistence {
     /// `state_dir`, fsynced: the daemon.
     Durable,
     /// The audit log buffered in `state_dir`, the budget in memory: a replay.
@@ -45,7 +45,7 @@ struct Coordinated<C> {
     fence: Arc<Fence<Metered<C>>>,
 }
 
-pub struct Core<C> {
+pub(crate) struct Core<C> {
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub store: SharedStore,
@@ -74,7 +74,7 @@ fn store_config(config: &Config) -> StoreConfig {
 impl<C: CloudBackend> Core<C> {
     /// Builds the parts; nothing runs yet. A budget that cannot be read
     /// turns every table to dry-run (the day's decreases are unknown).
-    pub async fn build(
+    pub(crate) async fn build(
         mut config: Config,
         clock: SharedClock,
         cloud: Option<Arc<C>>,
@@ -183,7 +183,7 @@ impl<C: CloudBackend> Core<C> {
 
     /// The trackers and the deciders (with the group's own resolution, which
     /// may ask instance metadata and AWS, in a task of its own).
-    pub fn spawn_deciding(&self, tasks: &TaskTracker, stop: &CancellationToken) {
+    pub(crate) fn spawn_deciding(&self, tasks: &TaskTracker, stop: &CancellationToken) {
         let (Some(cloud), Some(actuator)) = (self.cloud.clone(), self.actuator.clone()) else {
             return;
         };
@@ -249,7 +249,7 @@ impl<C: CloudBackend> Core<C> {
     }
 
     /// With `[coordination]`: the election and the heartbeats.
-    pub fn spawn_coordination(&self, tasks: &TaskTracker, stop: &CancellationToken) {
+    pub(crate) fn spawn_coordination(&self, tasks: &TaskTracker, stop: &CancellationToken) {
         let (Some(cfg), Some(cloud), Some(role), Some(c)) = (
             self.config.coordination.clone(),
             self.cloud.clone(),
@@ -291,7 +291,7 @@ impl<C: CloudBackend> Core<C> {
     }
 
     /// CloudWatch: reading DynamoDB's metrics back, and publishing.
-    pub fn spawn_cloudwatch(&self, tasks: &TaskTracker, stop: &CancellationToken) {
+    pub(crate) fn spawn_cloudwatch(&self, tasks: &TaskTracker, stop: &CancellationToken) {
         let Some(cloud) = self.cloud.clone() else {
             return;
         };

@@ -6,8 +6,8 @@
 //! history, and the API. They talk through the store and the board of
 //! published snapshots, never through each other.
 
-pub mod core;
-pub mod shutdown;
+pub(crate) mod core;
+pub(crate) mod shutdown;
 pub mod sources;
 
 use std::net::SocketAddr;

@@ -10,16 +10,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How long each stage's tasks get to finish after their stop signal.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
 /// Longer wait while an UpdateTable or SetDesiredCapacity is in flight:
 /// the SDK's attempt timeout (5 s) and a margin, within the 10 s stop
 /// timeouts of deploy/ (ECS `stopTimeout`, systemd `TimeoutStopSec`).
-pub const CALL_GRACE: Duration = Duration::from_secs(6);
+pub(crate) const CALL_GRACE: Duration = Duration::from_secs(6);
 
 /// The stages, in stopping order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     Ingest,
     Deciding,
     Api,
@@ -28,7 +28,7 @@ pub enum Stage {
 
 /// One stop signal and one set of tasks per stage.
 #[derive(Default)]
-pub struct Stages {
+pub(crate) struct Stages {
     pub ingest: (CancellationToken, TaskTracker),
     pub deciding: (CancellationToken, TaskTracker),
     pub api: (CancellationToken, TaskTracker),
@@ -42,7 +42,7 @@ async fn drain(tracker: &TaskTracker, within: Duration) -> bool {
 impl Stages {
     /// Stops every stage in order; `flush` is the last step. `on_stage` is
     /// told when each stage has stopped (or its grace ran out).
-    pub async fn stop(
+    pub(crate) async fn stop(
         &self,
         calls_in_flight: &AtomicUsize,
         flush: impl FnOnce(),

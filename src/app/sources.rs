@@ -105,7 +105,7 @@ impl Source {
 }
 
 /// What the sources give the rest of the daemon.
-pub struct Ingest {
+pub(crate) struct Ingest {
     pub counters: Vec<Arc<SourceCounters>>,
     pub http_ingest: Option<HttpIngest>,
     pub statsd: Option<SocketAddr>,
@@ -114,7 +114,11 @@ pub struct Ingest {
 /// Registers every stream in the store, each with the kind its source's
 /// delivery implies, so ids are fixed before any source starts. Returns
 /// the StatsD router over the config's selectors.
-pub fn register(config: &Config, sources: &[Source], store: &SharedStore) -> Arc<StatsdRouter> {
+pub(crate) fn register(
+    config: &Config,
+    sources: &[Source],
+    store: &SharedStore,
+) -> Arc<StatsdRouter> {
     let mut s = lock(store);
     for source in sources {
         s.register(source.stream(), source.delivery().stream_kind());
@@ -129,7 +133,7 @@ pub fn register(config: &Config, sources: &[Source], store: &SharedStore) -> Arc
 
 /// Binds sockets, and spawns each source and the sealer on `tasks`, all
 /// stopping at `stop`. The streams must be registered ([`register`]).
-pub fn start(
+pub(crate) fn start(
     sources: &[Source],
     router: Arc<StatsdRouter>,
     store: &SharedStore,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub instance_id: String,
     /// From ECS task metadata v4, when running as an ECS task.
     pub ecs_cluster: Option<String>,
@@ -20,7 +20,7 @@ pub struct Identity {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum IdentityError {
+pub(crate) enum IdentityError {
     #[error("instance metadata at {endpoint}: {reason}")]
     Metadata { endpoint: String, reason: String },
 }
@@ -28,7 +28,7 @@ pub enum IdentityError {
 /// Reads the instance id over IMDSv2 from `endpoint` (normally
 /// `http://169.254.169.254`), and the ECS task identity from
 /// `ecs_metadata_uri` (the value of `ECS_CONTAINER_METADATA_URI_V4`) when given.
-pub async fn discover(
+pub(crate) async fn discover(
     endpoint: &str,
     ecs_metadata_uri: Option<&str>,
 ) -> Result<Identity, IdentityError> {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::GroupDescription;
 
 /// Events kept in memory.
-pub const EVENTS_KEPT: usize = 1000;
+pub(crate) const EVENTS_KEPT: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,7 +54,7 @@ pub struct GroupCounts {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InstanceTimes {
+pub(crate) struct InstanceTimes {
     pub first_seen: DateTime<Utc>,
     /// Since when the instance has been in a Pending* state, if it is.
     pub pending_since: Option<DateTime<Utc>>,
@@ -64,7 +64,7 @@ pub struct InstanceTimes {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Membership {
+pub(crate) struct Membership {
     pub instances: BTreeMap<String, InstanceTimes>,
     pub events: VecDeque<MembershipEvent>,
     #[serde(skip)]
@@ -77,7 +77,11 @@ fn is_pending(state: &str) -> bool {
 
 impl Membership {
     /// Folds in a new description; returns the changes it brought.
-    pub fn update(&mut self, desc: &GroupDescription, now: DateTime<Utc>) -> Vec<MembershipEvent> {
+    pub(crate) fn update(
+        &mut self,
+        desc: &GroupDescription,
+        now: DateTime<Utc>,
+    ) -> Vec<MembershipEvent> {
         let mut changes = Vec::new();
         let previous = self.last.take();
         let before = |id: &str| {
@@ -154,7 +158,7 @@ impl Membership {
     }
 
     /// Counts by capacity meaning at `now`.
-    pub fn counts(
+    pub(crate) fn counts(
         &self,
         desc: &GroupDescription,
         now: DateTime<Utc>,

@@ -17,14 +17,14 @@ use super::{
 };
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CallLabels {
+pub(crate) struct CallLabels {
     pub operation: String,
     /// "ok", or the error kind (throttled, unavailable, ...).
     pub outcome: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OperationLabels {
+pub(crate) struct OperationLabels {
     pub operation: String,
 }
 
@@ -35,7 +35,7 @@ fn latency_histogram() -> Histogram {
 
 /// Shared call statistics (cheap to clone: the families share state).
 #[derive(Debug, Clone)]
-pub struct CallMetrics {
+pub(crate) struct CallMetrics {
     pub calls: Family<CallLabels, Counter>,
     pub latency: Family<OperationLabels, Histogram, fn() -> Histogram>,
 }
@@ -73,7 +73,7 @@ impl CallMetrics {
 }
 
 /// Any backend, metered.
-pub struct Metered<C> {
+pub(crate) struct Metered<C> {
     pub inner: Arc<C>,
     pub metrics: CallMetrics,
 }

@@ -11,11 +11,11 @@
 
 pub mod aws;
 pub mod coordination;
-pub mod identity;
-pub mod members;
-pub mod metered;
+pub(crate) mod identity;
+pub(crate) mod members;
+pub(crate) mod metered;
 pub mod metrics;
-pub mod tracker;
+pub(crate) mod tracker;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -21,7 +21,7 @@ use crate::clock::SharedClock;
 use crate::slot::Slot;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Tracked<T> {
+pub(crate) struct Tracked<T> {
     pub current: Option<T>,
     pub last_ok: Option<DateTime<Utc>>,
     pub last_error: Option<CloudError>,
@@ -39,7 +39,7 @@ impl<T> Default for Tracked<T> {
 
 /// The latest known state of every tracked resource.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct CloudView {
+pub(crate) struct CloudView {
     pub tables: BTreeMap<String, Tracked<TableDescription>>,
     pub group: Option<Tracked<GroupDescription>>,
     /// Instance times and membership events of the group.
@@ -47,18 +47,18 @@ pub struct CloudView {
 }
 
 /// How often a table that is not ACTIVE is described.
-pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 /// Where polls fall within a second of the clock.
 const POLL_PHASE_MS: u32 = 125;
 
 /// Whether a table and all its indexes are ACTIVE.
-pub fn is_active(t: &TableDescription) -> bool {
+pub(crate) fn is_active(t: &TableDescription) -> bool {
     t.status == "ACTIVE" && t.indexes.iter().all(|i| i.status == "ACTIVE")
 }
 
 /// Polls every table every `interval` (every second while one is not
 /// ACTIVE) until `shutdown`.
-pub async fn track_tables<C: Capacity>(
+pub(crate) async fn track_tables<C: Capacity>(
     cloud: Arc<C>,
     tables: Vec<String>,
     interval: Duration,
@@ -89,13 +89,13 @@ pub async fn track_tables<C: Capacity>(
 }
 
 /// Longest wait between polls while AWS keeps failing.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The wait before the next poll: the interval while polls succeed; after
 /// `failures` failed polls in a row, the interval doubled that many times
 /// (at most `MAX_BACKOFF`, never less than the interval), of which a
 /// random half is jitter, so a fleet of sidecars does not retry in step.
-pub fn poll_delay(interval: Duration, failures: u32, jitter: f64) -> Duration {
+pub(crate) fn poll_delay(interval: Duration, failures: u32, jitter: f64) -> Duration {
     if failures == 0 {
         return interval;
     }
@@ -165,7 +165,7 @@ async fn until_shutdown<T>(
 }
 
 /// Records one DescribeTable result in the view, logging what changed.
-pub fn store_table(
+pub(crate) fn store_table(
     view: &Slot<CloudView>,
     name: &str,
     result: Result<TableDescription, CloudError>,
@@ -199,7 +199,7 @@ fn store_table_in(
 }
 
 /// Polls the group every `interval` until `shutdown`.
-pub async fn track_group<C: Capacity>(
+pub(crate) async fn track_group<C: Capacity>(
     cloud: Arc<C>,
     group: String,
     interval: Duration,
@@ -218,7 +218,7 @@ pub async fn track_group<C: Capacity>(
 }
 
 /// Records one DescribeAutoScalingGroups result, logging membership changes.
-pub fn store_group(
+pub(crate) fn store_group(
     view: &Slot<CloudView>,
     result: Result<GroupDescription, CloudError>,
     now: DateTime<Utc>,

@@ -11,7 +11,7 @@ pub struct ApiConfig {
 }
 
 /// Where the API listens unless `api.listen` says otherwise.
-pub const DEFAULT_LISTEN: SocketAddr =
+pub(super) const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9470);
 
 /// Reads its section; every problem goes to `p`.

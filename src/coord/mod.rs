@@ -3,7 +3,7 @@
 //! and the leader lease's timing rules. The table is reached through the
 //! `cloud::Coordination` port.
 
-pub mod task;
+pub(crate) mod task;
 
 use std::collections::BTreeMap;
 

@@ -19,7 +19,7 @@ use crate::slot::Slot;
 
 /// What the coordination loop last saw, for the API.
 #[derive(Debug, Clone, Serialize)]
-pub struct CoordinationStatus {
+pub(crate) struct CoordinationStatus {
     pub table: String,
     pub cluster: String,
     pub instance_id: String,
@@ -33,7 +33,7 @@ pub struct CoordinationStatus {
     pub error: Option<String>,
 }
 
-pub struct Heartbeats<C> {
+pub(crate) struct Heartbeats<C> {
     pub cloud: Arc<C>,
     pub config: CoordinationConfig,
     pub instance_id: String,
@@ -79,7 +79,7 @@ impl<C: Coordination> Heartbeats<C> {
         }
     }
 
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub(crate) async fn run(self, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut seq = 0;
@@ -184,7 +184,7 @@ impl Role {
 }
 
 /// The actuator's check before every AWS call.
-pub struct Fence<C> {
+pub(crate) struct Fence<C> {
     pub cloud: Arc<C>,
     pub table: String,
     pub cluster: String,
@@ -195,7 +195,7 @@ pub struct Fence<C> {
 impl<C: Coordination> Fence<C> {
     /// The fencing token to act under, once a conditional write confirmed
     /// the lease is still ours; otherwise why not.
-    pub async fn admit(&self, now_ms: i64) -> Result<u64, String> {
+    pub(crate) async fn admit(&self, now_ms: i64) -> Result<u64, String> {
         let Role::Leader { fencing, until_ms } = self.role.get() else {
             return Err("follower: the leader acts".into());
         };
@@ -225,7 +225,7 @@ impl<C: Coordination> Fence<C> {
 }
 
 /// Takes or renews the lease every `renew_every`.
-pub struct Election<C> {
+pub(crate) struct Election<C> {
     pub cloud: Arc<C>,
     pub table: String,
     pub cluster: String,
@@ -237,7 +237,7 @@ pub struct Election<C> {
 }
 
 impl<C: Coordination> Election<C> {
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub(crate) async fn run(self, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(self.renew_every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -293,7 +293,7 @@ impl<C: Coordination> Election<C> {
 
 /// Own demand x `factor` is the fleet's; `estimated` when a sidecar is silent.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct FleetScale {
+pub(crate) struct FleetScale {
     pub factor: f64,
     pub estimated: bool,
 }
@@ -301,7 +301,7 @@ pub struct FleetScale {
 /// The fleet's total of the newest second every sidecar reported, over this
 /// sidecar's own value of that second, for the requests stream (default:
 /// the first stream).
-pub fn fleet_scale(
+pub(crate) fn fleet_scale(
     status: Option<&CoordinationStatus>,
     store: &crate::series::SeriesStore,
     requests_stream: Option<&str>,

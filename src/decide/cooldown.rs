@@ -11,19 +11,19 @@ use chrono::{DateTime, Utc};
 use crate::audit::Outcome;
 
 /// First pause after a change whose retries all failed.
-pub const COOLDOWN_BASE: Duration = Duration::from_secs(5);
+pub(crate) const COOLDOWN_BASE: Duration = Duration::from_secs(5);
 /// Longest pause between failed changes of one resource.
-pub const COOLDOWN_MAX: Duration = Duration::from_secs(60);
+pub(crate) const COOLDOWN_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default, Clone)]
-pub struct Cooldown(HashMap<String, Failures>);
+pub(crate) struct Cooldown(HashMap<String, Failures>);
 
 /// Failed changes in a row, and when the next may start.
 type Failures = (u32, DateTime<Utc>);
 
 impl Cooldown {
     /// The pause after `failures` failed changes in a row.
-    pub fn pause(failures: u32, jitter: f64) -> Duration {
+    pub(crate) fn pause(failures: u32, jitter: f64) -> Duration {
         let full = COOLDOWN_BASE
             .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
             .min(COOLDOWN_MAX);
@@ -31,7 +31,7 @@ impl Cooldown {
     }
 
     /// Records how a change of `resource` ended.
-    pub fn record(&mut self, resource: &str, outcome: Outcome, now: DateTime<Utc>) {
+    pub(crate) fn record(&mut self, resource: &str, outcome: Outcome, now: DateTime<Utc>) {
         match outcome {
             Outcome::Failed => {
                 let e = self.0.entry(resource.to_string()).or_insert((0, now));
@@ -48,7 +48,7 @@ impl Cooldown {
     }
 
     /// While `resource` must wait: failures in a row and whole seconds left.
-    pub fn wait(&self, resource: &str, now: DateTime<Utc>) -> Option<(u32, i64)> {
+    pub(crate) fn wait(&self, resource: &str, now: DateTime<Utc>) -> Option<(u32, i64)> {
         let (failures, until) = self.0.get(resource)?;
         (now < *until).then(|| (*failures, (*until - now).num_seconds().max(1)))
     }

@@ -42,7 +42,7 @@ impl FleetReading {
 /// when a group is tracked; `scale`: with coordination, the leader's
 /// factor from the heartbeats (None: not read yet, or a follower);
 /// `leads`: whether this sidecar holds the lease.
-pub fn read_fleet(
+pub(crate) fn read_fleet(
     view: FleetView,
     serving: Option<u32>,
     scale: Option<FleetScale>,

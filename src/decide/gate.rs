@@ -15,7 +15,7 @@ use crate::mode::RuntimeMode;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "gate", rename_all = "snake_case")]
-pub enum Gate {
+pub(crate) enum Gate {
     /// An operator paused this resource (or everything).
     Paused,
     /// With coordination: another sidecar holds the lease.
@@ -71,7 +71,7 @@ impl std::fmt::Display for Gate {
 
 /// Everything the gates look at for one resource at one instant.
 #[derive(Debug, Clone, Copy)]
-pub struct GateInputs<'a> {
+pub(crate) struct GateInputs<'a> {
     /// The mode after operator overrides.
     pub runtime: RuntimeMode,
     /// The mode it acts in (`runtime`, or the configured one when paused).
@@ -92,7 +92,7 @@ pub struct GateInputs<'a> {
 }
 
 /// The first gate that holds, in the one order.
-pub fn first_gate(g: &GateInputs) -> Option<Gate> {
+pub(crate) fn first_gate(g: &GateInputs) -> Option<Gate> {
     let applying = g.mode == Mode::Apply;
     if g.runtime == RuntimeMode::Paused {
         return Some(Gate::Paused);

@@ -48,7 +48,7 @@ pub struct GroupAdvice {
 }
 
 /// A fleet read as an estimate is not exact: no scale-in on it.
-pub fn hold_scale_in_on_estimates(
+pub(crate) fn hold_scale_in_on_estimates(
     verdict: GroupVerdict,
     desired: u32,
     fleet: &FleetReading,
@@ -62,7 +62,7 @@ pub fn hold_scale_in_on_estimates(
 }
 
 /// Local hour limits and the prewarm min at `now`.
-pub fn group_context(config: &Config, asg: &AsgConfig, now: DateTime<Utc>) -> GroupContext {
+pub(crate) fn group_context(config: &Config, asg: &AsgConfig, now: DateTime<Utc>) -> GroupContext {
     let limits = config.schedule.row(&asg.hours, now);
     let ahead = now + chrono::TimeDelta::from_std(asg.policy.prewarm).unwrap_or_default();
     let next = config.schedule.row(&asg.hours, ahead);
@@ -74,12 +74,12 @@ pub fn group_context(config: &Config, asg: &AsgConfig, now: DateTime<Utc>) -> Gr
 
 /// What one step decided.
 #[derive(Debug, Default)]
-pub struct GroupStep {
+pub(crate) struct GroupStep {
     pub advice: Option<GroupAdvice>,
     pub action: Option<GroupAction>,
 }
 
-pub struct GroupDecider {
+pub(crate) struct GroupDecider {
     config: Arc<Config>,
     group: String,
     foreign_policies: Vec<String>,
@@ -91,7 +91,7 @@ pub struct GroupDecider {
 }
 
 impl GroupDecider {
-    pub fn new(config: Arc<Config>, group: String, foreign_policies: Vec<String>) -> Self {
+    pub(crate) fn new(config: Arc<Config>, group: String, foreign_policies: Vec<String>) -> Self {
         Self {
             config,
             group,
@@ -102,18 +102,19 @@ impl GroupDecider {
         }
     }
 
-    pub fn group(&self) -> &str {
-        &self.group
-    }
-
     /// The change sent to the actuator ended with `outcome`.
-    pub fn completed(&mut self, outcome: Outcome, now: DateTime<Utc>) {
+    pub(crate) fn completed(&mut self, outcome: Outcome, now: DateTime<Utc>) {
         self.in_flight = false;
         self.cooldown.record(&self.group, outcome, now);
     }
 
     /// Decides the group's size at `common.now`.
-    pub fn step(&mut self, store: &SeriesStore, cloud: &CloudView, common: &Common) -> GroupStep {
+    pub(crate) fn step(
+        &mut self,
+        store: &SeriesStore,
+        cloud: &CloudView,
+        common: &Common,
+    ) -> GroupStep {
         let config = self.config.clone();
         let Some(asg) = config.asg.as_ref() else {
             return GroupStep::default();

@@ -9,12 +9,12 @@
 //! both ([`fleet::read_fleet`]). Nothing here awaits or calls AWS: the
 //! async loop around the deciders is `run.rs`.
 
-pub mod cooldown;
-pub mod fleet;
-pub mod gate;
-pub mod group;
-pub mod run;
-pub mod table;
+pub(crate) mod cooldown;
+pub(crate) mod fleet;
+pub(crate) mod gate;
+pub(crate) mod group;
+pub(crate) mod run;
+pub(crate) mod table;
 
 use std::time::Duration;
 
@@ -30,12 +30,12 @@ use gate::Gate;
 
 /// How often decisions are taken. Faster than once a second so that the
 /// current second's rate so far can trigger an increase before it ends.
-pub const DECIDE_EVERY: Duration = Duration::from_millis(250);
+pub(crate) const DECIDE_EVERY: Duration = Duration::from_millis(250);
 
 /// What both deciders read besides the store and the cloud view, gathered
 /// once per tick.
 #[derive(Debug, Clone)]
-pub struct Common {
+pub(crate) struct Common {
     pub now: DateTime<Utc>,
     /// Operator overrides of the mode (`POST /api/v1/mode`).
     pub overrides: Overrides,
@@ -51,7 +51,7 @@ pub struct Common {
 
 /// What becomes of one decision.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Disposition {
+pub(crate) enum Disposition {
     /// Apply mode, no gate: the actuator makes the call.
     Apply,
     /// A record only: a dry-run recommendation, or a gated decision.
@@ -62,13 +62,13 @@ pub enum Disposition {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct TableAction {
+pub(crate) struct TableAction {
     pub update: TableUpdate,
     pub disposition: Disposition,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct GroupAction {
+pub(crate) struct GroupAction {
     pub change: GroupChange,
     pub disposition: Disposition,
 }

@@ -45,7 +45,7 @@ pub struct Decisions {
 }
 
 /// What the loop reads from the other parts.
-pub struct Inputs {
+pub(crate) struct Inputs {
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub store: SharedStore,
@@ -77,7 +77,7 @@ struct Seen {
     group_known: bool,
 }
 
-pub struct DecideLoop<C> {
+pub(crate) struct DecideLoop<C> {
     pub inputs: Inputs,
     pub tables: Option<TableDecider>,
     /// The group decider, once the group is known (its name may be
@@ -91,7 +91,7 @@ pub struct DecideLoop<C> {
 
 impl<C: Capacity + Coordination> DecideLoop<C> {
     /// Decides until `stop` fires; applies already started finish on their own.
-    pub async fn run(mut self, stop: CancellationToken) {
+    pub(crate) async fn run(mut self, stop: CancellationToken) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let mut group: Option<GroupDecider> = None;
         let mut ticker = quarter_second_ticker(&self.inputs.clock);

@@ -86,7 +86,7 @@ impl ResourceAdvice {
 
 /// What one step decided.
 #[derive(Debug, Default)]
-pub struct TableStep {
+pub(crate) struct TableStep {
     pub advice: Vec<ResourceAdvice>,
     pub actions: Vec<TableAction>,
     /// The decrease ledgers took AWS's counters: persist them.
@@ -167,7 +167,7 @@ impl Views<'_> {
     }
 }
 
-pub struct TableDecider {
+pub(crate) struct TableDecider {
     config: Arc<Config>,
     /// The burst bucket of each resource and operation, modelled from demand.
     burst: HashMap<(String, Op), BurstModel>,
@@ -180,7 +180,7 @@ pub struct TableDecider {
 }
 
 impl TableDecider {
-    pub fn new(config: Arc<Config>) -> Self {
+    pub(crate) fn new(config: Arc<Config>) -> Self {
         Self {
             config,
             burst: HashMap::new(),
@@ -202,13 +202,13 @@ impl TableDecider {
     }
 
     /// A change of `table` sent to the actuator ended with `outcome`.
-    pub fn completed(&mut self, table: &str, outcome: Outcome, now: DateTime<Utc>) {
+    pub(crate) fn completed(&mut self, table: &str, outcome: Outcome, now: DateTime<Utc>) {
         self.in_flight.remove(table);
         self.cooldown.record(table, outcome, now);
     }
 
     /// Decides every table and index at `common.now`.
-    pub fn step(
+    pub(crate) fn step(
         &mut self,
         store: &SeriesStore,
         cloud: &CloudView,
@@ -493,7 +493,7 @@ impl TableDecider {
 
 /// A fleet read as an estimate is not zero traffic, nor exact: no decrease
 /// is made on it.
-pub fn hold_decreases_on_estimates(verdict: OpVerdict, fleet: &FleetReading) -> OpVerdict {
+pub(crate) fn hold_decreases_on_estimates(verdict: OpVerdict, fleet: &FleetReading) -> OpVerdict {
     match verdict {
         OpVerdict::Down { .. } if !fleet.exact => OpVerdict::Hold {
             reason: HoldReason::FleetEstimated,
@@ -504,7 +504,7 @@ pub fn hold_decreases_on_estimates(verdict: OpVerdict, fleet: &FleetReading) -> 
 
 /// Reported units win while they are fresh; otherwise requests/s x
 /// per_request when that is fresh; otherwise nothing is known.
-pub fn pick_demand(
+pub(crate) fn pick_demand(
     metric: Option<DemandView>,
     from_requests: Option<DemandView>,
     history: usize,

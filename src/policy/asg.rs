@@ -88,7 +88,7 @@ pub enum GroupVerdict {
 
 /// The group as last described, reduced to what the policy needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct GroupState {
+pub(crate) struct GroupState {
     pub desired: u32,
     pub group_min: u32,
     pub group_max: u32,
@@ -99,7 +99,7 @@ pub struct GroupState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GroupContext {
+pub(crate) struct GroupContext {
     pub limits: GroupLimits,
     /// The min of the hour starting within `prewarm`, when higher than this hour's.
     pub prewarm_min: Option<u32>,
@@ -113,14 +113,14 @@ fn bounds(state: &GroupState, limits: &GroupLimits) -> (u32, u32) {
 }
 
 /// Instances needed for `fleet_rps`, unclamped.
-pub fn needed(fleet_rps: f64, limits: &GroupLimits, headroom: f64) -> u32 {
+pub(crate) fn needed(fleet_rps: f64, limits: &GroupLimits, headroom: f64) -> u32 {
     let n = (fleet_rps.max(0.0) / limits.target_rps_per_instance * (1.0 + headroom)).ceil();
     n.min(u32::MAX as f64) as u32
 }
 
 /// Decides the group's desired capacity. `fleet` is fleet requests/s per
 /// second (oldest first; the current second's rate so far counts).
-pub fn decide_group(
+pub(crate) fn decide_group(
     fleet: &DemandView,
     state: &GroupState,
     ctx: &GroupContext,

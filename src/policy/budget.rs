@@ -17,8 +17,8 @@
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-pub const MAX_PER_DAY: usize = 27;
-pub const INITIAL_BURST: usize = 4;
+pub(crate) const MAX_PER_DAY: usize = 27;
+pub(crate) const INITIAL_BURST: usize = 4;
 const HOUR: TimeDelta = TimeDelta::hours(1);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

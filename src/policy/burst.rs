@@ -4,10 +4,10 @@
 //! the bucket as best effort (it may also serve background work), which is
 //! why the policy counts on only `burst_share` of the estimate.
 
-pub const BURST_SECONDS: f64 = 300.0;
+pub(crate) const BURST_SECONDS: f64 = 300.0;
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct BurstModel {
+pub(crate) struct BurstModel {
     /// Units banked.
     pub units: f64,
     /// The newest second observed.
@@ -17,7 +17,7 @@ pub struct BurstModel {
 impl BurstModel {
     /// Feeds one whole second; seconds already seen and unknown seconds
     /// (NaN) change nothing, so the estimate never grows on missing data.
-    pub fn observe(&mut self, second: i64, demand: f64, provisioned: u64) {
+    pub(crate) fn observe(&mut self, second: i64, demand: f64, provisioned: u64) {
         if self.last.is_some_and(|l| second <= l) {
             return;
         }
@@ -29,7 +29,7 @@ impl BurstModel {
         self.units = (self.units + prov - demand).clamp(0.0, prov * BURST_SECONDS);
     }
 
-    pub fn last_second(&self) -> Option<i64> {
+    pub(crate) fn last_second(&self) -> Option<i64> {
         self.last
     }
 }

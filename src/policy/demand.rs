@@ -6,9 +6,9 @@ use crate::series::{SeriesStore, StreamId};
 
 /// The current second counts once this much of it has passed; earlier its
 /// rate so far is too noisy to extrapolate.
-pub const PARTIAL_AFTER: f64 = 0.25;
+pub(crate) const PARTIAL_AFTER: f64 = 0.25;
 /// Samples the newest quarter-seconds need before their rate is used.
-pub const RECENT_MIN_SAMPLES: u32 = 20;
+pub(crate) const RECENT_MIN_SAMPLES: u32 = 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DemandView {

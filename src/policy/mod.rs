@@ -4,9 +4,9 @@
 //! sees an AWS type: callers pass `now`, the demand view and the last known
 //! capacity. Everything here is tested by table.
 
-pub mod asg;
-pub mod budget;
-pub mod burst;
+pub(crate) mod asg;
+pub(crate) mod budget;
+pub(crate) mod burst;
 pub mod calibrate;
-pub mod demand;
+pub(crate) mod demand;
 pub mod dynamodb;

@@ -14,13 +14,13 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::cloud::{Datum, DynamoMetric};
 
 /// Seconds after its minute ends before a minute's datapoint is served.
-pub const PUBLISH_DELAY_S: i64 = 60;
+pub(crate) const PUBLISH_DELAY_S: i64 = 60;
 
 /// Seconds of datums kept per metric (two days of high-resolution data).
-pub const KEPT_PER_METRIC: usize = 2 * 86_400;
+pub(crate) const KEPT_PER_METRIC: usize = 2 * 86_400;
 
 /// A metric's identity: namespace, name and sorted dimensions.
-pub type MetricKey = (String, String, Vec<(String, String)>);
+pub(crate) type MetricKey = (String, String, Vec<(String, String)>);
 
 /// One minute of one table's or index's use.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

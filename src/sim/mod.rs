@@ -27,8 +27,8 @@
 //!   unreachable during a window of time, or for the next N calls.
 
 pub mod cloud;
-pub mod coordination;
-pub mod metrics;
+pub(crate) mod coordination;
+pub(crate) mod metrics;
 
 use std::collections::BTreeMap;
 #[cfg(test)]

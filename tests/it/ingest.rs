@@ -80,8 +80,11 @@ listen = "127.0.0.1:0"
     let status = d
         .wait_for_status(Duration::from_secs(10), "StatsD samples sealed", |s| {
             let c = ingest_counter(s, "statsd");
+            // The garbage datagrams were sent last: wait until they are counted too.
             c["accepted"].as_u64() == Some(170)
                 && s["streams"][0]["samples_total"].as_u64() == Some(170)
+                && dropped(&c, "not_utf8") == 1
+                && dropped(&c, "no_value") == 2
         })
         .await;
     let counter = ingest_counter(&status, "statsd");
