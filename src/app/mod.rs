@@ -153,7 +153,7 @@ pub async fn run_with<C: CloudBackend>(
                     tracing::error!(error = %e, "Cannot flush the audit log.");
                 }
             },
-            |stage| tracing::debug!(stage = ?stage, "Stopped."),
+            |stage| tracing::info!(stage = stage.as_str(), "Stage stopped."),
         )
         .await;
     tracing::info!("Stopped.");

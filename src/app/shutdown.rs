@@ -26,6 +26,17 @@ pub(crate) enum Stage {
     Audit,
 }
 
+impl Stage {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Stage::Ingest => "ingest",
+            Stage::Deciding => "deciding",
+            Stage::Api => "api",
+            Stage::Audit => "audit",
+        }
+    }
+}
+
 /// One stop signal and one set of tasks per stage.
 #[derive(Default)]
 pub(crate) struct Stages {

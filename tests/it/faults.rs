@@ -327,13 +327,48 @@ async fn sigterm_lets_an_update_in_flight_finish_and_be_audited() {
         .await
         .expect("an UpdateTable")
         .unwrap();
-    let (exit, took) = d.terminate().await;
+    // Stop in stages: ingestion first, while the call is held.
+    let started = tokio::time::Instant::now();
+    d.signal_term();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let accepted = |s: &serde_json::Value| {
+        s["ingest"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["source"] == "statsd")
+            .unwrap()["accepted"]
+            .as_u64()
+            .unwrap()
+    };
+    // The API still answers while the call is in flight ...
+    let before = accepted(&d.get_json("/api/v1/status").await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = accepted(&d.get_json("/api/v1/status").await);
+    // ... and ingestion has stopped although traffic keeps coming.
+    assert_eq!(before, after, "StatsD still accepted after the stop signal");
+    assert!(d.logged("Stage stopped."));
+    let mut d = d;
+    let exit = tokio::time::timeout(Duration::from_secs(10), d.child.wait())
+        .await
+        .expect("daemon exits")
+        .unwrap();
+    let took = started.elapsed();
     drop(load);
     assert!(exit.success());
     assert!(
         took >= hold.saturating_sub(Duration::from_millis(500)) && took < Duration::from_secs(8),
         "stopped after {took:?}"
     );
+    let stages: Vec<String> = d
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l["message"] == "Stage stopped.")
+        .map(|l| l["stage"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stages, ["ingest", "deciding", "api", "audit"]);
     // The call went through, and its completion is on disk.
     assert!(read_capacity(&cloud, &table).await.unwrap() > 10);
     let records = read_file(&state.join("audit.jsonl")).unwrap();

@@ -164,14 +164,19 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and returns the exit status and how long the exit took.
-    pub async fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+    /// Sends SIGTERM, and returns without waiting.
+    pub fn signal_term(&self) {
         let pid = self.child.id().expect("running") as i32;
-        let start = tokio::time::Instant::now();
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let start = tokio::time::Instant::now();
+        self.signal_term();
         let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
             .await
             .expect("daemon exits after SIGTERM")
