@@ -79,6 +79,12 @@ impl Schedule {
         at.with_timezone(&self.timezone).hour() as u8
     }
 
+    /// The local date and hour of `at` (the per-hour profile groups by both).
+    pub fn local_date_hour(&self, at: DateTime<Utc>) -> (chrono::NaiveDate, u8) {
+        let local = at.with_timezone(&self.timezone);
+        (local.date_naive(), local.hour() as u8)
+    }
+
     /// The row of `table` in effect at `at`: the one place that answers
     /// "which hour's limits apply now" for the deciders, the replay, the
     /// per-hour profile and the suggestions.

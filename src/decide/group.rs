@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::cooldown::Cooldown;
 use super::fleet::FleetReading;
 use super::gate::{first_gate, GateInputs};
-use super::{dispose, Common, Disposition, GroupAction};
+use super::{dispose, labelled, Common, Disposition, GroupAction};
 use crate::actuator::GroupChange;
 use crate::audit::Outcome;
 use crate::cloud::members::{GroupCounts, MembershipEvent};
@@ -179,12 +179,12 @@ impl GroupDecider {
                     mode,
                 };
                 let fingerprint = format!("{}|{}->{}", mode.as_str(), change.from, change.to);
-                dispose(&mut self.last_recorded, mode, fingerprint, gate.as_ref()).map(
-                    |disposition| GroupAction {
+                dispose(&mut self.last_recorded, mode, fingerprint, gate.as_ref()).map(|d| {
+                    GroupAction {
                         change,
-                        disposition,
-                    },
-                )
+                        disposition: labelled(d, fleet),
+                    }
+                })
             }
             GroupVerdict::Hold { .. } => {
                 self.last_recorded = None;

@@ -103,6 +103,27 @@ fn dispose(
     Some(Disposition::Record { outcome, reason })
 }
 
+/// A recommendation made on an estimate of the fleet's demand says so.
+fn labelled(d: Disposition, fleet: &FleetReading) -> Disposition {
+    match d {
+        Disposition::Record {
+            outcome: Outcome::Recommended,
+            reason: None,
+        } if !fleet.exact => Disposition::Record {
+            outcome: Outcome::Recommended,
+            reason: Some(format!(
+                "on an estimate of the fleet's demand: {}",
+                fleet
+                    .estimate
+                    .as_deref()
+                    .or(fleet.unseen.as_deref())
+                    .unwrap_or("not every instance is seen")
+            )),
+        },
+        d => d,
+    }
+}
+
 impl Gate {
     /// The gate without what changes while it holds (the seconds left of a
     /// cooldown, the budget's next slot), so that one gate is recorded once.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::cooldown::Cooldown;
 use super::fleet::FleetReading;
 use super::gate::{first_gate, Gate, GateInputs};
-use super::{dispose, Common, Disposition, TableAction};
+use super::{dispose, labelled, Common, Disposition, TableAction};
 use crate::actuator::{resource_key, TableUpdate};
 use crate::audit::Outcome;
 use crate::cloud::tracker::{CloudView, Tracked};
@@ -305,7 +305,7 @@ impl TableDecider {
             ],
             in_flight: table_busy,
         });
-        let (action, shown_gate) = self.act(r, &key, mode, plan.as_ref(), gate);
+        let (action, shown_gate) = self.act(r, &key, mode, plan.as_ref(), gate, &common.fleet);
         let advice = ResourceAdvice {
             table: r.table.name.clone(),
             index: r.index.map(str::to_string),
@@ -332,6 +332,7 @@ impl TableDecider {
         mode: Mode,
         plan: Option<&Plan>,
         gate: Option<Gate>,
+        fleet: &FleetReading,
     ) -> (Option<TableAction>, Option<Gate>) {
         let last = self.last_recorded.entry(key.to_string()).or_default();
         let (changes, decrease, gate) = match (plan, r.provisioned) {
@@ -373,11 +374,10 @@ impl TableDecider {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        let action =
-            dispose(last, mode, fingerprint, gate.as_ref()).map(|disposition| TableAction {
-                update,
-                disposition,
-            });
+        let action = dispose(last, mode, fingerprint, gate.as_ref()).map(|d| TableAction {
+            update,
+            disposition: labelled(d, fleet),
+        });
         (action, gate)
     }
 

@@ -20,7 +20,7 @@ pub mod suggest;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc, Weekday};
+use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -131,6 +131,8 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 /// The profile of minutes (start second, point) in time zone `tz`. Minutes
 /// with no known second are skipped: no data is not zero traffic.
 pub fn profile(minutes: &[(i64, MinutePoint)], tz: Tz) -> SeriesProfile {
+    // The schedule's clock maps instants to local hours, as for the limits.
+    let schedule = crate::config::Schedule { timezone: tz };
     let mut acc: BTreeMap<(u8, DayType), Acc> = BTreeMap::new();
     let mut days: BTreeMap<NaiveDate, [(f64, u64); 24]> = BTreeMap::new();
     for (start, p) in minutes {
@@ -140,8 +142,7 @@ pub fn profile(minutes: &[(i64, MinutePoint)], tz: Tz) -> SeriesProfile {
         let Some(utc) = DateTime::<Utc>::from_timestamp(*start, 0) else {
             continue;
         };
-        let local = utc.with_timezone(&tz);
-        let (hour, date) = (local.hour() as u8, local.date_naive());
+        let (date, hour) = schedule.local_date_hour(utc);
         let rate = p.sum as f64 / p.known_seconds as f64;
         for kind in [DayType::All, DayType::of(date.weekday())] {
             let a = acc.entry((hour, kind)).or_default();

@@ -223,7 +223,14 @@ async fn dry_run_changes_nothing_and_records_the_recommendation() {
         "{recommended:#?}"
     );
     // A dry run recommends on this sidecar's share x the serving instances,
-    // and says it is an estimate.
+    // and says it is an estimate: in the audit log, and in the status.
+    assert!(
+        recommended.iter().all(|r| r
+            .reason
+            .as_deref()
+            .is_some_and(|w| w.starts_with("on an estimate of the fleet's demand"))),
+        "{recommended:#?}"
+    );
     let status = d.get_json("/api/v1/status").await;
     assert_eq!(status["asg"]["fleet_estimated"], true);
     assert!(status["asg"]["fleet"]["estimate"]
