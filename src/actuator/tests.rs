@@ -15,6 +15,7 @@ use super::*;
 use crate::audit::read_file;
 use crate::clock::{Clock, TokioClock};
 use crate::cloud::aws::AwsCloud;
+use crate::policy::budget::DecreaseRule;
 use crate::policy::dynamodb::{Evidence, Rule as PolicyRule};
 use crate::slot::Slot;
 
@@ -205,11 +206,11 @@ async fn limit_exceeded_blocks_decreases_for_an_hour() {
     assert_eq!(update_rule.num_calls(), 1, "a limit is not retried");
     let now = f.actuator.clock.now();
     let ledger = f.actuator.budget.lock().unwrap().ledger("posts");
-    assert!(!ledger.allowed_at(now + chrono::TimeDelta::minutes(59)));
-    assert!(ledger.allowed_at(now + chrono::TimeDelta::minutes(61)));
+    assert!(!ledger.allowed_at(now + chrono::TimeDelta::minutes(59), DecreaseRule::AWS));
+    assert!(ledger.allowed_at(now + chrono::TimeDelta::minutes(61), DecreaseRule::AWS));
     // And it is persisted.
     let reloaded = BudgetStore::load(f._dir.path()).unwrap();
-    assert!(!reloaded.ledger("posts").allowed_at(now));
+    assert!(!reloaded.ledger("posts").allowed_at(now, DecreaseRule::AWS));
 }
 
 #[tokio::test(start_paused = true)]
@@ -461,7 +462,7 @@ async fn on_the_simulator_an_outage_costs_a_bounded_number_of_calls() {
 #[tokio::test(start_paused = true)]
 async fn on_the_simulator_the_decrease_rule_is_enforced_and_the_ledger_follows() {
     let f = sim_fixture(Vec::new());
-    // Four decreases in the first hour are accepted (100 -> 40 each time from a fresh 100).
+    // Four decreases a minute apart are accepted (each from a fresh raise).
     for i in 0..4 {
         f.cloud
             .world()
@@ -510,5 +511,5 @@ async fn on_the_simulator_the_decrease_rule_is_enforced_and_the_ledger_follows()
     let now = f.actuator.clock.now();
     let ledger = f.actuator.budget.lock().unwrap().ledger("posts");
     assert_eq!(ledger.used_today(now), 4);
-    assert!(!ledger.allowed_at(now + chrono::TimeDelta::minutes(59)));
+    assert!(!ledger.allowed_at(now + chrono::TimeDelta::minutes(59), DecreaseRule::AWS));
 }

@@ -7,6 +7,7 @@ use super::reader::{enum_value, Located, Problems, TableReader};
 use super::schedule::{parse_hours, HourSet, HourTable};
 use super::{Config, Mode};
 use crate::ingest::selector::MetricSelector;
+use crate::policy::budget::DecreaseRule;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DynamoDbConfig {
@@ -62,6 +63,9 @@ pub struct DynamoPolicy {
     pub update_time: Duration,
     /// Sustained demand and decreases are judged on means over this long.
     pub smooth: Duration,
+    /// Decreases allowed per table or index per UTC day (AWS's quota: 27
+    /// unless raised or lowered in Service Quotas).
+    pub decrease_quota: u32,
 }
 
 impl DynamoPolicy {
@@ -79,7 +83,13 @@ impl DynamoPolicy {
         burst_share: 0.5,
         update_time: Duration::from_secs(20),
         smooth: Duration::from_secs(120),
+        decrease_quota: 27,
     };
+
+    /// DynamoDB's decrease rule with this quota.
+    pub fn decrease_rule(&self) -> DecreaseRule {
+        DecreaseRule::with_quota(self.decrease_quota as usize)
+    }
 }
 
 impl Default for DynamoPolicy {
@@ -245,9 +255,21 @@ fn read_dynamo_policy(t: &mut TableReader, p: &mut Problems) -> DynamoPolicy {
     let prewarm = dur(p, "prewarm", d.prewarm);
     let update_time = dur(p, "update_time", d.update_time);
     let smooth = dur(p, "smooth", d.smooth).max(Duration::from_secs(1));
+    let decrease_quota = match t.uint(p, "decrease_quota") {
+        Some(q) if q.value == 0 || q.value > 1000 => {
+            p.push(
+                q.span,
+                &q.key,
+                format!("must be 1 to 1000 decreases a day, got {}", q.value),
+            );
+            d.decrease_quota
+        }
+        Some(q) => q.value as u32,
+        None => d.decrease_quota,
+    };
     let reserve = t
         .uint(p, "reserve")
-        .map(|r| r.value.min(27) as u32)
+        .map(|r| r.value.min(decrease_quota as u64) as u32)
         .unwrap_or(d.reserve);
     DynamoPolicy {
         tolerance: fraction(p, tolerance, d.tolerance),
@@ -263,6 +285,7 @@ fn read_dynamo_policy(t: &mut TableReader, p: &mut Problems) -> DynamoPolicy {
         burst_share: fraction(p, burst_share, d.burst_share),
         update_time,
         smooth,
+        decrease_quota,
     }
 }
 

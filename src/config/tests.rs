@@ -274,6 +274,29 @@ fn durations_addresses_and_enums() {
 }
 
 #[test]
+fn the_decrease_quota_is_checked_and_caps_the_reserve() {
+    check_rejects(
+        "[dynamodb]\ndecrease_quota = 0\n",
+        2,
+        "dynamodb.decrease_quota",
+        "1 to 1000",
+    );
+    let text = format!("[dynamodb]\ndecrease_quota = 3\nreserve = 9\n{MINIMAL_TABLE}");
+    let c = Config::parse("t.toml", &text).expect("valid");
+    assert_eq!(c.dynamodb.policy.decrease_quota, 3);
+    assert_eq!(c.dynamodb.policy.reserve, 3);
+    assert_eq!(c.dynamodb.policy.decrease_rule().anytime, 3);
+    assert_eq!(
+        Config::parse("t.toml", MINIMAL_TABLE)
+            .unwrap()
+            .dynamodb
+            .policy
+            .decrease_rule(),
+        crate::policy::budget::DecreaseRule::AWS
+    );
+}
+
+#[test]
 fn missing_required_keys() {
     check_rejects(
         "[[dynamodb.tables]]\nread = { max = 10, per_request = 1 }\n",

@@ -277,6 +277,7 @@ impl TableDecider {
             .overrides
             .effective(&[&key, &r.table.name], configured);
         let mode = runtime.acting().unwrap_or(configured);
+        let rule = self.config.dynamodb.policy.decrease_rule();
         let ledger = {
             let described_at = r.described_at.unwrap_or(now);
             let before = budget.ledger(&key).used_today(now);
@@ -317,8 +318,8 @@ impl TableDecider {
             plan,
             gate: shown_gate.map(|g| g.to_string()),
             decreases_used_today: ledger.used_today(now),
-            decreases_left_today: ledger.left_today(now),
-            next_decrease_at: ledger.next_allowed(now),
+            decreases_left_today: ledger.left_today(now, rule),
+            next_decrease_at: ledger.next_allowed(now, rule),
             fleet: common.fleet.clone(),
         };
         (advice, action)

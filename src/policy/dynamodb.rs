@@ -585,7 +585,7 @@ fn spendable(
     p: &DynamoPolicy,
     downs: &[Change],
 ) -> bool {
-    match ledger.left_after_spending(now) {
+    match ledger.left_after_spending(now, p.decrease_rule()) {
         None => false,
         Some(left) if left >= p.reserve as usize => true,
         Some(_) => downs.iter().any(|c| {
@@ -602,7 +602,7 @@ fn next_spendable(
     p: &DynamoPolicy,
     downs: &[Change],
 ) -> DateTime<Utc> {
-    let mut t = ledger.next_allowed(now);
+    let mut t = ledger.next_allowed(now, p.decrease_rule());
     for _ in 0..(26 * 60) {
         if spendable(ledger, t, p, downs) {
             return t;

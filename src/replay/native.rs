@@ -267,7 +267,9 @@ impl NativeSide {
                 else {
                     continue;
                 };
-                if to < cur(o.op) && !self.ledgers[i].allowed_at(now) {
+                if to < cur(o.op)
+                    && !self.ledgers[i].allowed_at(now, self.world.settings.decrease_rule)
+                {
                     continue;
                 }
                 changes.push(Change {

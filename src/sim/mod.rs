@@ -15,8 +15,8 @@
 //! - burst capacity: unused capacity accrues, up to `burst_seconds`
 //!   (300) seconds of the provisioned rate, and is spent when demand
 //!   exceeds provisioned; demand beyond both is throttled;
-//! - the decrease rule (4 in the first hour of a UTC day, then one per
-//!   hour without one, at most 27 a day) enforced with LimitExceeded;
+//! - the decrease rule (4 at any time of a UTC day, then one whenever the
+//!   past hour had none, at most the quota, 27) enforced with LimitExceeded;
 //! - a group's new instances are Pending for `boot_time`, then InService;
 //!   each InService instance serves up to `instance_rps` requests/s;
 //! - CloudWatch (`metrics.rs`): what is put is kept; `AWS/DynamoDB` minute
@@ -41,7 +41,7 @@ use crate::cloud::{
     BillingMode, CloudError, CloudErrorKind, Datum, DynamoMetric, GroupDescription, Heartbeat,
     IndexDescription, InitReport, InstanceDescription, Lease, TableDescription, Throughput,
 };
-use crate::policy::budget::DecreaseLedger;
+use crate::policy::budget::{DecreaseLedger, DecreaseRule};
 use coordination::SimCoordinationTable;
 use metrics::{MinuteUse, SimMetrics};
 
@@ -56,6 +56,8 @@ pub struct SimSettings {
     pub boot_time: Duration,
     /// Requests/s one InService instance can serve.
     pub instance_rps: f64,
+    /// DynamoDB's decrease rule (the account's quota).
+    pub decrease_rule: DecreaseRule,
 }
 
 impl Default for SimSettings {
@@ -65,6 +67,7 @@ impl Default for SimSettings {
             burst_seconds: 300.0,
             boot_time: Duration::from_secs(120),
             instance_rps: 350.0,
+            decrease_rule: DecreaseRule::AWS,
         }
     }
 }
@@ -522,6 +525,7 @@ impl SimWorld {
         self.check(OP, table, now)?;
         self.advance(now);
         let delay = delta(self.settings.update_delay);
+        let rule = self.settings.decrease_rule;
         let t = self.tables.get_mut(table).ok_or_else(|| {
             err(
                 OP,
@@ -566,7 +570,7 @@ impl SimWorld {
         let decrease = to.read < cur.read || to.write < cur.write;
         if decrease {
             r.ledger.roll(now);
-            if !r.ledger.allowed_at(now) {
+            if !r.ledger.allowed_at(now, rule) {
                 return Err(err(
                     OP,
                     table,

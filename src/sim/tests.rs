@@ -98,31 +98,35 @@ fn decreases_follow_the_daily_rule_with_limit_exceeded() {
     let mut w = world();
     let mut cap = 100;
     let mut at = t("00:10:00");
-    // Four within the first hour.
-    for _ in 0..4 {
+    // Four at any time of the day, hours apart or seconds apart.
+    for gap in [0, 180, 10, 10] {
+        at += TimeDelta::minutes(gap);
+        w.advance(at);
         cap -= 1;
         w.update_capacity("posts", None, tp(cap, 50), at).unwrap();
-        at += TimeDelta::minutes(10);
     }
+    at += TimeDelta::minutes(10);
     cap -= 1;
     let e = w
         .update_capacity("posts", None, tp(cap, 50), at)
         .unwrap_err();
     assert_eq!(e.kind, CloudErrorKind::LimitExceeded);
-    // The next one needs an hour without a decrease (the 4th was at 00:40).
+    // The next one needs an hour without a decrease (the 4th was at 03:30).
+    w.advance(t("04:29:59"));
     assert!(w
-        .update_capacity("posts", None, tp(cap, 50), t("01:39:59"))
+        .update_capacity("posts", None, tp(cap, 50), t("04:29:59"))
         .is_err());
-    w.update_capacity("posts", None, tp(cap, 50), t("01:40:00"))
+    w.update_capacity("posts", None, tp(cap, 50), t("04:30:00"))
         .unwrap();
     // An increase is never limited, even right after.
-    w.update_capacity("posts", None, tp(500, 50), t("01:41:00"))
+    w.advance(t("04:31:00"));
+    w.update_capacity("posts", None, tp(500, 50), t("04:31:00"))
         .unwrap();
     // Each index has its own budget.
-    w.advance(t("01:42:00"));
-    w.update_capacity("posts", Some("by_user"), tp(10, 10), t("01:42:00"))
+    w.advance(t("04:42:00"));
+    w.update_capacity("posts", Some("by_user"), tp(10, 10), t("04:42:00"))
         .unwrap();
-    let d = w.describe_table("posts", t("01:43:00")).unwrap();
+    let d = w.describe_table("posts", t("04:43:00")).unwrap();
     assert_eq!(d.decreases_today, Some(5));
     assert_eq!(d.indexes[0].decreases_today, Some(1));
 }
