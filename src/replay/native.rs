@@ -6,15 +6,17 @@
 //! - CloudWatch sees *consumed* capacity (throttled requests are not
 //!   consumed) as one-minute datapoints; each datapoint becomes visible
 //!   `PUBLISH_DELAY_S` after its minute ends;
-//! - utilization = consumed / provisioned of that minute;
-//! - scale out when the newest 2 visible datapoints are above the target:
-//!   to consumed / target;
-//! - scale in when the newest 15 visible datapoints are more than 20 %
-//!   below the target: to consumed / target;
-//! - only datapoints of minutes that started after the last change count
-//!   (the alarms re-evaluate on new data); the scheduled min/max of the
-//!   hour are enforced as scheduled actions would; the decrease rule and
-//!   the update delay are the simulator's, as for rapidscale.
+//! - the policy's two alarms watch those datapoints against thresholds
+//!   that follow the current capacity: high at target x provisioned, low at
+//!   (target - 20 points) x provisioned;
+//! - high: the newest 2 visible datapoints above it; low: the newest 15
+//!   below it. An alarm is evaluated each minute, when a datapoint appears,
+//!   and its action repeats every minute while it stays in ALARM;
+//! - the action sets capacity to the newest datapoint's consumed / target
+//!   (only upwards for high, only downwards for low);
+//! - the scheduled min/max of the hour are enforced as scheduled actions
+//!   would; the decrease rule and the update delay are the simulator's, as
+//!   for rapidscale.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -29,8 +31,8 @@ use crate::sim::{SimSettings, SimWorld};
 pub const PUBLISH_DELAY_S: i64 = 60;
 pub const OUT_DATAPOINTS: usize = 2;
 pub const IN_DATAPOINTS: usize = 15;
-/// Scale-in alarm threshold, relative to the target.
-pub const IN_BELOW: f64 = 0.8;
+/// The low alarm's threshold: this many utilization points below the target.
+pub const IN_POINTS_BELOW: f64 = 0.20;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Datapoint {
@@ -38,7 +40,6 @@ struct Datapoint {
     start: i64,
     /// Mean consumed units/s over the minute.
     consumed: f64,
-    utilization: f64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -46,36 +47,26 @@ pub struct NativeTracker {
     datapoints: Vec<Datapoint>,
     minute: Option<i64>,
     consumed_sum: f64,
-    provisioned_sum: f64,
     seconds: u32,
-    last_change: i64,
 }
 
 impl NativeTracker {
-    /// Records one second: what was consumed against what was provisioned.
-    pub fn observe(&mut self, second: i64, consumed: f64, provisioned: u64) {
+    /// Records one second: what was consumed.
+    pub fn observe(&mut self, second: i64, consumed: f64) {
         let minute = second.div_euclid(60) * 60;
         if self.minute != Some(minute) {
             self.close();
             self.minute = Some(minute);
         }
         self.consumed_sum += consumed;
-        self.provisioned_sum += provisioned as f64;
         self.seconds += 1;
     }
 
     fn close(&mut self) {
         if let (Some(start), true) = (self.minute, self.seconds > 0) {
-            let consumed = self.consumed_sum / 60.0;
-            let provisioned = self.provisioned_sum / self.seconds as f64;
             self.datapoints.push(Datapoint {
                 start,
-                consumed,
-                utilization: if provisioned > 0.0 {
-                    consumed / provisioned
-                } else {
-                    0.0
-                },
+                consumed: self.consumed_sum / 60.0,
             });
             // The alarms never look further back than this.
             if self.datapoints.len() > 64 {
@@ -83,7 +74,6 @@ impl NativeTracker {
             }
         }
         self.consumed_sum = 0.0;
-        self.provisioned_sum = 0.0;
         self.seconds = 0;
     }
 
@@ -104,25 +94,28 @@ impl NativeTracker {
             self.close();
             self.minute = None;
         }
-        let visible: Vec<&Datapoint> = self
+        let visible = self
             .datapoints
             .iter()
-            .filter(|d| d.start + 60 + PUBLISH_DELAY_S <= now && d.start >= self.last_change)
-            .collect();
+            .rposition(|d| d.start + 60 + PUBLISH_DELAY_S <= now)
+            .map_or(&[][..], |i| &self.datapoints[..=i]);
         let newest = |n: usize| (visible.len() >= n).then(|| &visible[visible.len() - n..]);
         let size = |consumed: f64| {
             ((consumed / limits.target).ceil() as u64).clamp(limits.min.max(1), limits.max)
         };
+        let prov = current as f64;
+        let high = limits.target * prov;
         if let Some(w) = newest(OUT_DATAPOINTS) {
-            if w.iter().all(|d| d.utilization > limits.target) {
+            if w.iter().all(|d| d.consumed > high) {
                 let to = size(w[w.len() - 1].consumed);
                 if to > current {
                     return Some(to);
                 }
             }
         }
+        let low = (limits.target - IN_POINTS_BELOW).max(0.0) * prov;
         if let Some(w) = newest(IN_DATAPOINTS) {
-            if w.iter().all(|d| d.utilization < IN_BELOW * limits.target) {
+            if w.iter().all(|d| d.consumed < low) {
                 let to = size(w[w.len() - 1].consumed);
                 if to < current {
                     return Some(to);
@@ -130,11 +123,6 @@ impl NativeTracker {
             }
         }
         None
-    }
-
-    /// A change was accepted at `now`: the alarms start over on new data.
-    pub fn changed(&mut self, now: i64) {
-        self.last_change = now;
     }
 }
 
@@ -207,9 +195,6 @@ impl NativeSide {
                             .entry(now.date_naive())
                             .or_default() += 1;
                     }
-                    for n in &mut self.trackers[i] {
-                        n.changed(now.timestamp());
-                    }
                 }
                 Err(e) => {
                     self.figures[i].refused += 1;
@@ -241,7 +226,7 @@ impl NativeSide {
                     Op::Write => (w, prov.write),
                 };
                 self.series[i][k].push(p, served.throttled);
-                self.trackers[i][k].observe(now.timestamp(), served.consumed, p);
+                self.trackers[i][k].observe(now.timestamp(), served.consumed);
             }
         }
     }
@@ -313,18 +298,21 @@ mod tests {
         max: 1000,
     };
 
+    /// Feeds `consumed` units/s for `seconds` from `from`; capacity follows
+    /// each decision at once. Returns (instant, new capacity) of each.
     fn feed(
         t: &mut NativeTracker,
         from: i64,
         seconds: i64,
-        consumed: f64,
-        prov: u64,
+        consumed: impl Fn(i64, u64) -> f64,
+        prov: &mut u64,
     ) -> Vec<(i64, u64)> {
         let mut out = Vec::new();
         for s in from..from + seconds {
-            t.observe(s, consumed, prov);
-            if let Some(to) = t.decide(s + 1, prov, LIMITS) {
+            t.observe(s, consumed(s, *prov));
+            if let Some(to) = t.decide(s + 1, *prov, LIMITS) {
                 out.push((s + 1, to));
+                *prov = to;
             }
         }
         out
@@ -333,21 +321,65 @@ mod tests {
     #[test]
     fn scale_out_needs_two_datapoints_and_the_publishing_delay() {
         let mut t = NativeTracker::default();
+        let mut prov = 100;
         // Quiet at 50 % of 100.
-        assert!(feed(&mut t, 0, 600, 50.0, 100).is_empty());
+        assert!(feed(&mut t, 0, 600, |_, _| 50.0, &mut prov).is_empty());
         // A step to 90/s at second 600: minutes 600 and 660 are above 70 %;
         // the second one is visible at 660 + 60 + 60 = 780.
-        let out = feed(&mut t, 600, 300, 90.0, 100);
+        let out = feed(&mut t, 600, 300, |_, _| 90.0, &mut prov);
         assert_eq!(out.first(), Some(&(780, 129)));
+        assert_eq!(out.len(), 1, "90/s is within target at 129: {out:?}");
     }
 
     #[test]
-    fn scale_in_needs_fifteen_low_datapoints() {
+    fn the_action_repeats_every_minute_while_the_alarm_stays_in_alarm() {
+        // The change is not made (the table is UPDATING, or the decrease
+        // rule forbids it): the alarm stays in ALARM and asks again each
+        // minute, not only after two (or fifteen) new datapoints.
         let mut t = NativeTracker::default();
-        t.changed(0);
-        let out = feed(&mut t, 0, 3600, 20.0, 100);
-        // Minutes 0..840 are the first 15; the 15th is visible at 900 + 60.
-        assert_eq!(out.first(), Some(&(960, 29)));
+        let mut out = Vec::new();
+        for s in 0..600 {
+            t.observe(s, 90.0);
+            out.extend(t.decide(s + 1, 100, LIMITS).map(|to| (s + 1, to)));
+        }
+        let times: Vec<i64> = out.iter().map(|o| o.0).collect();
+        assert_eq!(times, [180, 240, 300, 360, 420, 480, 540, 600], "{out:?}");
+        assert!(out.iter().all(|o| o.1 == 129));
+        let mut t = NativeTracker::default();
+        let mut out = Vec::new();
+        for s in 0..1200 {
+            t.observe(s, 20.0);
+            out.extend(t.decide(s + 1, 100, LIMITS).map(|to| (s + 1, to)));
+        }
+        assert_eq!(out[..2], [(960, 29), (1020, 29)], "{out:?}");
+    }
+
+    #[test]
+    fn throttled_demand_raises_in_steps_as_consumption_shows_it() {
+        // Demand 300/s, only what is provisioned is consumed (no burst):
+        // after each raise the alarm goes OK against the new threshold and
+        // needs two new minutes above it.
+        let mut t = NativeTracker::default();
+        let mut prov = 100;
+        let out = feed(&mut t, 0, 900, |_, p| (p as f64).min(300.0), &mut prov);
+        assert_eq!(
+            out,
+            [(180, 143), (360, 205), (540, 293), (720, 419), (900, 429)],
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn scale_in_needs_fifteen_datapoints_twenty_points_below_the_target() {
+        let mut t = NativeTracker::default();
+        let mut prov = 100;
+        // 55 % of 100: below the target, above 50 %: never scaled in.
+        assert!(feed(&mut t, 0, 3600, |_, _| 55.0, &mut prov).is_empty());
+        // 45 %: minutes 3600 .. 4440 are the first 15 below; the 15th is
+        // visible at 4500 + 60.
+        let out = feed(&mut t, 3600, 1200, |_, _| 45.0, &mut prov);
+        assert_eq!(out.first(), Some(&(4560, 65)), "{out:?}");
+        assert_eq!(out.len(), 1, "45/s is near the target at 65: {out:?}");
     }
 
     #[test]
@@ -355,17 +387,5 @@ mod tests {
         let mut t = NativeTracker::default();
         assert_eq!(t.decide(1, 2, LIMITS), Some(5));
         assert_eq!(t.decide(1, 2000, LIMITS), Some(1000));
-    }
-
-    #[test]
-    fn only_data_after_a_change_counts() {
-        let mut t = NativeTracker::default();
-        feed(&mut t, 0, 600, 90.0, 100);
-        t.changed(600);
-        // Two new minutes above target are needed again.
-        let out = feed(&mut t, 600, 120, 90.0, 100);
-        assert!(out.is_empty(), "{out:?}");
-        let out = feed(&mut t, 720, 60, 90.0, 100);
-        assert_eq!(out.first().map(|o| o.0), Some(780));
     }
 }
