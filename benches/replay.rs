@@ -22,6 +22,7 @@ fn replay_one_day(c: &mut Criterion) {
     )
     .expect("bundled trace");
     let mut day: Vec<f64> = trace.requests[..86_400].iter().map(|r| r * 200.0).collect();
+    let known_peak = rapidscale::replay::peak_minute_rps(&day);
     overlay(
         &mut day,
         &SurgeSpec {
@@ -30,7 +31,7 @@ fn replay_one_day(c: &mut Criterion) {
             seed: 1,
         },
     );
-    let settings = SimSettings::default();
+    let settings = SimSettings::replay(1);
     let mut group = c.benchmark_group("replay");
     group.sample_size(10);
     group.bench_function("24h_per_second_both_policies", |b| {
@@ -40,6 +41,7 @@ fn replay_one_day(c: &mut Criterion) {
                 &settings,
                 trace.start,
                 day.clone(),
+                Some(known_peak),
                 |_| {},
             );
             assert_eq!(outcome.targets.len(), 2);

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{AuditChange, AuditLog, AuditRecord, Outcome, Phase};
 use crate::clock::SharedClock;
 use crate::cloud::tracker::{self, CloudView};
-use crate::cloud::{Capacity, CloudErrorKind, Coordination, Throughput};
+use crate::cloud::{Capacity, CloudErrorKind, Coordination, MemberCapacity, Throughput};
 use crate::config::Mode;
 use crate::coord::task::Fence;
 use crate::policy::dynamodb::{Change, Op};
@@ -54,23 +54,27 @@ impl RetryPolicy {
     }
 }
 
-/// One UpdateTable call for a table or one of its indexes.
+/// One UpdateTable call: the table itself and/or its indexes. Increases
+/// of several members go in one call; a decrease goes alone (each member
+/// has its own decrease budget, and a refused decrease must not hold back
+/// an increase).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TableUpdate {
     pub table: String,
-    pub index: Option<String>,
-    pub current: Throughput,
-    pub changes: Vec<Change>,
+    pub members: Vec<MemberUpdate>,
     pub decrease: bool,
     pub mode: Mode,
 }
 
-impl TableUpdate {
-    /// `table` or `table/index`: the key of the resource's decrease ledger.
-    pub(crate) fn resource(&self) -> String {
-        resource_key(&self.table, self.index.as_deref())
-    }
+/// What one call does to one member of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MemberUpdate {
+    pub index: Option<String>,
+    pub current: Throughput,
+    pub changes: Vec<Change>,
+}
 
+impl MemberUpdate {
     pub(crate) fn target(&self) -> Throughput {
         let mut t = self.current;
         for c in &self.changes {
@@ -80,6 +84,88 @@ impl TableUpdate {
             }
         }
         t
+    }
+}
+
+impl TableUpdate {
+    /// A call for one member.
+    pub(crate) fn single(
+        table: &str,
+        index: Option<&str>,
+        current: Throughput,
+        changes: Vec<Change>,
+        decrease: bool,
+        mode: Mode,
+    ) -> TableUpdate {
+        TableUpdate {
+            table: table.to_string(),
+            members: vec![MemberUpdate {
+                index: index.map(str::to_string),
+                current,
+                changes,
+            }],
+            decrease,
+            mode,
+        }
+    }
+
+    /// `table` or `table/index` for a call of one member (the key of its
+    /// decrease ledger); the table for a call of several.
+    pub(crate) fn resource(&self) -> String {
+        match self.members.as_slice() {
+            [m] => resource_key(&self.table, m.index.as_deref()),
+            _ => self.table.clone(),
+        }
+    }
+
+    /// The capacities the call sets.
+    pub(crate) fn capacities(&self) -> Vec<MemberCapacity> {
+        self.members
+            .iter()
+            .map(|m| MemberCapacity {
+                index: m.index.clone(),
+                capacity: m.target(),
+            })
+            .collect()
+    }
+
+    /// Every change, each naming its member when the call has several.
+    fn audit_changes(&self) -> Vec<AuditChange> {
+        let named = self.members.len() > 1;
+        self.members
+            .iter()
+            .flat_map(|m| {
+                let member = named.then(|| resource_key(&self.table, m.index.as_deref()));
+                audit_changes(&m.changes, member)
+            })
+            .collect()
+    }
+
+    /// "read 100 -> 300, write 50 -> 50" per member, for the log.
+    fn describe(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| {
+                let t = m.target();
+                format!(
+                    "{}: read {} -> {}, write {} -> {}",
+                    resource_key(&self.table, m.index.as_deref()),
+                    m.current.read,
+                    t.read,
+                    m.current.write,
+                    t.write
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn rules(&self) -> String {
+        self.members
+            .iter()
+            .flat_map(|m| m.changes.iter().map(|c| c.rule.as_str()))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -99,6 +185,7 @@ pub(crate) struct GroupChange {
 impl GroupChange {
     fn audit_change(&self) -> AuditChange {
         AuditChange {
+            resource: None,
             op: "desired".into(),
             from: self.from as u64,
             to: self.to as u64,
@@ -117,10 +204,11 @@ pub(crate) fn resource_key(table: &str, index: Option<&str>) -> String {
     }
 }
 
-fn audit_changes(changes: &[Change]) -> Vec<AuditChange> {
+fn audit_changes(changes: &[Change], member: Option<String>) -> Vec<AuditChange> {
     changes
         .iter()
         .map(|c| AuditChange {
+            resource: member.clone(),
             op: c.op.as_str().to_string(),
             from: c.from,
             to: c.to,
@@ -180,7 +268,7 @@ impl<C: Capacity + Coordination> Actuator<C> {
             resource: u.resource(),
             mode: u.mode,
             outcome,
-            changes: audit_changes(&u.changes),
+            changes: u.audit_changes(),
             decrease: u.decrease,
             reason,
             error,
@@ -205,13 +293,11 @@ impl<C: Capacity + Coordination> Actuator<C> {
         if let Err(e) = self.audit.append(&rec) {
             tracing::warn!(error = %e, "Cannot write the audit log; the record is kept in memory only.");
         }
-        let target = u.target();
         tracing::info!(
             resource = %u.resource(),
             outcome = ?outcome,
-            read = %format!("{} -> {}", u.current.read, target.read),
-            write = %format!("{} -> {}", u.current.write, target.write),
-            rules = %u.changes.iter().map(|c| c.rule.as_str()).collect::<Vec<_>>().join(","),
+            capacity = %u.describe(),
+            rules = %u.rules(),
             "Capacity decision."
         );
     }
@@ -220,7 +306,7 @@ impl<C: Capacity + Coordination> Actuator<C> {
     pub(crate) async fn apply(&self, u: TableUpdate, shutdown: CancellationToken) -> Outcome {
         let id = self.audit.new_id();
         let resource = u.resource();
-        let target = u.target();
+        let capacities = u.capacities();
         let fencing = match self.admit().await {
             Ok(f) => f,
             Err(reason) => {
@@ -254,9 +340,8 @@ impl<C: Capacity + Coordination> Actuator<C> {
         }
         tracing::info!(
             resource = %resource,
-            read = %format!("{} -> {}", u.current.read, target.read),
-            write = %format!("{} -> {}", u.current.write, target.write),
-            rules = %u.changes.iter().map(|c| c.rule.as_str()).collect::<Vec<_>>().join(","),
+            capacity = %u.describe(),
+            rules = %u.rules(),
             "Updating table capacity."
         );
         let decrease = u.decrease;
@@ -264,10 +349,7 @@ impl<C: Capacity + Coordination> Actuator<C> {
             .call_with_retries(
                 &resource,
                 &shutdown,
-                || {
-                    self.cloud
-                        .update_capacity(&u.table, u.index.as_deref(), target)
-                },
+                || self.cloud.update_table(&u.table, &capacities),
                 |kind| {
                     if kind == CloudErrorKind::LimitExceeded && decrease {
                         // AWS says the day's decreases are spent here: believe it for an hour.

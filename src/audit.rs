@@ -43,6 +43,10 @@ pub enum Outcome {
     Failed,
     /// Not a decision: something learnt later about one (`observed`).
     Observed,
+    /// Not a change: demand is above the band and burst capacity is
+    /// counted on to carry it for now (a bet); the resource's next record
+    /// tells how it ended.
+    Held,
 }
 
 /// When CloudWatch showed the surge an earlier decision acted on.
@@ -61,6 +65,10 @@ pub struct Observation {
 /// One capacity change in a record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditChange {
+    /// The member (`posts`, `posts/by_user`) when the record covers a call
+    /// for several members of a table; otherwise the record's resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     /// "read", "write" or "desired".
     pub op: String,
     pub from: u64,
@@ -70,6 +78,13 @@ pub struct AuditChange {
     pub demand: Option<f64>,
     pub threshold: Option<f64>,
     pub window_s: u64,
+}
+
+impl AuditChange {
+    /// The table or index the change applies to, in a record of `record`.
+    pub fn member<'a>(&'a self, record: &'a AuditRecord) -> &'a str {
+        self.resource.as_deref().unwrap_or(&record.resource)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -306,6 +321,7 @@ mod tests {
             mode: Mode::Apply,
             outcome,
             changes: vec![AuditChange {
+                resource: None,
                 op: "read".into(),
                 from: 10,
                 to: 50,

@@ -27,4 +27,6 @@ pub(crate) struct Board {
     pub calibration: Slot<Vec<Calibration>>,
     /// DynamoDB's own metrics read back: leads, throttling.
     pub watch: Slot<WatchStatus>,
+    /// The throttled minutes of `watch`, as the deciders read them.
+    pub reported_throttles: Slot<Vec<crate::decide::ReportedThrottle>>,
 }

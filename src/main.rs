@@ -166,9 +166,68 @@ struct ReplayCli {
     /// Seed of the surge times and noise, and of the minute spreading.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Seconds from UpdateTable to the new capacity.
+    /// Skip the robustness table (the same replay in five more worlds:
+    /// bucket 300/60/0 s x update delay 15/60 s), which takes most of the
+    /// replay's time.
+    #[arg(long)]
+    no_robustness: bool,
+    #[command(flatten)]
+    world: WorldCli,
+}
+
+/// The simulated world of a replay; the policy is told none of it
+/// (docs/replay.md, "The simulator").
+#[derive(clap::Args)]
+struct WorldCli {
+    /// Seconds from UpdateTable to the new capacity (the median).
     #[arg(long, default_value_t = 15.0)]
     update_delay: f64,
+    /// Spread of update delays: sigma of a log-normal around the median (0: fixed).
+    #[arg(long, default_value_t = 0.3)]
+    update_spread: f64,
+    /// An increase past a table's highest capacity ever takes this many times longer.
+    #[arg(long, default_value_t = 2.0)]
+    new_high_factor: f64,
+    /// Seconds of unused capacity DynamoDB's burst bucket holds.
+    #[arg(long, default_value_t = 300.0)]
+    burst_seconds: f64,
+    /// Maintenance drains of each bucket per day (random instants).
+    #[arg(long, default_value_t = 1.0)]
+    drains_per_day: f64,
+    /// Share of each second's demand on one partition key.
+    #[arg(long, default_value_t = 0.0)]
+    hot_key_share: f64,
+    /// Whether an index short of write capacity throttles its table's writes.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    gsi_back_pressure: bool,
+}
+
+impl WorldCli {
+    /// Checks every knob; the world with the replay's seed.
+    fn settings(&self, seed: u64) -> Result<rapidscale::sim::SimSettings, String> {
+        let in_range = |name: &str, v: f64, lo: f64, hi: f64| {
+            if v.is_finite() && v >= lo && v <= hi {
+                Ok(v)
+            } else {
+                Err(format!("--{name} must be in [{lo}, {hi}], got {v}"))
+            }
+        };
+        Ok(rapidscale::sim::SimSettings {
+            update_delay: std::time::Duration::from_secs_f64(in_range(
+                "update-delay",
+                self.update_delay,
+                0.0,
+                86_400.0,
+            )?),
+            update_spread: in_range("update-spread", self.update_spread, 0.0, 2.0)?,
+            new_high_factor: in_range("new-high-factor", self.new_high_factor, 1.0, 100.0)?,
+            burst_seconds: in_range("burst-seconds", self.burst_seconds, 0.0, 86_400.0)?,
+            drains_per_day: in_range("drains-per-day", self.drains_per_day, 0.0, 86_400.0)?,
+            hot_key_share: in_range("hot-key-share", self.hot_key_share, 0.0, 1.0)?,
+            gsi_back_pressure: self.gsi_back_pressure,
+            ..rapidscale::sim::SimSettings::replay(seed)
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -404,12 +463,10 @@ fn replay(args: ReplayCli) -> ExitCode {
     if !(args.surge_amp >= 1.0 && args.surge_amp.is_finite()) {
         return bad_usage(format!("--surge-amp must be >= 1, got {}", args.surge_amp));
     }
-    if !(args.update_delay >= 0.0 && args.update_delay < 86_400.0) {
-        return bad_usage(format!(
-            "--update-delay must be in [0, 86400) s, got {}",
-            args.update_delay
-        ));
-    }
+    let settings = match args.world.settings(args.seed) {
+        Ok(s) => s,
+        Err(msg) => return bad_usage(msg),
+    };
     let replay_args = ReplayArgs {
         trace: args.trace,
         report_dir: args.report,
@@ -424,10 +481,8 @@ fn replay(args: ReplayCli) -> ExitCode {
             seed: args.seed,
             log_format: args.slice.access_log_format,
         },
-        settings: rapidscale::sim::SimSettings {
-            update_delay: std::time::Duration::from_secs_f64(args.update_delay),
-            ..Default::default()
-        },
+        settings,
+        robustness: !args.no_robustness,
     };
     // A progress bar on a terminal only; logs and CI stay quiet.
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

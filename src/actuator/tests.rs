@@ -84,14 +84,14 @@ fn fixture(rules: &[&Rule], state_dir_ok: bool) -> Fixture {
 
 fn update(decrease: bool) -> TableUpdate {
     let (from, to) = if decrease { (100, 40) } else { (100, 300) };
-    TableUpdate {
-        table: "posts".into(),
-        index: None,
-        current: Throughput {
+    TableUpdate::single(
+        "posts",
+        None,
+        Throughput {
             read: 100,
             write: 50,
         },
-        changes: vec![Change {
+        vec![Change {
             op: Op::Read,
             from,
             to,
@@ -107,8 +107,8 @@ fn update(decrease: bool) -> TableUpdate {
             },
         }],
         decrease,
-        mode: Mode::Apply,
-    }
+        Mode::Apply,
+    )
 }
 
 #[test]

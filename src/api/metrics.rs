@@ -221,6 +221,7 @@ fn register_cloudwatch(r: &mut Registry, status: &super::Status) {
     for (kind, n) in [
         ("foreseen", w.throttled_minutes_foreseen),
         ("unforeseen", w.throttled_minutes_unforeseen),
+        ("failed_hold", w.throttled_minutes_failed_hold),
     ] {
         throttled
             .get_or_create(&KindLabels { kind: kind.into() })

@@ -185,8 +185,21 @@ impl ApiState {
                 )
             })
         };
+        let modes = self.controls.modes.snapshot();
         self.board.cloud.read(|view| {
             for t in &config.dynamodb.tables {
+                let applies = modes.effective(&[&t.name], t.mode.unwrap_or(config.mode))
+                    == crate::mode::RuntimeMode::Apply;
+                let members =
+                    std::iter::once(None).chain(t.indexes.iter().map(|i| Some(i.name.as_str())));
+                for index in members.filter(|_| applies) {
+                    if let Some(why) = view.aws_auto_scaling(&t.name, index) {
+                        reasons.push(format!(
+                            "{}: {why}; nothing is applied to it",
+                            crate::actuator::resource_key(&t.name, index)
+                        ));
+                    }
+                }
                 let t = &t.name;
                 match view.tables.get(t) {
                     Some(tr) if tr.last_ok.is_some() => reasons.extend(stale(

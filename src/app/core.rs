@@ -233,6 +233,7 @@ impl<C: CloudBackend> Core<C> {
                 role: self.board.role.clone(),
                 coordination: self.board.coordination.clone(),
                 calibration: self.board.calibration.clone(),
+                reported_throttles: self.board.reported_throttles.clone(),
             },
             tables: (!config.dynamodb.tables.is_empty())
                 .then(|| TableDecider::new(self.config.clone())),
@@ -305,6 +306,7 @@ impl<C: CloudBackend> Core<C> {
                 clock: self.clock.clone(),
                 calibration: self.board.calibration.clone(),
                 status: self.board.watch.clone(),
+                reported_throttles: self.board.reported_throttles.clone(),
                 fleet: self.board.decisions.fleet.clone(),
                 leadership: self.board.role.clone(),
             };

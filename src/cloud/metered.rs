@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::{
     Capacity, CloudError, Coordination, Datum, DynamoMetric, GroupDescription, Heartbeat,
-    InitReport, Lease, Metrics, TableDescription, Throughput,
+    InitReport, Lease, MemberCapacity, Metrics, ScalableTarget, TableDescription,
 };
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -110,6 +110,14 @@ impl<C: Capacity> Capacity for Metered<C> {
         .await
     }
 
+    async fn dynamodb_scalable_targets(&self) -> Result<Vec<ScalableTarget>, CloudError> {
+        self.timed(
+            "DescribeScalableTargets",
+            self.inner.dynamodb_scalable_targets(),
+        )
+        .await
+    }
+
     async fn scaling_policies(&self, group: &str) -> Result<Vec<String>, CloudError> {
         self.timed("DescribePolicies", self.inner.scaling_policies(group))
             .await
@@ -123,17 +131,13 @@ impl<C: Capacity> Capacity for Metered<C> {
         .await
     }
 
-    async fn update_capacity(
+    async fn update_table(
         &self,
         table: &str,
-        index: Option<&str>,
-        capacity: Throughput,
+        members: &[MemberCapacity],
     ) -> Result<(), CloudError> {
-        self.timed(
-            "UpdateTable",
-            self.inner.update_capacity(table, index, capacity),
-        )
-        .await
+        self.timed("UpdateTable", self.inner.update_table(table, members))
+            .await
     }
 }
 

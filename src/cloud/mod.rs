@@ -170,14 +170,49 @@ pub trait Capacity: Send + Sync + 'static {
         &self,
         instance_id: &str,
     ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
-    /// Sets the provisioned capacity of a table (`index` None) or of one of
-    /// its global secondary indexes. Both values are always sent.
-    fn update_capacity(
+    /// Sets the provisioned capacity of a table (`index` None) and/or of
+    /// its global secondary indexes, in one UpdateTable call (DynamoDB
+    /// takes the table's throughput and its indexes' together). Both values
+    /// of each member are always sent.
+    fn update_table(
         &self,
         table: &str,
-        index: Option<&str>,
-        capacity: Throughput,
+        members: &[MemberCapacity],
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Every DynamoDB capacity registered with Application Auto Scaling in
+    /// the region (DescribeScalableTargets, all pages).
+    fn dynamodb_scalable_targets(
+        &self,
+    ) -> impl Future<Output = Result<Vec<ScalableTarget>, CloudError>> + Send;
+}
+
+/// A capacity of a table or index registered with Application Auto Scaling
+/// (a scalable target): AWS's own target tracking scales it, and would
+/// fight rapidscale and spend the same decrease budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScalableTarget {
+    /// `table/NAME` or `table/NAME/index/INDEX`.
+    pub resource_id: String,
+    /// `dynamodb:table:ReadCapacityUnits`, `dynamodb:index:WriteCapacityUnits`, ...
+    pub dimension: String,
+}
+
+impl ScalableTarget {
+    /// The resource id of a table (`index` None) or of one of its indexes.
+    pub fn resource_id_of(table: &str, index: Option<&str>) -> String {
+        match index {
+            Some(i) => format!("table/{table}/index/{i}"),
+            None => format!("table/{table}"),
+        }
+    }
+}
+
+/// The new capacity of one member (the table itself, or an index) in an
+/// UpdateTable call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberCapacity {
+    pub index: Option<String>,
+    pub capacity: Throughput,
 }
 
 /// CloudWatch: rapidscale's own high-resolution metrics out, DynamoDB's

@@ -7,7 +7,7 @@
 //! that is not ACTIVE (an update rapidscale or someone else made) is
 //! followed every second until it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::members::Membership;
-use super::{Capacity, CloudError, GroupDescription, TableDescription};
+use super::{Capacity, CloudError, GroupDescription, ScalableTarget, TableDescription};
 use crate::clock::SharedClock;
 use crate::slot::Slot;
 
@@ -44,7 +44,41 @@ pub(crate) struct CloudView {
     pub group: Option<Tracked<GroupDescription>>,
     /// Instance times and membership events of the group.
     pub members: Membership,
+    /// DynamoDB capacities registered with Application Auto Scaling.
+    pub auto_scaling: Tracked<Vec<ScalableTarget>>,
 }
+
+impl CloudView {
+    /// Why rapidscale may not apply to a table (`index` None) or index:
+    /// Application Auto Scaling manages it, or that cannot be told yet.
+    pub(crate) fn aws_auto_scaling(&self, table: &str, index: Option<&str>) -> Option<String> {
+        let Some(targets) = &self.auto_scaling.current else {
+            return Some(match &self.auto_scaling.last_error {
+                Some(e) if e.kind == super::CloudErrorKind::AccessDenied => "cannot tell whether Application Auto Scaling manages it: access denied (grant application-autoscaling:DescribeScalableTargets)".to_string(),
+                Some(e) => format!(
+                    "cannot tell whether Application Auto Scaling manages it ({:?})",
+                    e.kind
+                ),
+                None => "Application Auto Scaling not read yet".to_string(),
+            });
+        };
+        let id = ScalableTarget::resource_id_of(table, index);
+        let dimensions: Vec<&str> = targets
+            .iter()
+            .filter(|t| t.resource_id == id)
+            .map(|t| t.dimension.rsplit(':').next().unwrap_or(&t.dimension))
+            .collect();
+        (!dimensions.is_empty()).then(|| {
+            format!(
+                "registered with Application Auto Scaling ({}): AWS scales {id}; deregister the scalable targets to let rapidscale apply",
+                dimensions.join(", ")
+            )
+        })
+    }
+}
+
+/// How often Application Auto Scaling's registrations are read.
+pub(crate) const AUTO_SCALING_EVERY: Duration = Duration::from_secs(60);
 
 /// How often a table that is not ACTIVE is described.
 pub(crate) const FOLLOW_EVERY: Duration = Duration::from_secs(1);
@@ -67,8 +101,22 @@ pub(crate) async fn track_tables<C: Capacity>(
     shutdown: CancellationToken,
 ) {
     let mut ticker = Ticker::new(interval, &clock);
+    let mut auto_scaling_read: Option<DateTime<Utc>> = None;
     while ticker.tick(&shutdown).await {
         let mut failed = false;
+        let now = clock.now();
+        let due = auto_scaling_read
+            .is_none_or(|at| (now - at).to_std().unwrap_or_default() >= AUTO_SCALING_EVERY);
+        if due {
+            let Some(result) = until_shutdown(&shutdown, cloud.dynamodb_scalable_targets()).await
+            else {
+                return;
+            };
+            if result.is_ok() {
+                auto_scaling_read = Some(now);
+            }
+            store_auto_scaling(&view, result, clock.now());
+        }
         for name in &tables {
             let Some(result) = until_shutdown(&shutdown, cloud.describe_table(name)).await else {
                 return;
@@ -162,6 +210,25 @@ async fn until_shutdown<T>(
         _ = shutdown.cancelled() => None,
         r = call => Some(r),
     }
+}
+
+/// Records one DescribeScalableTargets result, logging what changed.
+pub(crate) fn store_auto_scaling(
+    view: &Slot<CloudView>,
+    result: Result<Vec<ScalableTarget>, CloudError>,
+    now: DateTime<Utc>,
+) {
+    view.update(|v| {
+        apply(&mut v.auto_scaling, result, now, |old, new| {
+            if old != Some(new) && !new.is_empty() {
+                let ids: BTreeSet<&str> = new.iter().map(|t| t.resource_id.as_str()).collect();
+                tracing::info!(
+                    targets = %ids.into_iter().collect::<Vec<_>>().join(", "),
+                    "DynamoDB capacities registered with Application Auto Scaling."
+                );
+            }
+        })
+    });
 }
 
 /// Records one DescribeTable result in the view, logging what changed.

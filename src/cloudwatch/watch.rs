@@ -33,6 +33,8 @@ use crate::slot::Slot;
 pub const GIVE_UP_S: f64 = 900.0;
 /// Leads kept for the API.
 const LEADS_KEPT: usize = 50;
+/// Throttled minutes kept in the status.
+pub const RECENT_THROTTLED: usize = 50;
 
 /// One throttled minute CloudWatch reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,6 +45,9 @@ pub struct ThrottledMinute {
     /// Throttle events (or throttled requests, whichever is higher).
     pub events: f64,
     pub foreseen: bool,
+    /// Burst capacity was being counted on to carry demand in that minute
+    /// (a bet that failed); never counted as foreseen.
+    pub failed_hold: bool,
 }
 
 /// What the watcher reports, for the API and `/metrics`.
@@ -61,7 +66,12 @@ pub struct WatchStatus {
     pub lead_s_sum: f64,
     pub throttled_minutes_foreseen: u64,
     pub throttled_minutes_unforeseen: u64,
+    /// Throttled minutes during a bet on burst capacity (a failed hold).
+    pub throttled_minutes_failed_hold: u64,
     pub last_unforeseen: Option<ThrottledMinute>,
+    /// The newest throttled minutes reported (at most [`RECENT_THROTTLED`]),
+    /// oldest first: the deciders lower the burst they count on from them.
+    pub recent_throttled: Vec<ThrottledMinute>,
     pub reads: u64,
     pub last_read: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
@@ -168,6 +178,8 @@ pub struct Watch {
     pub mode: Mode,
     pending: Vec<PendingSurge>,
     increases: VecDeque<Increase>,
+    /// Bets on burst capacity: resource, operation, from, until (None: still on).
+    holds: VecDeque<(String, Op, f64, Option<f64>)>,
     ids_seen: HashSet<String>,
     ids_order: VecDeque<String>,
     throttles_checked: BTreeSet<(String, Op, i64)>,
@@ -184,6 +196,7 @@ impl Watch {
             mode,
             pending: Vec::new(),
             increases: VecDeque::new(),
+            holds: VecDeque::new(),
             ids_seen: HashSet::new(),
             ids_order: VecDeque::new(),
             throttles_checked: BTreeSet::new(),
@@ -218,13 +231,16 @@ impl Watch {
                 }
             }
             let at = r.time.timestamp_millis() as f64 / 1000.0;
+            if self.note_hold(r, at) {
+                continue;
+            }
             for c in r.changes.iter().filter(|c| c.to > c.from) {
                 let Some(op) = Op::from_name(&c.op) else {
                     continue;
                 };
                 if first_of_id {
                     self.increases.push_back(Increase {
-                        resource: r.resource.clone(),
+                        resource: c.member(r).to_string(),
                         op,
                         at,
                     });
@@ -233,11 +249,11 @@ impl Watch {
                 let timed = self
                     .pending
                     .iter()
-                    .any(|p| p.record_id == r.id && p.op == op);
+                    .any(|p| p.record_id == r.id && p.op == op && p.resource == c.member(r));
                 if let (true, false, Some(demand)) = (acted, timed, c.demand) {
                     self.pending.push(PendingSurge {
                         record_id: r.id.clone(),
-                        resource: r.resource.clone(),
+                        resource: c.member(r).to_string(),
                         op,
                         decided_at: at,
                         demand,
@@ -246,6 +262,43 @@ impl Watch {
             }
         }
         self.status.pending = self.pending.len();
+    }
+
+    /// A bet on burst capacity starts with a `held` record and ends with the
+    /// resource's next decision of that operation. True for a `held` record.
+    fn note_hold(&mut self, r: &AuditRecord, at: f64) -> bool {
+        for c in &r.changes {
+            let Some(op) = Op::from_name(&c.op) else {
+                continue;
+            };
+            if let Some(open) = self
+                .holds
+                .iter_mut()
+                .rev()
+                .find(|h| h.0 == c.member(r) && h.1 == op && h.3.is_none())
+            {
+                open.3 = Some(at);
+            }
+            if r.outcome == Outcome::Held {
+                // The bet began BET_RECORDED_AFTER_S before its record.
+                let began = at - crate::policy::dynamodb::BET_RECORDED_AFTER_S;
+                self.holds
+                    .push_back((c.member(r).to_string(), op, began, None));
+            }
+        }
+        while self.holds.len() > 10_000 {
+            self.holds.pop_front();
+        }
+        r.outcome == Outcome::Held
+    }
+
+    /// Whether burst capacity was counted on for `resource`/`op` during the
+    /// minute starting at `minute` (a bet still on counts up to now).
+    fn held_in(&self, resource: &str, op: Op, minute: i64, now: f64) -> bool {
+        let (start, end) = (minute as f64, minute as f64 + 60.0);
+        self.holds.iter().any(|(r, o, from, until)| {
+            r == resource && *o == op && *from < end && until.unwrap_or(now) >= start
+        })
     }
 
     /// Samples the fleet factor (coordination) for calibration.
@@ -376,15 +429,32 @@ impl Watch {
             {
                 continue;
             }
-            let was = foreseen(self.increases.as_slices().0, &resource, t.op, minute);
+            let failed_hold = self.held_in(&resource, t.op, minute, now);
+            let was =
+                !failed_hold && foreseen(self.increases.as_slices().0, &resource, t.op, minute);
             let m = ThrottledMinute {
                 resource: resource.clone(),
                 op: t.op,
                 minute: at(minute as f64),
                 events,
                 foreseen: was,
+                failed_hold,
             };
-            if was {
+            self.status.recent_throttled.push(m.clone());
+            if self.status.recent_throttled.len() > RECENT_THROTTLED {
+                self.status.recent_throttled.remove(0);
+            }
+            if failed_hold {
+                self.status.throttled_minutes_failed_hold += 1;
+                tracing::warn!(
+                    resource = %resource,
+                    op = t.op.as_str(),
+                    minute = %m.minute,
+                    events,
+                    "CloudWatch reports throttling while burst capacity was counted on (a failed hold)."
+                );
+                self.status.last_unforeseen = Some(m);
+            } else if was {
                 self.status.throttled_minutes_foreseen += 1;
             } else {
                 self.status.throttled_minutes_unforeseen += 1;
@@ -488,6 +558,8 @@ pub struct Watcher<C> {
     pub clock: crate::clock::SharedClock,
     pub calibration: Slot<Vec<Calibration>>,
     pub status: Slot<WatchStatus>,
+    /// The throttled minutes, for the deciders (the burst they count on).
+    pub reported_throttles: Slot<Vec<crate::decide::ReportedThrottle>>,
     /// How the deciders read the fleet (for the fleet factor of each minute).
     pub fleet: Slot<Option<crate::decide::fleet::FleetReading>>,
     /// With coordination: only the leader reads.
@@ -549,6 +621,15 @@ impl<C: Metrics> Watcher<C> {
                 if let Err(e) = self.audit.append(&record) {
                     tracing::error!(error = %e, "Cannot write the lead over CloudWatch to the audit log.");
                 }
+            }
+            let reported: Vec<crate::decide::ReportedThrottle> = watch
+                .status
+                .recent_throttled
+                .iter()
+                .map(|m| (m.resource.clone(), m.op, m.minute.timestamp()))
+                .collect();
+            if reported != self.reported_throttles.get() {
+                self.reported_throttles.set(reported);
             }
             self.status.set(watch.status.clone());
         }
@@ -644,6 +725,7 @@ mod tests {
             mode: Mode::Apply,
             outcome,
             changes: vec![AuditChange {
+                resource: None,
                 op: "read".into(),
                 from: 10,
                 to,

@@ -7,7 +7,6 @@ use super::reader::{enum_value, Located, Problems, TableReader};
 use super::schedule::{parse_hours, HourSet, HourTable};
 use super::{Config, Mode};
 use crate::ingest::selector::MetricSelector;
-use crate::policy::budget::DecreaseRule;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DynamoDbConfig {
@@ -66,6 +65,14 @@ pub struct DynamoPolicy {
     /// Decreases allowed per table or index per UTC day (AWS's quota: 27
     /// unless raised or lowered in Service Quotas).
     pub decrease_quota: u32,
+    /// The longest burst capacity is counted on to carry demand above the
+    /// band before capacity is raised anyway.
+    pub hold_max: Duration,
+    /// The largest excess over the band's top (a fraction of provisioned)
+    /// burst capacity is counted on to carry; past it, capacity is raised.
+    pub hold_excess: f64,
+    /// How long throttling lowers the burst capacity counted on.
+    pub burst_memory: Duration,
 }
 
 impl DynamoPolicy {
@@ -84,12 +91,10 @@ impl DynamoPolicy {
         update_time: Duration::from_secs(20),
         smooth: Duration::from_secs(120),
         decrease_quota: 27,
+        hold_max: Duration::from_secs(120),
+        hold_excess: 4.0,
+        burst_memory: Duration::from_secs(24 * 3600),
     };
-
-    /// DynamoDB's decrease rule with this quota.
-    pub fn decrease_rule(&self) -> DecreaseRule {
-        DecreaseRule::with_quota(self.decrease_quota as usize)
-    }
 }
 
 impl Default for DynamoPolicy {
@@ -123,6 +128,10 @@ pub struct CapacitySpec {
     pub auto: bool,
     /// A StatsD selector that carries consumed units reported by the app.
     pub metric: Option<MetricSelector>,
+    /// A StatsD selector of the app's throttled calls (the
+    /// ProvisionedThroughputExceeded / Throttling answers it gets): any
+    /// throttling seen ends a bet on burst capacity within a second.
+    pub throttled: Option<MetricSelector>,
     pub hours: HourTable<CapacityLimits>,
 }
 
@@ -148,6 +157,15 @@ pub fn units_stream(table: &str, index: Option<&str>, op: &str) -> String {
     match index {
         Some(i) => format!("units:{table}/{i}:{op}"),
         None => format!("units:{table}:{op}"),
+    }
+}
+
+/// Name of the stream that carries the app's throttled calls for one table
+/// (or index) and operation.
+pub fn throttled_stream(table: &str, index: Option<&str>, op: &str) -> String {
+    match index {
+        Some(i) => format!("throttled:{table}/{i}:{op}"),
+        None => format!("throttled:{table}:{op}"),
     }
 }
 
@@ -244,6 +262,18 @@ fn read_dynamo_policy(t: &mut TableReader, p: &mut Problems) -> DynamoPolicy {
     let step = t.float(p, "step");
     let min_decrease = t.float(p, "min_decrease");
     let burst_share = t.float(p, "burst_share");
+    let hold_excess = match t.float(p, "hold_excess") {
+        Some(v) if !(v.value >= 0.0 && v.value.is_finite()) => {
+            p.push(
+                v.span,
+                &v.key,
+                format!("must be a share of provisioned >= 0, got {}", v.value),
+            );
+            d.hold_excess
+        }
+        Some(v) => v.value,
+        None => d.hold_excess,
+    };
     let mut dur = |p: &mut Problems, key: &str, default: Duration| {
         t.duration(p, key).map(|d| d.value).unwrap_or(default)
     };
@@ -255,6 +285,8 @@ fn read_dynamo_policy(t: &mut TableReader, p: &mut Problems) -> DynamoPolicy {
     let prewarm = dur(p, "prewarm", d.prewarm);
     let update_time = dur(p, "update_time", d.update_time);
     let smooth = dur(p, "smooth", d.smooth).max(Duration::from_secs(1));
+    let hold_max = dur(p, "hold_max", d.hold_max);
+    let burst_memory = dur(p, "burst_memory", d.burst_memory);
     let decrease_quota = match t.uint(p, "decrease_quota") {
         Some(q) if q.value == 0 || q.value > 1000 => {
             p.push(
@@ -286,6 +318,9 @@ fn read_dynamo_policy(t: &mut TableReader, p: &mut Problems) -> DynamoPolicy {
         update_time,
         smooth,
         decrease_quota,
+        hold_max,
+        hold_excess,
+        burst_memory,
     }
 }
 
@@ -307,6 +342,7 @@ struct RawCapacity {
     per_request: Option<f64>,
     auto: bool,
     metric: Option<MetricSelector>,
+    throttled: Option<MetricSelector>,
 }
 
 fn read_capacity(
@@ -350,24 +386,27 @@ fn read_capacity(
             );
         }
     }
-    let metric = c
-        .string(p, "metric")
-        .and_then(|m| match MetricSelector::parse(&m.value) {
-            Ok(sel) => {
-                if !has_statsd {
-                    p.push(
-                        m.span,
-                        &m.key,
-                        "a metric needs [ingest.statsd] to receive it",
-                    );
+    let mut selector = |p: &mut Problems, key: &str| {
+        c.string(p, key)
+            .and_then(|m| match MetricSelector::parse(&m.value) {
+                Ok(sel) => {
+                    if !has_statsd {
+                        p.push(
+                            m.span,
+                            &m.key,
+                            format!("`{key}` needs [ingest.statsd] to receive it"),
+                        );
+                    }
+                    Some(sel)
                 }
-                Some(sel)
-            }
-            Err(why) => {
-                p.push(m.span, &m.key, why);
-                None
-            }
-        });
+                Err(why) => {
+                    p.push(m.span, &m.key, why);
+                    None
+                }
+            })
+    };
+    let metric = selector(p, "metric");
+    let throttled = selector(p, "throttled");
     if per_request.is_none() && !auto && !c.has("metric") {
         p.push(
             c.span(),
@@ -384,6 +423,7 @@ fn read_capacity(
         per_request: per_request.map(|p| p.value),
         auto,
         metric,
+        throttled,
     };
     c.finish(p);
     Some(raw)
@@ -540,6 +580,7 @@ fn capacity_spec(p: &mut Problems, raw: RawCapacity, overrides: &[HourOverride])
         per_request: raw.per_request,
         auto: raw.auto,
         metric: raw.metric,
+        throttled: raw.throttled,
         hours,
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::reader::{enum_value, positive_size, socket_addr, Located, Problems, TableReader};
-use super::{units_stream, Config};
+use super::{throttled_stream, units_stream, Config};
 use crate::ingest::access_log::format::LogFormat;
 pub use crate::ingest::access_log::StartAt;
 use crate::ingest::selector::MetricSelector;
@@ -192,6 +192,9 @@ impl Config {
         for c in self.capacities() {
             if let Some(sel) = &c.spec.metric {
                 routes.push((sel.clone(), units_stream(c.table, c.index, c.op)));
+            }
+            if let Some(sel) = &c.spec.throttled {
+                routes.push((sel.clone(), throttled_stream(c.table, c.index, c.op)));
             }
         }
         routes

@@ -30,8 +30,8 @@ pub use aws::AwsConfig;
 pub use cloudwatch::CloudWatchConfig;
 pub use coordination::CoordinationConfig;
 pub use dynamodb::{
-    units_stream, CapacityLimits, CapacityRef, CapacitySpec, DynamoDbConfig, DynamoPolicy,
-    IndexConfig, TableConfig,
+    throttled_stream, units_stream, CapacityLimits, CapacityRef, CapacitySpec, DynamoDbConfig,
+    DynamoPolicy, IndexConfig, TableConfig,
 };
 pub use fleet::{FleetView, FLEET_FIX};
 pub use ingest::{

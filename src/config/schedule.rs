@@ -113,6 +113,31 @@ impl Schedule {
         }
     }
 
+    /// The instants in (from, until] at which a local hour starts whose row
+    /// `changed(previous, next)` says is a change that matters.
+    pub fn changes_within<T: Copy>(
+        &self,
+        table: &HourTable<T>,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        changed: impl Fn(&T, &T) -> bool,
+    ) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::new();
+        let mut prev = self.row(table, from);
+        let mut t = from;
+        loop {
+            t = self.next_hour_start(t);
+            if t > until {
+                return out;
+            }
+            let next = self.row(table, t);
+            if changed(&prev, &next) {
+                out.push(t);
+            }
+            prev = next;
+        }
+    }
+
     /// The first instant after `at` at which a new local hour starts.
     /// Local hours start at minute 0 under whatever offset is in effect;
     /// a DST change happens at such an instant, so stepping from one to the

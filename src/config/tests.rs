@@ -285,14 +285,13 @@ fn the_decrease_quota_is_checked_and_caps_the_reserve() {
     let c = Config::parse("t.toml", &text).expect("valid");
     assert_eq!(c.dynamodb.policy.decrease_quota, 3);
     assert_eq!(c.dynamodb.policy.reserve, 3);
-    assert_eq!(c.dynamodb.policy.decrease_rule().anytime, 3);
     assert_eq!(
         Config::parse("t.toml", MINIMAL_TABLE)
             .unwrap()
             .dynamodb
             .policy
-            .decrease_rule(),
-        crate::policy::budget::DecreaseRule::AWS
+            .decrease_quota,
+        27
     );
 }
 

@@ -2,12 +2,15 @@
 //! one place and one order for tables, indexes and groups.
 //!
 //! The order goes from the operator's word to the resource's state:
-//! paused, follower, fleet unseen, audit log, cooldown, stale state,
-//! on-demand billing, not ACTIVE, a call in flight. The first that holds is
-//! the gate; the apply-only ones (follower, fleet, audit log, cooldown) do
-//! not stop a dry run from recommending.
+//! paused, follower, fleet unseen, audit log, AWS's own auto scaling,
+//! cooldown, stale state, on-demand billing, not ACTIVE, a call in flight.
+//! The first that holds is the gate; the apply-only ones (follower, fleet,
+//! audit log, AWS auto scaling, cooldown) do not stop a dry run from
+//! recommending.
 
 use chrono::{DateTime, Utc};
+
+use crate::policy::spend::Wait;
 use serde::Serialize;
 
 use crate::config::Mode;
@@ -24,6 +27,9 @@ pub(crate) enum Gate {
     FleetUnseen { why: String },
     /// Without a writable audit log nothing is applied.
     AuditUnavailable { why: String },
+    /// Application Auto Scaling manages the capacity (or that cannot be
+    /// told): applying would fight it and spend its decrease budget.
+    AwsAutoScaling { why: String },
     /// Changes whose retries all failed: the next waits.
     Cooldown { failures: u32, wait_s: i64 },
     /// The resource was last described more than 3 poll intervals ago.
@@ -34,8 +40,12 @@ pub(crate) enum Gate {
     NotActive { what: &'static str, status: String },
     /// A call for the same table or group has not been answered yet.
     InFlight { what: &'static str },
-    /// A worthwhile decrease waits for DynamoDB's decrease budget.
-    Budget { until: DateTime<Utc> },
+    /// A worthwhile decrease waits for DynamoDB's decrease budget, or is
+    /// kept for a better use of it.
+    Budget {
+        until: DateTime<Utc>,
+        why: crate::policy::spend::Wait,
+    },
 }
 
 impl std::fmt::Display for Gate {
@@ -47,6 +57,7 @@ impl std::fmt::Display for Gate {
             Gate::AuditUnavailable { why } => {
                 write!(f, "audit log unavailable ({why}): recommending only")
             }
+            Gate::AwsAutoScaling { why } => write!(f, "{why}: recommending only"),
             Gate::Cooldown { failures, wait_s } => write!(
                 f,
                 "{failures} change(s) in a row failed: next attempt in {wait_s}s"
@@ -60,11 +71,17 @@ impl std::fmt::Display for Gate {
                 write!(f, "{what} is {status}: waiting for ACTIVE")
             }
             Gate::InFlight { what } => write!(f, "an update of this {what} is in flight"),
-            Gate::Budget { until } => write!(
+            Gate::Budget {
+                until,
+                why: Wait::Rule,
+            } => write!(
                 f,
                 "waiting for the decrease budget until {}",
                 until.to_rfc3339()
             ),
+            Gate::Budget { until, why } => {
+                write!(f, "decrease planned for {}: {why}", until.to_rfc3339())
+            }
         }
     }
 }
@@ -80,6 +97,8 @@ pub(crate) struct GateInputs<'a> {
     pub may_act: Option<bool>,
     pub fleet_unseen: Option<&'a str>,
     pub audit_unavailable: Option<&'a str>,
+    /// Why Application Auto Scaling keeps rapidscale from applying (tables).
+    pub aws_auto_scaling: Option<&'a str>,
     /// (failures in a row, seconds left) while a cooldown runs.
     pub cooldown: Option<(u32, i64)>,
     /// "table" or "group".
@@ -107,6 +126,11 @@ pub(crate) fn first_gate(g: &GateInputs) -> Option<Gate> {
     }
     if let Some(why) = g.audit_unavailable.filter(|_| applying) {
         return Some(Gate::AuditUnavailable {
+            why: why.to_string(),
+        });
+    }
+    if let Some(why) = g.aws_auto_scaling.filter(|_| applying) {
+        return Some(Gate::AwsAutoScaling {
             why: why.to_string(),
         });
     }
@@ -144,6 +168,7 @@ mod tests {
             may_act: None,
             fleet_unseen: None,
             audit_unavailable: None,
+            aws_auto_scaling: None,
             cooldown: None,
             what: "table",
             described_recently: true,
@@ -200,6 +225,15 @@ mod tests {
         );
         check(
             GateInputs {
+                aws_auto_scaling: Some(
+                    "registered with Application Auto Scaling (ReadCapacityUnits)",
+                ),
+                ..apply
+            },
+            Some("registered with Application Auto Scaling (ReadCapacityUnits): recommending only"),
+        );
+        check(
+            GateInputs {
                 cooldown: Some((2, 9)),
                 ..apply
             },
@@ -243,6 +277,7 @@ mod tests {
             may_act: Some(false),
             fleet_unseen: Some("unseen"),
             audit_unavailable: Some("disk full"),
+            aws_auto_scaling: Some("registered"),
             cooldown: Some((1, 5)),
             ..open(Mode::DryRun)
         };

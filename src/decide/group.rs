@@ -159,6 +159,7 @@ impl GroupDecider {
             may_act: common.may_act,
             fleet_unseen: fleet.unseen.as_deref(),
             audit_unavailable: common.audit_unavailable.as_deref(),
+            aws_auto_scaling: None,
             cooldown: self.cooldown.wait(&self.group, now),
             what: "group",
             described_recently: tracked.last_ok.is_some_and(|t| now - t <= within),

@@ -47,7 +47,12 @@ pub(crate) struct Common {
     pub fleet: FleetReading,
     /// `per_request = "auto"`: the units per request in effect.
     pub calibration: Vec<Calibration>,
+    /// Throttled minutes CloudWatch reported: resource, operation, minute (unix s).
+    pub cloudwatch_throttled: Vec<ReportedThrottle>,
 }
+
+/// A throttled minute CloudWatch reported: resource, operation, minute (unix s).
+pub(crate) type ReportedThrottle = (String, crate::policy::dynamodb::Op, i64);
 
 /// What becomes of one decision.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +90,13 @@ fn dispose(
     let (key, outcome, reason) = match (gate, mode) {
         // A gate is recorded when it starts holding a decision, not again
         // for every new figure the decision takes while it holds.
+        // AWS's own auto scaling owns the capacity: what rapidscale would
+        // do is still worth reading, as a recommendation with the reason.
+        (Some(g @ Gate::AwsAutoScaling { .. }), _) => (
+            format!("recommend|{}|{fingerprint}", g.stable_key()),
+            Outcome::Recommended,
+            Some(g.to_string()),
+        ),
         (Some(g), _) => (
             format!("skip|{}", g.stable_key()),
             Outcome::Skipped,
@@ -127,7 +139,7 @@ fn labelled(d: Disposition, fleet: &FleetReading) -> Disposition {
 impl Gate {
     /// The gate without what changes while it holds (the seconds left of a
     /// cooldown, the budget's next slot), so that one gate is recorded once.
-    fn stable_key(&self) -> String {
+    pub(crate) fn stable_key(&self) -> String {
         match self {
             Gate::Cooldown { failures, .. } => format!("cooldown {failures}"),
             // The budget's next slot moves with the decrease it would carry.

@@ -56,6 +56,8 @@ pub(crate) struct Inputs {
     pub role: Option<Slot<Role>>,
     pub coordination: Slot<Option<CoordinationStatus>>,
     pub calibration: Slot<Vec<Calibration>>,
+    /// What CloudWatch reported (throttled minutes lower the burst counted on).
+    pub reported_throttles: Slot<Vec<super::ReportedThrottle>>,
 }
 
 /// A change that ended: which resource, and how.
@@ -71,6 +73,7 @@ struct Seen {
     cloud: u64,
     coordination: u64,
     calibration: u64,
+    reported_throttles: u64,
     role: Option<Role>,
     overrides: crate::mode::Overrides,
     audit_unavailable: Option<String>,
@@ -164,6 +167,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             cloud: inputs.cloud.version(),
             coordination: inputs.coordination.version(),
             calibration: inputs.calibration.version(),
+            reported_throttles: inputs.reported_throttles.version(),
             role,
             overrides: inputs.modes.snapshot(),
             audit_unavailable: self.actuator.audit.unavailable(),
@@ -198,6 +202,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                     matches!(role, Some(Role::Leader { .. })),
                 ),
                 calibration: inputs.calibration.get(),
+                cloudwatch_throttled: inputs.reported_throttles.get(),
             }
         });
         let (table_step, group_step) = inputs.cloud.read(|cloud| {

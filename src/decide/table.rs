@@ -12,14 +12,20 @@ use super::cooldown::Cooldown;
 use super::fleet::FleetReading;
 use super::gate::{first_gate, Gate, GateInputs};
 use super::{dispose, labelled, Common, Disposition, TableAction};
-use crate::actuator::{resource_key, TableUpdate};
+use crate::actuator::{resource_key, MemberUpdate, TableUpdate};
 use crate::audit::Outcome;
 use crate::cloud::tracker::{CloudView, Tracked};
 use crate::cloud::{BillingMode, TableDescription, Throughput};
-use crate::config::{units_stream, CapacityLimits, CapacitySpec, Config, Mode, TableConfig};
-use crate::policy::burst::BurstModel;
+use crate::config::{
+    throttled_stream, units_stream, CapacityLimits, CapacitySpec, Config, Mode, TableConfig,
+};
+use crate::policy::burst::{BurstModel, BurstTrust};
 use crate::policy::demand::DemandView;
-use crate::policy::dynamodb::{decide_op, plan, HoldReason, Op, OpContext, OpVerdict, Plan};
+use crate::policy::dynamodb::{
+    decide_op, expected_lower, plan, Change, HoldReason, Op, OpContext, OpVerdict, Plan, Rule,
+    BET_RECORDED_AFTER_S,
+};
+use crate::policy::spend::Outlook;
 use crate::series::{SeriesStore, StreamId};
 use crate::state::BudgetStore;
 
@@ -46,6 +52,8 @@ pub struct OpAdvice {
     pub source: DemandSource,
     pub limits: CapacityLimits,
     pub verdict: OpVerdict,
+    /// How long burst capacity has been counted on to carry demand (a bet).
+    pub betting_s: Option<f64>,
 }
 
 /// What the decider thinks of one table or index, for the API.
@@ -83,6 +91,13 @@ impl ResourceAdvice {
         }
     }
 }
+
+/// Advice, verdicts to plan and expected lower capacities, per operation.
+type OpsOfResource = (
+    Vec<OpAdvice>,
+    Vec<(Op, u64, OpVerdict)>,
+    Vec<(Op, u64, DateTime<Utc>)>,
+);
 
 /// What one step decided.
 #[derive(Debug, Default)]
@@ -167,16 +182,46 @@ impl Views<'_> {
     }
 }
 
+/// What the decider keeps per resource and operation about burst capacity.
+#[derive(Debug, Default)]
+struct BurstState {
+    /// The bucket, modelled from demand.
+    model: BurstModel,
+    /// How big a bucket is trusted (throttling lowers it).
+    trust: BurstTrust,
+    /// The newest second throttling was seen in (counted once).
+    throttled_second: Option<i64>,
+    /// The newest throttled minute CloudWatch reported (counted once).
+    reported_minute: Option<i64>,
+    /// Since when burst capacity is counted on to carry demand above the band.
+    bet_since: Option<DateTime<Utc>>,
+    /// The last tick a bet was made.
+    last_bet: Option<DateTime<Utc>>,
+    /// The current bet has its `held` record.
+    bet_recorded: bool,
+}
+
+/// A gate holding a resource's decisions is recorded at most this often.
+const GATE_RECORDED_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Throttling this soon after a bet is the bet's failure.
+const BET_RECENT_S: i64 = 60;
+
 pub(crate) struct TableDecider {
     config: Arc<Config>,
-    /// The burst bucket of each resource and operation, modelled from demand.
-    burst: HashMap<(String, Op), BurstModel>,
+    /// Burst capacity per resource and operation.
+    burst: HashMap<(String, Op), BurstState>,
     /// The decision recorded last per resource (recorded once until it changes).
     last_recorded: HashMap<String, Option<String>>,
     /// Tables with an UpdateTable call not answered yet.
     in_flight: HashSet<String>,
     /// Per table: the pause after changes whose retries all failed.
     cooldown: Cooldown,
+    /// Per resource and gate: when that gate was last recorded.
+    gates_recorded: HashMap<(String, String), DateTime<Utc>>,
+    /// Per resource: the schedule's needs of the rest of the UTC day, and
+    /// the hour (unix hours) they were computed in.
+    needs: HashMap<String, (i64, Vec<DateTime<Utc>>)>,
 }
 
 impl TableDecider {
@@ -187,6 +232,8 @@ impl TableDecider {
             last_recorded: HashMap::new(),
             in_flight: HashSet::new(),
             cooldown: Cooldown::default(),
+            needs: HashMap::new(),
+            gates_recorded: HashMap::new(),
         }
     }
 
@@ -231,24 +278,90 @@ impl TableDecider {
                 continue;
             };
             let fresh = self.fresh(tracked, common.now);
-            // One call per table at a time: an index waits for its table's.
-            let mut acted = self.in_flight.contains(&table.name);
-            for r in resources(table, desc, tracked.last_ok) {
-                let (advice, action) = self.resource(
-                    &r, desc, fresh, acted, &mut views, budget, common, &mut step,
-                );
-                if action
-                    .as_ref()
-                    .is_some_and(|a| a.disposition == Disposition::Apply)
-                {
-                    acted = true;
-                    self.in_flight.insert(table.name.clone());
-                }
-                step.actions.extend(action);
-                step.advice.push(advice);
+            // One call per table at a time: members wait for the table's.
+            let busy = self.in_flight.contains(&table.name);
+            let mut members: Vec<Member> = resources(table, desc, tracked.last_ok)
+                .iter()
+                .map(|r| {
+                    let managed = cloud.aws_auto_scaling(&table.name, r.index);
+                    self.member(
+                        r, desc, fresh, busy, managed, &mut views, budget, common, &mut step,
+                    )
+                })
+                .collect();
+            with_table_writes(&mut members);
+            let actions = self.table_actions(&table.name, &mut members, &common.fleet, common.now);
+            if actions.iter().any(|a| a.disposition == Disposition::Apply) {
+                self.in_flight.insert(table.name.clone());
             }
+            for m in members {
+                step.actions.extend(m.bets);
+                step.advice.push(m.advice);
+            }
+            step.actions.extend(actions);
         }
         step
+    }
+
+    /// The actions of one table's members, and the gate each shows:
+    /// increases of every member that may act go in one call, decreases
+    /// wait while any member is raised and then go one at a time.
+    fn table_actions(
+        &mut self,
+        table: &str,
+        members: &mut [Member],
+        fleet: &FleetReading,
+        now: DateTime<Utc>,
+    ) -> Vec<TableAction> {
+        let raising = members.iter().any(|m| {
+            matches!(
+                m.advice.plan,
+                Some(Plan::Update {
+                    decrease: false,
+                    ..
+                })
+            )
+        });
+        let mut out = Vec::new();
+        let mut combined: Vec<MemberUpdate> = Vec::new();
+        let mut decreasing = false;
+        for m in members.iter_mut() {
+            let is_up = matches!(
+                m.advice.plan,
+                Some(Plan::Update {
+                    decrease: false,
+                    ..
+                })
+            );
+            if raising && !is_up {
+                // A decrease never goes while a sibling is raised.
+                continue;
+            }
+            let (action, gate) = self.act(m, fleet, now);
+            m.advice.gate = gate.map(|g| g.to_string());
+            let Some(action) = action else { continue };
+            match action.disposition {
+                Disposition::Apply if is_up => combined.extend(action.update.members),
+                Disposition::Apply if decreasing => {}
+                Disposition::Apply => {
+                    decreasing = true;
+                    out.push(action);
+                }
+                _ => out.push(action),
+            }
+        }
+        if !combined.is_empty() {
+            out.push(TableAction {
+                update: TableUpdate {
+                    table: table.to_string(),
+                    members: combined,
+                    decrease: false,
+                    mode: Mode::Apply,
+                },
+                disposition: Disposition::Apply,
+            });
+        }
+        out
     }
 
     fn fresh(&self, tracked: &Tracked<TableDescription>, now: DateTime<Utc>) -> bool {
@@ -257,19 +370,21 @@ impl TableDecider {
         tracked.last_ok.is_some_and(|t| now - t <= within)
     }
 
-    /// Advice and the action (if any) for one table or index.
+    /// Advice, plan and gate of one table or index, and the records of the
+    /// bets on burst that start.
     #[allow(clippy::too_many_arguments)]
-    fn resource(
+    fn member(
         &mut self,
         r: &Resource,
         desc: &TableDescription,
         fresh: bool,
         table_busy: bool,
+        aws_auto_scaling: Option<String>,
         views: &mut Views,
         budget: &mut BudgetStore,
         common: &Common,
         step: &mut TableStep,
-    ) -> (ResourceAdvice, Option<TableAction>) {
+    ) -> Member {
         let now = common.now;
         let key = r.key();
         let configured = r.table.mode.unwrap_or(self.config.mode);
@@ -277,7 +392,7 @@ impl TableDecider {
             .overrides
             .effective(&[&key, &r.table.name], configured);
         let mode = runtime.acting().unwrap_or(configured);
-        let rule = self.config.dynamodb.policy.decrease_rule();
+        let rule = crate::policy::budget::DecreaseRule::of(&self.config.dynamodb.policy);
         let ledger = {
             let described_at = r.described_at.unwrap_or(now);
             let before = budget.ledger(&key).used_today(now);
@@ -286,16 +401,29 @@ impl TableDecider {
             step.budget_changed |= ledger.used_today(now) != before;
             ledger.clone()
         };
-        let (ops, verdicts) = self.ops(r, views, common);
+        let (ops, verdicts, lower) = self.ops(r, views, common);
+        let outlook = Outlook {
+            lower,
+            schedule_needs: self.schedule_needs(r, now),
+        };
+        let bets = self.follow_bets(&key, &verdicts, now);
         let on_demand = desc.billing_mode == BillingMode::PayPerRequest;
-        let plan = (!on_demand && r.provisioned.is_some())
-            .then(|| plan(&verdicts, &ledger, now, &self.config.dynamodb.policy));
+        let plan = (!on_demand && r.provisioned.is_some()).then(|| {
+            plan(
+                &verdicts,
+                &ledger,
+                now,
+                &self.config.dynamodb.policy,
+                &outlook,
+            )
+        });
         let gate = first_gate(&GateInputs {
             runtime,
             mode,
             may_act: common.may_act,
             fleet_unseen: common.fleet.unseen.as_deref(),
             audit_unavailable: common.audit_unavailable.as_deref(),
+            aws_auto_scaling: aws_auto_scaling.as_deref(),
             cooldown: self.cooldown.wait(&r.table.name, now),
             what: "table",
             described_recently: fresh,
@@ -306,7 +434,16 @@ impl TableDecider {
             ],
             in_flight: table_busy,
         });
-        let (action, shown_gate) = self.act(r, &key, mode, plan.as_ref(), gate, &common.fleet);
+        let bets: Vec<TableAction> = bets
+            .into_iter()
+            .map(|change| {
+                let units = self
+                    .burst
+                    .get(&(key.clone(), change.op))
+                    .map_or(0.0, |b| b.model.units);
+                held(r, change, mode, units)
+            })
+            .collect();
         let advice = ResourceAdvice {
             table: r.table.name.clone(),
             index: r.index.map(str::to_string),
@@ -316,32 +453,39 @@ impl TableDecider {
             billing_mode: desc.billing_mode,
             ops,
             plan,
-            gate: shown_gate.map(|g| g.to_string()),
+            gate: None,
             decreases_used_today: ledger.used_today(now),
             decreases_left_today: ledger.left_today(now, rule),
             next_decrease_at: ledger.next_allowed(now, rule),
             fleet: common.fleet.clone(),
         };
-        (advice, action)
+        Member {
+            advice,
+            gate,
+            provisioned: r.provisioned,
+            write_max: r
+                .write
+                .map(|spec| self.config.schedule.row(&spec.hours, now).max),
+            bets,
+        }
     }
 
-    /// The action a plan leads to, and the gate to show (if any).
+    /// The action a member's plan leads to, and the gate to show (if any).
     fn act(
         &mut self,
-        r: &Resource,
-        key: &str,
-        mode: Mode,
-        plan: Option<&Plan>,
-        gate: Option<Gate>,
+        m: &Member,
         fleet: &FleetReading,
+        now: DateTime<Utc>,
     ) -> (Option<TableAction>, Option<Gate>) {
-        let last = self.last_recorded.entry(key.to_string()).or_default();
-        let (changes, decrease, gate) = match (plan, r.provisioned) {
+        let (key, mode, gate) = (&m.advice.resource, m.advice.mode, m.gate.clone());
+        let last = self.last_recorded.entry(key.clone()).or_default();
+        let (changes, decrease, gate) = match (&m.advice.plan, m.provisioned) {
             (Some(Plan::Update { changes, decrease }), Some(_)) => (changes, *decrease, gate),
             (
                 Some(Plan::WaitForBudget {
                     changes,
                     next_allowed,
+                    why,
                 }),
                 Some(_),
             ) => (
@@ -349,6 +493,7 @@ impl TableDecider {
                 true,
                 Some(gate.unwrap_or(Gate::Budget {
                     until: *next_allowed,
+                    why: *why,
                 })),
             ),
             // Nothing to do: a later recommendation is new again.
@@ -357,19 +502,18 @@ impl TableDecider {
                 return (None, None);
             }
         };
-        let update = TableUpdate {
-            table: r.table.name.clone(),
-            index: r.index.map(str::to_string),
-            current: r.provisioned.unwrap_or(Throughput { read: 0, write: 0 }),
-            changes: changes.clone(),
+        let update = TableUpdate::single(
+            &m.advice.table,
+            m.advice.index.as_deref(),
+            m.provisioned.unwrap_or(Throughput { read: 0, write: 0 }),
+            changes.clone(),
             decrease,
             mode,
-        };
+        );
         let fingerprint = format!(
             "{}|{}",
             mode.as_str(),
-            update
-                .changes
+            changes
                 .iter()
                 .map(|c| format!("{}:{}", c.op.as_str(), c.to))
                 .collect::<Vec<_>>()
@@ -379,20 +523,36 @@ impl TableDecider {
             update,
             disposition: labelled(d, fleet),
         });
+        // A gate that comes back (the budget, then UPDATING for a sibling's
+        // call, then the budget again) is recorded once per resource every
+        // GATE_RECORDED_EVERY, not at every turn.
+        let action = match (action, &gate) {
+            (Some(a), Some(g))
+                if a.disposition != Disposition::Apply
+                    && !matches!(g, Gate::AwsAutoScaling { .. }) =>
+            {
+                let seen = self
+                    .gates_recorded
+                    .entry((key.clone(), g.stable_key()))
+                    .or_insert(DateTime::<Utc>::MIN_UTC);
+                (now - *seen >= GATE_RECORDED_EVERY).then(|| {
+                    *seen = now;
+                    a
+                })
+            }
+            (a, _) => a,
+        };
         (action, gate)
     }
 
-    /// Read and write of one resource: advice, and the verdicts to plan.
-    fn ops(
-        &mut self,
-        r: &Resource,
-        views: &mut Views,
-        common: &Common,
-    ) -> (Vec<OpAdvice>, Vec<(Op, u64, OpVerdict)>) {
+    /// Read and write of one resource: advice, the verdicts to plan, and
+    /// where falling demand is heading (for planning decreases).
+    fn ops(&mut self, r: &Resource, views: &mut Views, common: &Common) -> OpsOfResource {
         let p = self.config.dynamodb.policy;
         let stale_s = self.config.ingest.stale_after.as_secs() as i64;
         let mut ops = Vec::new();
         let mut verdicts = Vec::new();
+        let mut lower = Vec::new();
         for (op, spec) in [(Op::Read, r.read), (Op::Write, r.write)] {
             let Some(spec) = spec else { continue };
             let (view, source) = self.demand(r, op, spec, views, common);
@@ -400,15 +560,26 @@ impl TableDecider {
             let current = r
                 .provisioned
                 .map(|t| if op == Op::Read { t.read } else { t.write });
-            let burst = self.observe_burst(&r.key(), op, &view, common.now, current);
+            let throttled = throttled_at(views, r, op, common.now);
             let ctx = OpContext::at(
                 &spec.hours,
                 &self.config.schedule,
                 common.now,
                 current.unwrap_or(0),
                 &p,
-            )
-            .with_burst(burst);
+            );
+            let key = r.key();
+            let reported = common
+                .cloudwatch_throttled
+                .iter()
+                .filter(|(res, o, _)| *res == key && *o == op)
+                .map(|(_, _, minute)| *minute)
+                .max();
+            let seen = Throttling {
+                second: throttled,
+                reported_minute: reported,
+            };
+            let ctx = self.with_burst(&key, op, &view, common.now, current, seen, ctx);
             let verdict = match current {
                 Some(_) => decide_op(&view, &ctx, &p, stale_s),
                 None => OpVerdict::Hold {
@@ -417,6 +588,11 @@ impl TableDecider {
             };
             let verdict = hold_decreases_on_estimates(verdict, &common.fleet);
             if let Some(cur) = current {
+                if matches!(verdict, OpVerdict::Down { .. }) {
+                    lower.extend(
+                        expected_lower(&view, &ctx, common.now).map(|(to, at)| (op, to, at)),
+                    );
+                }
                 verdicts.push((op, cur, verdict.clone()));
             }
             ops.push(OpAdvice {
@@ -426,35 +602,149 @@ impl TableDecider {
                 peak_60s: view.peak(60),
                 source,
                 limits: ctx.limits,
+                betting_s: ctx
+                    .hold_s
+                    .filter(|_| matches!(verdict, OpVerdict::Bet { .. })),
                 verdict,
             });
         }
-        (ops, verdicts)
+        (ops, verdicts, lower)
     }
 
-    /// Feeds the seconds past their grace window to the resource's burst
-    /// model; returns the units it holds.
-    fn observe_burst(
+    /// Instants before UTC midnight at which the schedule lowers a limit
+    /// of this resource (computed once per resource and hour).
+    fn schedule_needs(&mut self, r: &Resource, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let hour = now.timestamp().div_euclid(3600);
+        let key = r.key();
+        if let Some((h, needs)) = self.needs.get(&key) {
+            if *h == hour {
+                return needs.clone();
+            }
+        }
+        let midnight = crate::policy::budget::next_midnight(now);
+        let lowered = |a: &CapacityLimits, b: &CapacityLimits| b.min < a.min || b.max < a.max;
+        let mut needs: Vec<DateTime<Utc>> = [r.read, r.write]
+            .into_iter()
+            .flatten()
+            .flat_map(|spec| {
+                self.config
+                    .schedule
+                    .changes_within(&spec.hours, now, midnight, lowered)
+            })
+            .collect();
+        needs.sort();
+        needs.dedup();
+        self.needs.insert(key, (hour, needs.clone()));
+        needs
+    }
+
+    /// The context's burst figures for one resource and operation: new
+    /// throttling lowers the trust and empties the model; the seconds past
+    /// their grace window are fed to the model; how long a bet has lasted.
+    #[allow(clippy::too_many_arguments)]
+    fn with_burst(
         &mut self,
         key: &str,
         op: Op,
         view: &DemandView,
         now: DateTime<Utc>,
         provisioned: Option<u64>,
-    ) -> f64 {
+        seen: Throttling,
+        mut ctx: OpContext,
+    ) -> OpContext {
         let Some(provisioned) = provisioned else {
-            return 0.0;
+            return ctx;
         };
-        let model = self.burst.entry((key.to_string(), op)).or_default();
+        let memory = self.config.dynamodb.policy.burst_memory;
+        let state = self.burst.entry((key.to_string(), op)).or_default();
         let now_s = now.timestamp();
         let sealed_before = now_s - self.config.ingest.grace.as_secs_f64().ceil() as i64;
         let first = now_s - view.seconds.len() as i64;
         // Only the seconds the model has not seen yet.
-        let from = model.last_second().map_or(first, |l| (l + 1).max(first));
+        let from = state
+            .model
+            .last_second()
+            .map_or(first, |l| (l + 1).max(first));
+        let cap = state.trust.seconds(now, memory);
         for second in from..sealed_before {
-            model.observe(second, view.seconds[(second - first) as usize], provisioned);
+            state.model.observe(
+                second,
+                view.seconds[(second - first) as usize],
+                provisioned,
+                cap,
+            );
         }
-        model.units
+        if let Some(second) = seen.second {
+            if state.throttled_second.is_none_or(|s| second > s) {
+                state.throttled_second = Some(second);
+                // A bet that just flickered off still counts: demand
+                // hovering at the band's top starts and ends bets.
+                let betting = state
+                    .last_bet
+                    .is_some_and(|t| now - t <= chrono::TimeDelta::seconds(BET_RECENT_S));
+                state
+                    .trust
+                    .throttled(now, &mut state.model, provisioned, betting);
+            }
+        }
+        if let Some(minute) = seen.reported_minute {
+            // CloudWatch's word, when the app's own counter did not already
+            // tell of that minute.
+            let told = state
+                .throttled_second
+                .is_some_and(|s| (minute..minute + 60).contains(&s));
+            if state.reported_minute.is_none_or(|m| minute > m) {
+                state.reported_minute = Some(minute);
+                if !told {
+                    state.trust.reported(now);
+                }
+            }
+        }
+        ctx.burst = state.model.units;
+        ctx.trusted_s = cap;
+        ctx.throttled = seen.second.is_some();
+        ctx.hold_s = state.bet_since.map(|since| (now - since).as_seconds_f64());
+        ctx
+    }
+
+    /// Follows each operation's bets on burst capacity: a bet that has
+    /// lasted [`BET_RECORDED_AFTER_S`] is returned (to be recorded once; a
+    /// spike's bet of a second or two is not worth a record), one that is
+    /// no longer made ends.
+    fn follow_bets(
+        &mut self,
+        key: &str,
+        verdicts: &[(Op, u64, OpVerdict)],
+        now: DateTime<Utc>,
+    ) -> Vec<Change> {
+        let mut started = Vec::new();
+        for (op, from, verdict) in verdicts {
+            let Some(state) = self.burst.get_mut(&(key.to_string(), *op)) else {
+                continue;
+            };
+            match verdict {
+                OpVerdict::Bet { to, rule, evidence } => {
+                    state.last_bet = Some(now);
+                    let since = *state.bet_since.get_or_insert(now);
+                    let lasted = (now - since).as_seconds_f64() >= BET_RECORDED_AFTER_S;
+                    if lasted && !state.bet_recorded {
+                        state.bet_recorded = true;
+                        started.push(Change {
+                            op: *op,
+                            from: *from,
+                            to: *to,
+                            rule: *rule,
+                            evidence: *evidence,
+                        });
+                    }
+                }
+                _ => {
+                    state.bet_since = None;
+                    state.bet_recorded = false;
+                }
+            }
+        }
+        started
     }
 
     /// Reported units win while fresh; otherwise requests/s x per_request.
@@ -490,6 +780,133 @@ impl TableDecider {
         let stale_s = self.config.ingest.stale_after.as_secs() as i64;
         pick_demand(metric, from_requests, views.history, stale_s)
     }
+}
+
+/// Throttling seen for one resource and operation this tick.
+#[derive(Debug, Clone, Copy)]
+struct Throttling {
+    /// The newest second the app reported throttled calls in (the current or the one before).
+    second: Option<i64>,
+    /// The newest throttled minute CloudWatch reported.
+    reported_minute: Option<i64>,
+}
+
+/// One table or index of a step: what it thinks, and what it would do.
+struct Member {
+    advice: ResourceAdvice,
+    /// The first gate that holds its decisions.
+    gate: Option<Gate>,
+    provisioned: Option<Throughput>,
+    /// This hour's max write capacity, when its writes are managed.
+    write_max: Option<u64>,
+    /// Records of bets on burst capacity that start.
+    bets: Vec<TableAction>,
+}
+
+/// When the table's writes are raised, each index whose writes rapidscale
+/// manages is raised by the same ratio in the same call (a base-table
+/// write projected onto an index is a write to it, and an index short of
+/// write capacity throttles its table's writes), unless its own plan asks
+/// for more; never past its hour's max.
+fn with_table_writes(members: &mut [Member]) {
+    let Some(ratio) =
+        members
+            .iter()
+            .find(|m| m.advice.index.is_none())
+            .and_then(|base| match &base.advice.plan {
+                Some(Plan::Update {
+                    changes,
+                    decrease: false,
+                }) => changes
+                    .iter()
+                    .find(|c| c.op == Op::Write && c.to > c.from && c.from > 0)
+                    .map(|c| c.to as f64 / c.from as f64),
+                _ => None,
+            })
+    else {
+        return;
+    };
+    for m in members.iter_mut().filter(|m| m.advice.index.is_some()) {
+        let (Some(prov), Some(max)) = (m.provisioned, m.write_max) else {
+            continue;
+        };
+        let to = ((prov.write as f64 * ratio).ceil() as u64).min(max.max(prov.write));
+        if to <= prov.write {
+            continue;
+        }
+        let change = Change {
+            op: Op::Write,
+            from: prov.write,
+            to,
+            rule: Rule::WithTable,
+            evidence: crate::policy::dynamodb::Evidence {
+                demand: None,
+                threshold: None,
+                window_s: 0,
+            },
+        };
+        m.advice.plan = Some(match m.advice.plan.take() {
+            Some(Plan::Update {
+                mut changes,
+                decrease: false,
+            }) => {
+                match changes.iter_mut().find(|c| c.op == Op::Write) {
+                    Some(c) => c.to = c.to.max(to),
+                    None => changes.push(change),
+                }
+                Plan::Update {
+                    changes,
+                    decrease: false,
+                }
+            }
+            _ => Plan::Update {
+                changes: vec![change],
+                decrease: false,
+            },
+        });
+    }
+}
+
+/// The record of a bet on burst capacity that starts: what capacity would
+/// have been raised to, and why it is not (yet).
+fn held(r: &Resource, change: Change, mode: Mode, burst: f64) -> TableAction {
+    TableAction {
+        update: TableUpdate::single(
+            &r.table.name,
+            r.index,
+            r.provisioned.unwrap_or(Throughput { read: 0, write: 0 }),
+            vec![change],
+            false,
+            mode,
+        ),
+        disposition: Disposition::Record {
+            outcome: Outcome::Held,
+            reason: Some(format!(
+                "burst capacity has carried the excess for {BET_RECORDED_AFTER_S:.0} s (about {burst:.0} units left, as modelled); raised if it runs short, on throttling, or after hold_max"
+            )),
+        },
+    }
+}
+
+/// Seconds back in which throttling reported by the app ends a bet on
+/// burst (the current second and the one before: a count sent at the end of
+/// a second is still seen in the next).
+const THROTTLE_SEEN_S: i64 = 2;
+
+/// The newest second, among the current one and the one before, in which
+/// the app reported throttled calls for this resource and operation.
+fn throttled_at(views: &Views, r: &Resource, op: Op, now: DateTime<Utc>) -> Option<i64> {
+    let id = views
+        .store
+        .id(&throttled_stream(&r.table.name, r.index, op.as_str()))?;
+    let now_s = now.timestamp();
+    (now_s - THROTTLE_SEEN_S + 1..=now_s).rev().find(|&second| {
+        let value = views
+            .store
+            .open_value(id, second)
+            .or_else(|| views.store.point(id, second).map(|p| p.value as f64));
+        value.is_some_and(|v| v > 0.0)
+    })
 }
 
 /// A fleet read as an estimate is not zero traffic, nor exact: no decrease

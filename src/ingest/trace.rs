@@ -16,14 +16,32 @@ use crate::series::{Observation, StreamId};
 /// tick of the second (they tick on quarter seconds), before the next.
 pub const FEED_AT_MS: u64 = 999;
 
+/// What else happens each second of a trace, right after its count is fed
+/// (the replay serves the second's demand on a simulated account and feeds
+/// back what it throttled, as the application's counters would).
+pub type SecondHook = Arc<dyn Fn(i64, &Sink) + Send + Sync>;
+
 /// Per-second counts from a unix second on.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TraceSource {
     /// The stream the counts feed.
     pub stream: String,
     /// The unix second of `counts[0]`.
     pub start: i64,
     pub counts: Arc<Vec<f64>>,
+    /// Run after each second's count is fed, with that second.
+    pub then: Option<SecondHook>,
+}
+
+impl std::fmt::Debug for TraceSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceSource")
+            .field("stream", &self.stream)
+            .field("start", &self.start)
+            .field("seconds", &self.counts.len())
+            .field("then", &self.then.is_some())
+            .finish()
+    }
 }
 
 impl TraceSource {
@@ -51,6 +69,9 @@ pub fn feed(source: &TraceSource, stream: StreamId, second: i64, sink: &Sink) {
         if sink.observe(stream, second, Observation::Count(n.max(0.0))) {
             sink.counters.accept();
         }
+    }
+    if let Some(then) = &source.then {
+        then(second, sink);
     }
 }
 

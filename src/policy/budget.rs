@@ -39,6 +39,11 @@ impl DecreaseRule {
     };
 
     /// AWS's rule with another daily quota (raised in Service Quotas).
+    /// The rule for a policy's configured quota.
+    pub fn of(p: &crate::config::DynamoPolicy) -> DecreaseRule {
+        DecreaseRule::with_quota(p.decrease_quota as usize)
+    }
+
     pub fn with_quota(quota: usize) -> DecreaseRule {
         DecreaseRule {
             anytime: DecreaseRule::AWS.anytime.min(quota),

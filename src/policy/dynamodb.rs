@@ -25,8 +25,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::budget::DecreaseLedger;
+use super::budget::{DecreaseLedger, DecreaseRule};
 use super::demand::DemandView;
+use super::spend::{may_spend, Outlook, Wait};
 use crate::config::{CapacityLimits, DynamoPolicy, HourTable, Schedule};
 use crate::series::{least_squares, percentile};
 
@@ -38,6 +39,10 @@ pub enum Rule {
     Surge,
     Sustained,
     Trend,
+    /// The app reported throttling: raised to cover the newest peak.
+    Throttled,
+    /// An index's writes raised with its table's (projected writes).
+    WithTable,
     HourMax,
     LowDemand,
 }
@@ -50,6 +55,8 @@ impl Rule {
             Rule::Surge => "surge",
             Rule::Sustained => "sustained",
             Rule::Trend => "trend",
+            Rule::Throttled => "throttled",
+            Rule::WithTable => "with_table",
             Rule::HourMax => "hour_max",
             Rule::LowDemand => "low_demand",
         }
@@ -86,9 +93,6 @@ pub enum HoldReason {
     AtMax,
     /// Not enough known history for a decrease yet.
     ShortHistory,
-    /// Demand is above the band, but the modelled burst capacity covers
-    /// the excess for longer than an increase takes.
-    BurstCovers,
     /// A sidecar of the fleet is silent: its demand is estimated, and no
     /// decrease is made on an estimate.
     FleetEstimated,
@@ -112,6 +116,16 @@ pub enum OpVerdict {
         /// Saves at least `min_decrease` (or enforces the hour's max).
         worth_it: bool,
     },
+    /// Demand is above the band; the modelled burst bucket carries the
+    /// excess for longer than an increase takes, so capacity is not raised
+    /// yet (a bet on burst capacity, bounded by `hold_max` and
+    /// `hold_excess`, ended by any throttling). `to` is what it would be
+    /// raised to.
+    Bet {
+        to: u64,
+        rule: Rule,
+        evidence: Evidence,
+    },
 }
 
 /// Where one operation (read or write) of a resource stands now.
@@ -126,6 +140,13 @@ pub struct OpContext {
     pub prewarm_min: Option<u64>,
     /// Burst capacity banked, as modelled ([`super::burst::BurstModel`]).
     pub burst: f64,
+    /// The app reported throttling in the newest seconds: no bet on burst.
+    pub throttled: bool,
+    /// Seconds the current bet on burst capacity has lasted, if one is on.
+    pub hold_s: Option<f64>,
+    /// Seconds of the provisioned rate the bucket is trusted to hold
+    /// ([`super::burst::BurstTrust`]).
+    pub trusted_s: f64,
 }
 
 impl OpContext {
@@ -152,6 +173,9 @@ impl OpContext {
             upcoming_min,
             prewarm_min: (next.min > limits.min).then_some(next.min),
             burst: 0.0,
+            throttled: false,
+            hold_s: None,
+            trusted_s: super::burst::BURST_SECONDS,
         }
     }
 
@@ -177,7 +201,8 @@ fn round_up(units: f64, unit: u64) -> u64 {
 struct Wanted {
     up: Option<(u64, Rule, Evidence)>,
     wants_more: bool,
-    left_to_burst: bool,
+    /// Left to burst capacity: what it would be raised to otherwise.
+    bet: Option<(u64, Rule, Evidence)>,
 }
 
 impl Wanted {
@@ -217,13 +242,12 @@ pub fn decide_op(
             reason: HoldReason::Stale,
         };
     }
+    if let Some((to, rule, evidence)) = wanted.bet.filter(|(to, _, _)| *to > cur) {
+        return OpVerdict::Bet { to, rule, evidence };
+    }
     if wanted.wants_more {
         return OpVerdict::Hold {
-            reason: if wanted.left_to_burst {
-                HoldReason::BurstCovers
-            } else {
-                HoldReason::AtMax
-            },
+            reason: HoldReason::AtMax,
         };
     }
     decrease(view, ctx, p, unit)
@@ -242,39 +266,75 @@ fn demand_above_band(
     let size = |demand: f64| round_up(demand / limits.target, unit).clamp(limits.min, limits.max);
     let band_hi = cur as f64 * limits.target * (1.0 + p.tolerance);
     let burst_mode = p.burst_share > 0.0;
+    // A bet on burst is off once the app saw throttling, once the bet has
+    // lasted `hold_max`, and for an excess past `hold_excess`.
+    let may_bet =
+        burst_mode && !ctx.throttled && ctx.hold_s.is_none_or(|h| h < p.hold_max.as_secs_f64());
     // Whether the modelled burst bucket could keep demand `rate` within the
     // band until an increase made now would be in effect: the excess over
     // the band's top, not over capacity, so headroom is kept (requests are
     // not spread evenly over a second, or over partitions).
     let burst_covers = |rate: f64| {
-        burst_mode
-            && (rate - band_hi).max(0.0) * p.update_time.as_secs_f64() <= p.burst_share * ctx.burst
+        let excess = (rate - band_hi).max(0.0);
+        may_bet
+            && excess <= p.hold_excess * cur as f64
+            && excess * p.update_time.as_secs_f64() <= p.burst_share * ctx.burst
     };
+    if ctx.throttled {
+        // Throttled now: capacity is short of what the app asks, whatever
+        // the bucket was thought to hold. Raise to cover the rate of the
+        // newest seconds; a lone spike over a low rate is not sized for
+        // (the bucket refills under the headroom the target keeps).
+        let recent = view.newest(BURST_RATE_WINDOW_S);
+        let known: Vec<f64> = recent.into_iter().filter(|v| !v.is_nan()).collect();
+        if !known.is_empty() {
+            let rate = known.iter().sum::<f64>() / known.len() as f64;
+            if rate > band_hi {
+                wanted.wants_more = true;
+                let evidence = Evidence {
+                    demand: Some(rate),
+                    threshold: Some(band_hi),
+                    window_s: BURST_RATE_WINDOW_S as u64,
+                };
+                wanted.consider(cur, size(rate), Rule::Throttled, evidence);
+            }
+        }
+    }
     let n = p.up_window.as_secs().max(1) as usize;
     let newest = view.newest(n);
     if newest.len() == n && newest.iter().all(|v| !v.is_nan() && *v > band_hi) {
-        let peak = newest.iter().copied().fold(f64::MIN, f64::max);
         wanted.wants_more = true;
         // Left to burst only when the bucket could carry both the newest
         // BURST_RATE_WINDOW_S seconds' excess for `update_time` (one spiky
         // second does not look like a surge that will last) and the spike
-        // itself for BURST_RATE_WINDOW_S seconds (a small bucket does not
+        // itself for SPIKE_CARRY_S seconds (a small bucket does not
         // wait for the mean to catch up).
         let recent = view.newest(BURST_RATE_WINDOW_S.max(n));
         let known: Vec<f64> = recent.into_iter().filter(|v| !v.is_nan()).collect();
         let rate = known.iter().sum::<f64>() / known.len().max(1) as f64;
         let spike = newest.iter().sum::<f64>() / n as f64;
-        let spike_carried =
-            (spike - band_hi).max(0.0) * BURST_RATE_WINDOW_S as f64 <= p.burst_share * ctx.burst;
-        if burst_covers(rate) && spike_carried {
-            wanted.left_to_burst = true;
+        let counted = if burst_mode {
+            p.burst_share * ctx.burst
         } else {
-            let evidence = Evidence {
-                demand: Some(peak),
-                threshold: Some(band_hi),
-                window_s: n as u64,
-            };
-            wanted.consider(cur, size(peak), Rule::Surge, evidence);
+            0.0
+        };
+        let spike_carried = (spike - band_hi).max(0.0) * SPIKE_CARRY_S <= counted;
+        // Sized to the newest `up_window` seconds' mean, less what the bucket
+        // can carry over the next
+        // SPIKE_CARRY_S seconds, never below the newest rate: a spike
+        // over a full bucket asks for a little, a surge that drained it for
+        // its whole height (increases are free; a capacity raised too far
+        // waits for a decrease).
+        let need = (spike - counted / SPIKE_CARRY_S).max(rate);
+        let evidence = Evidence {
+            demand: Some(need),
+            threshold: Some(band_hi),
+            window_s: n as u64,
+        };
+        if burst_covers(rate) && spike_carried {
+            wanted.bet = Some((size(need), Rule::Surge, evidence));
+        } else {
+            wanted.consider(cur, size(need), Rule::Surge, evidence);
         }
     }
     if burst_mode {
@@ -300,14 +360,16 @@ fn demand_above_band(
     if let Some((predicted, window_s)) = trend_prediction(view, p) {
         if predicted > band_hi {
             wanted.wants_more = true;
+            let evidence = Evidence {
+                demand: Some(predicted),
+                threshold: Some(band_hi),
+                window_s,
+            };
             if burst_covers(predicted) {
-                wanted.left_to_burst = true;
+                if wanted.bet.is_none_or(|(to, _, _)| size(predicted) > to) {
+                    wanted.bet = Some((size(predicted), Rule::Trend, evidence));
+                }
             } else {
-                let evidence = Evidence {
-                    demand: Some(predicted),
-                    threshold: Some(band_hi),
-                    window_s,
-                };
                 wanted.consider(cur, size(predicted), Rule::Trend, evidence);
             }
         }
@@ -353,6 +415,14 @@ fn decrease(view: &DemandView, ctx: &OpContext, p: &DynamoPolicy, unit: u64) -> 
 
 /// Seconds whose mean excess the burst check projects over `update_time`.
 pub const BURST_RATE_WINDOW_S: usize = 10;
+
+/// A bet on burst capacity is recorded (`held`) once it has lasted this
+/// long; the record's time is this long after the bet began.
+pub const BET_RECORDED_AFTER_S: f64 = 10.0;
+
+/// Seconds a spike (the newest `up_window` seconds' mean) must be carried
+/// by the burst capacity counted on to be left to it.
+pub const SPIKE_CARRY_S: f64 = 5.0;
 
 /// How straight a line must fit to be trusted. A step seen as a line never
 /// reaches this (R^2 <= 0.75 however many seconds of the step the window
@@ -435,9 +505,22 @@ fn low_demand(
         percentile(&known, 0.99)
     };
     let floor = ctx.limits.min.max(ctx.upcoming_min);
-    let to = round_up(demand / ctx.limits.target, unit)
+    let mut to = round_up(demand / ctx.limits.target, unit)
         .max(floor)
         .min(ctx.limits.max.max(floor));
+    if p.burst_share > 0.0 && to < ctx.provisioned {
+        // Never so low that the bucket a smaller capacity banks (as far as
+        // it is trusted) no longer carries the window's spikes: the p99
+        // second's excess over the new band for SPIKE_CARRY_S, the
+        // check the `surge` rule makes.
+        let n = known.len();
+        let k = ((n as f64 * 0.01) as usize).min(n - 1);
+        let (_, spike, _) = known.select_nth_unstable_by(n - 1 - k, f64::total_cmp);
+        let h = SPIKE_CARRY_S;
+        let carried = *spike * h
+            / (p.burst_share * ctx.trusted_s + ctx.limits.target * (1.0 + p.tolerance) * h);
+        to = to.max(round_up(carried, unit).min(ctx.provisioned));
+    }
     Some((
         to,
         Evidence {
@@ -446,6 +529,53 @@ fn low_demand(
             window_s: n as u64,
         },
     ))
+}
+
+/// Where demand is heading, for planning decreases: when the newest
+/// minutes fall (a least-squares line over the newest 5 one-minute means),
+/// toward the lowest minute of the window (the level before a surge, say),
+/// the capacity that level needs and by when the line reaches it (within
+/// the hour). None when demand is not falling.
+pub fn expected_lower(
+    view: &DemandView,
+    ctx: &OpContext,
+    now: DateTime<Utc>,
+) -> Option<(u64, DateTime<Utc>)> {
+    let minutes: Vec<f64> = view
+        .seconds
+        .rchunks_exact(60)
+        .map(|m| {
+            let known: Vec<f64> = m.iter().copied().filter(|v| !v.is_nan()).collect();
+            if known.len() * 2 < m.len() {
+                f64::NAN
+            } else {
+                known.iter().sum::<f64>() / known.len() as f64
+            }
+        })
+        .collect();
+    if minutes.len() < 5 || minutes.iter().any(|m| m.is_nan()) {
+        return None;
+    }
+    // `minutes` is newest first.
+    let level = minutes[0];
+    let base = minutes.iter().copied().fold(f64::MAX, f64::min);
+    let points: Vec<(f64, f64)> = minutes[..5]
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, v)| (i as f64, *v))
+        .collect();
+    let fit = least_squares(&points)?;
+    if fit.slope >= 0.0 || level <= base * 1.2 {
+        return None;
+    }
+    let minutes_to_base = ((level - base) / -fit.slope).clamp(1.0, 60.0);
+    let floor = ctx.limits.min.max(ctx.upcoming_min);
+    let to = ((base / ctx.limits.target).ceil() as u64)
+        .max(floor)
+        .min(ctx.limits.max.max(floor));
+    let at = now + chrono::TimeDelta::seconds((minutes_to_base * 60.0) as i64);
+    Some((to, at))
 }
 
 /// Means of every `k` consecutive values (one value per window position);
@@ -509,26 +639,25 @@ pub enum Plan {
         changes: Vec<Change>,
         decrease: bool,
     },
-    /// A worthwhile decrease waits for the budget.
+    /// A worthwhile decrease waits: for the budget, or kept for a better use.
     WaitForBudget {
         changes: Vec<Change>,
         next_allowed: DateTime<Utc>,
+        why: Wait,
     },
 }
 
 /// Combines the read and write verdicts of one resource under its budget:
-/// increases go at once; a decrease is spent only when one is worth it,
-/// and then carries the other operation's decrease in the same call.
-///
-/// The reserve: when spending a decrease now would leave fewer than
-/// `reserve` achievable before UTC midnight, only a decrease that saves at
-/// least twice `min_decrease` (or enforces the hour's max) is spent; the
-/// others wait, so the day's last decreases go to the largest savings.
+/// increases go at once, in a call of their own (a decrease in the same
+/// call could have AWS refuse the increase with it); a decrease is spent
+/// when one is worth it and [`super::spend::may_spend`] says now, and then
+/// carries the other operation's decrease in the same call.
 pub fn plan(
     verdicts: &[(Op, u64, OpVerdict)],
     ledger: &DecreaseLedger,
     now: DateTime<Utc>,
     p: &DynamoPolicy,
+    outlook: &Outlook,
 ) -> Plan {
     let change = |op: Op, from: u64, to: u64, rule: Rule, evidence: Evidence| Change {
         op,
@@ -544,6 +673,12 @@ pub fn plan(
             _ => None,
         })
         .collect();
+    if !ups.is_empty() {
+        return Plan::Update {
+            changes: ups,
+            decrease: false,
+        };
+    }
     let downs: Vec<Change> = verdicts
         .iter()
         .filter_map(|(op, from, v)| match v {
@@ -556,55 +691,45 @@ pub fn plan(
     let any_worth = verdicts
         .iter()
         .any(|(_, _, v)| matches!(v, OpVerdict::Down { worth_it: true, .. }));
-    let can_decrease = any_worth && spendable(ledger, now, p, &downs);
-    match (ups.is_empty(), can_decrease) {
-        (false, true) => Plan::Update {
-            changes: ups.into_iter().chain(downs).collect(),
-            decrease: true,
-        },
-        (false, false) => Plan::Update {
-            changes: ups,
-            decrease: false,
-        },
-        (true, true) => Plan::Update {
+    if !any_worth {
+        return Plan::Hold;
+    }
+    match may_spend(ledger, now, p, &downs, outlook) {
+        Ok(()) => Plan::Update {
             changes: downs,
             decrease: true,
         },
-        (true, false) if any_worth => Plan::WaitForBudget {
-            next_allowed: next_spendable(ledger, now, p, &downs),
+        Err(why) => Plan::WaitForBudget {
+            next_allowed: next_spendable(ledger, now, p, &downs, outlook, why),
             changes: downs,
+            why,
         },
-        (true, false) => Plan::Hold,
     }
 }
 
-/// Whether the budget lets these decreases go now (see [`plan`]).
-fn spendable(
-    ledger: &DecreaseLedger,
-    now: DateTime<Utc>,
-    p: &DynamoPolicy,
-    downs: &[Change],
-) -> bool {
-    match ledger.left_after_spending(now, p.decrease_rule()) {
-        None => false,
-        Some(left) if left >= p.reserve as usize => true,
-        Some(_) => downs.iter().any(|c| {
-            c.rule == Rule::HourMax
-                || (c.from - c.to.min(c.from)) as f64 >= 2.0 * p.min_decrease * c.from as f64
-        }),
-    }
-}
-
-/// The first whole minute from `now` at which these decreases may go.
+/// When these decreases may go: the rule's next slot, the instant a larger
+/// decrease is expected, or the first whole minute from `now` at which the
+/// reserve and the schedule let them.
 fn next_spendable(
     ledger: &DecreaseLedger,
     now: DateTime<Utc>,
     p: &DynamoPolicy,
     downs: &[Change],
+    outlook: &Outlook,
+    why: Wait,
 ) -> DateTime<Utc> {
-    let mut t = ledger.next_allowed(now, p.decrease_rule());
+    let rule = DecreaseRule::of(p);
+    match why {
+        Wait::Rule => return ledger.next_allowed(now, rule),
+        Wait::Larger { by } => return by,
+        Wait::Reserve | Wait::Schedule { .. } => {}
+    }
+    let mut t = ledger.next_allowed(now, rule);
     for _ in 0..(26 * 60) {
-        if spendable(ledger, t, p, downs) {
+        if !matches!(
+            may_spend(ledger, t, p, downs, outlook),
+            Err(Wait::Reserve | Wait::Schedule { .. } | Wait::Rule)
+        ) {
             return t;
         }
         t += chrono::TimeDelta::minutes(1);

@@ -10,3 +10,4 @@ pub(crate) mod burst;
 pub mod calibrate;
 pub(crate) mod demand;
 pub mod dynamodb;
+pub(crate) mod spend;

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,10 +21,11 @@ use crate::app::core::{Core, Persistence};
 use crate::audit::{Outcome, Phase};
 use crate::clock::{SharedClock, TokioClock};
 use crate::cloud::Throughput;
-use crate::config::{Config, FleetView, Mode};
-use crate::ingest::trace::{self, TraceSource, FEED_AT_MS};
+use crate::config::{throttled_stream, Config, FleetView, Mode};
+use crate::ingest::trace::{self, SecondHook, TraceSource, FEED_AT_MS};
 use crate::ingest::{lock, Delivery, Sink, SourceCounters};
 use crate::policy::dynamodb::Op;
+use crate::series::Observation;
 use crate::sim::cloud::SimCloud;
 use crate::sim::{SimSettings, SimWorld};
 
@@ -121,10 +122,13 @@ pub fn replay_world(settings: &SimSettings, targets: &[Target]) -> SimWorld {
             .unwrap_or(Throughput { read: 1, write: 1 });
         world.add_table(name, base, indexes.get(name).map_or(&[], Vec::as_slice));
     }
+    for t in targets {
+        world.set_highest(&t.table, t.index.as_deref(), t.highest());
+    }
     world
 }
 
-/// The trace as an ingestion source.
+/// The trace as an ingestion source (its counts only).
 pub fn trace_source(config: &Config, start: DateTime<Utc>, requests: &[f64]) -> TraceSource {
     TraceSource {
         stream: config
@@ -134,7 +138,64 @@ pub fn trace_source(config: &Config, start: DateTime<Utc>, requests: &[f64]) -> 
             .unwrap_or_else(|| TRACE_STREAM.to_string()),
         start: start.timestamp(),
         counts: Arc::new(requests.to_vec()),
+        then: None,
     }
+}
+
+/// Per second, what each replayed capacity had provisioned and throttled
+/// ([target][op]).
+pub type ServedSeries = Arc<Mutex<Vec<Vec<OpSeries>>>>;
+
+/// The trace as the application's traffic on a simulated account: each
+/// second, once its count is fed, its demand is served on the simulated
+/// tables (burst, partitions, throttling), and what was throttled comes
+/// back as the application's throttle counters would, on each capacity's
+/// `throttled` stream. The daemon in the equivalence test is given the
+/// same source, so both see the same feedback.
+pub fn served_trace_source(
+    config: &Config,
+    start: DateTime<Utc>,
+    requests: &[f64],
+    targets: &[Target],
+    cloud: Arc<SimCloud>,
+) -> (TraceSource, ServedSeries) {
+    let series: ServedSeries = Arc::new(Mutex::new(
+        targets
+            .iter()
+            .map(|t| {
+                t.ops
+                    .iter()
+                    .map(|_| OpSeries::with_capacity(requests.len()))
+                    .collect()
+            })
+            .collect(),
+    ));
+    let targets: Arc<Vec<Target>> = Arc::new(targets.to_vec());
+    let groups = table_groups(&targets);
+    let recorded = series.clone();
+    let first = start.timestamp();
+    let then: SecondHook = Arc::new(move |second: i64, sink: &Sink| {
+        let Ok(s) = usize::try_from(second - first) else {
+            return;
+        };
+        let at = DateTime::from_timestamp(second, 0).unwrap_or(start);
+        let served = serve_world(&mut cloud.world(), &targets, &groups, s, at);
+        let mut series = recorded.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, t) in targets.iter().enumerate() {
+            for (k, o) in t.ops.iter().enumerate() {
+                let (provisioned, throttled) = served[i][k];
+                series[i][k].push(provisioned, throttled);
+                if throttled > 0.0 {
+                    let name = throttled_stream(&t.table, t.index.as_deref(), o.op.as_str());
+                    let id = lock(&sink.store).register(&name, Delivery::Pushed.stream_kind());
+                    sink.observe(id, second, Observation::Count(throttled / o.per_request));
+                }
+            }
+        }
+    });
+    let mut source = trace_source(config, start, requests);
+    source.then = Some(then);
+    (source, series)
 }
 
 /// Replays the trace through rapidscale; `each_second(s, start of s)` runs
@@ -196,7 +257,8 @@ async fn drive(
         Persistence::Replay,
     )
     .await;
-    let source = trace_source(&core.config, start, requests);
+    let (source, served) =
+        served_trace_source(&core.config, start, requests, targets, cloud.clone());
     let stream = lock(&core.store).register(&source.stream, Delivery::Pushed.stream_kind());
     let sink = Sink {
         store: core.store.clone(),
@@ -206,25 +268,12 @@ async fn drive(
     let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
     core.spawn_deciding(&tasks, &stop);
 
-    let mut side = Side {
-        series: targets
-            .iter()
-            .map(|t| {
-                t.ops
-                    .iter()
-                    .map(|_| OpSeries::with_capacity(requests.len()))
-                    .collect()
-            })
-            .collect(),
-        figures: vec![ResourceFigures::default(); targets.len()],
-    };
     let t0 = tokio::time::Instant::now();
     for s in 0..requests.len() {
         let at = t0 + Duration::from_secs(s as u64) + Duration::from_millis(FEED_AT_MS);
         tokio::time::sleep_until(at).await;
         let second = start.timestamp() + s as i64;
         trace::feed(&source, stream, second, &sink);
-        serve(&cloud, targets, s, clock.now(), &mut side.series);
         each_second(s, start + chrono::TimeDelta::seconds(s as i64));
         if s % 3600 == 3599 {
             progress(s as u64 + 1);
@@ -236,42 +285,71 @@ async fn drive(
     if let Err(e) = core.audit.flush() {
         tracing::warn!(error = %e, "Cannot write the replay's audit log.");
     }
-    side.figures = figures_from_audit(&core, targets);
-    side
+    let series = std::mem::take(&mut *served.lock().unwrap_or_else(|p| p.into_inner()));
+    Side {
+        series,
+        figures: figures_from_audit(&core, targets),
+    }
 }
 
-/// Serves second `s`'s demand on the simulated tables and records what
-/// each operation had provisioned and what was throttled.
-fn serve(
-    cloud: &SimCloud,
-    targets: &[Target],
-    s: usize,
-    now: DateTime<Utc>,
-    series: &mut [Vec<OpSeries>],
-) {
-    let mut world = cloud.world();
-    world.advance(now);
+/// The targets grouped by table: a table is served with its indexes.
+pub type TableGroups = Vec<(String, Vec<usize>)>;
+
+pub fn table_groups(targets: &[Target]) -> TableGroups {
+    let mut groups: TableGroups = Vec::new();
     for (i, t) in targets.iter().enumerate() {
-        let (r, w) = world.serve(
-            &t.table,
-            t.index.as_deref(),
-            t.demand(Op::Read, s),
-            t.demand(Op::Write, s),
-            now,
-        );
-        let prov = world
-            .table(&t.table)
-            .and_then(|x| x.resource(t.index.as_deref()))
-            .map(|x| x.provisioned())
-            .unwrap_or(Throughput { read: 0, write: 0 });
-        for (k, o) in t.ops.iter().enumerate() {
-            let (served, p) = match o.op {
-                Op::Read => (r, prov.read),
-                Op::Write => (w, prov.write),
-            };
-            series[i][k].push(p, served.throttled);
+        match groups.iter_mut().find(|(name, _)| *name == t.table) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((t.table.clone(), vec![i])),
         }
     }
+    groups
+}
+
+/// Serves second `s`'s demand on the simulated tables, a table with its
+/// indexes at once (an index short of write capacity holds back its
+/// table's writes); per target and operation: (provisioned, throttled units).
+pub fn serve_world(
+    world: &mut SimWorld,
+    targets: &[Target],
+    groups: &TableGroups,
+    s: usize,
+    now: DateTime<Utc>,
+) -> Vec<Vec<(u64, f64)>> {
+    world.advance(now);
+    let mut out: Vec<Vec<(u64, f64)>> = targets
+        .iter()
+        .map(|t| vec![(0, 0.0); t.ops.len()])
+        .collect();
+    for (table, members) in groups {
+        let demands: Vec<(Option<&str>, f64, f64)> = members
+            .iter()
+            .map(|&i| {
+                let t = &targets[i];
+                (
+                    t.index.as_deref(),
+                    t.demand(Op::Read, s),
+                    t.demand(Op::Write, s),
+                )
+            })
+            .collect();
+        let served = world.serve_table(table, &demands, now);
+        for (m, &i) in members.iter().enumerate() {
+            let t = &targets[i];
+            let prov = world
+                .table(table)
+                .and_then(|x| x.resource(t.index.as_deref()))
+                .map(|x| x.provisioned())
+                .unwrap_or(Throughput { read: 0, write: 0 });
+            for (k, o) in t.ops.iter().enumerate() {
+                out[i][k] = match o.op {
+                    Op::Read => (prov.read, served[m].0.throttled),
+                    Op::Write => (prov.write, served[m].1.throttled),
+                };
+            }
+        }
+    }
+    out
 }
 
 /// Calls made, decreases spent and calls refused, per resource, from the
@@ -283,10 +361,9 @@ fn figures_from_audit(core: &Core<SimCloud>, targets: &[Target]) -> Vec<Resource
         .map(|t| {
             let key = t.key();
             let mut f = ResourceFigures::default();
-            for r in records
-                .iter()
-                .filter(|r| r.resource == key && r.phase == Phase::Completed)
-            {
+            for r in records.iter().filter(|r| {
+                r.phase == Phase::Completed && r.changes.iter().any(|c| c.member(r) == key)
+            }) {
                 match r.outcome {
                     Outcome::Applied => {
                         f.actions += 1;

@@ -57,6 +57,8 @@ pub struct OpTarget {
     /// Demand in units per second.
     pub units: Vec<f64>,
     pub initial: u64,
+    /// The highest capacity the table or index ever had, before the replay.
+    pub highest: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +81,18 @@ impl Target {
             match o.op {
                 Op::Read => t.read = o.initial,
                 Op::Write => t.write = o.initial,
+            }
+        }
+        t
+    }
+
+    /// The highest capacity it ever had before the replay.
+    pub fn highest(&self) -> Throughput {
+        let mut t = self.initial();
+        for o in &self.ops {
+            match o.op {
+                Op::Read => t.read = t.read.max(o.highest),
+                Op::Write => t.write = t.write.max(o.highest),
             }
         }
         t
@@ -159,11 +173,24 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// The capacities the trace can drive, with their demand in units.
+/// The highest one-minute mean of per-second requests.
+pub fn peak_minute_rps(requests: &[f64]) -> f64 {
+    requests
+        .chunks(60)
+        .map(|m| m.iter().filter(|v| v.is_finite()).sum::<f64>() / 60.0)
+        .fold(0.0, f64::max)
+}
+
+/// The capacities the trace can drive, with their demand in units. Each
+/// table or index has had, before the replay, the capacity that
+/// `known_peak_rps` (requests/s) needs at its target (None: only its
+/// initial capacity): an increase past that is a new high, which the
+/// simulator makes slower (new partitions).
 pub fn targets(
     config: &Config,
     requests: &[f64],
     start: DateTime<Utc>,
+    known_peak_rps: Option<f64>,
 ) -> (Vec<Target>, Vec<Skipped>) {
     let mut out = Vec::new();
     let mut skipped = Vec::new();
@@ -190,12 +217,19 @@ pub fn targets(
                 let mean = head.iter().sum::<f64>() / head.len().max(1) as f64;
                 let initial =
                     ((mean / limits.target).ceil() as u64).clamp(limits.min.max(1), limits.max);
+                let highest = known_peak_rps.map_or(initial, |rps| {
+                    let peak_limits = (0..24)
+                        .map(|h| spec.hours[h].target)
+                        .fold(f64::MAX, f64::min);
+                    ((rps * per_request / peak_limits).ceil() as u64).max(initial)
+                });
                 ops.push(OpTarget {
                     op,
                     per_request,
                     spec: spec.clone(),
                     units,
                     initial,
+                    highest,
                 });
             }
             if !ops.is_empty() {
@@ -220,10 +254,11 @@ pub fn run(
     settings: &SimSettings,
     start: DateTime<Utc>,
     requests: Vec<f64>,
+    known_peak_rps: Option<f64>,
     audit_dir: &std::path::Path,
     mut progress: impl FnMut(u64),
 ) -> (Outcome, Vec<Skipped>) {
-    let (targets, skipped) = targets(config, &requests, start);
+    let (targets, skipped) = targets(config, &requests, start, known_peak_rps);
     let n = requests.len();
     let mut native = native::NativeSide::new(&targets, settings, n);
     let mut rapid = engine::run(
@@ -285,6 +320,7 @@ pub fn run_scratch(
     settings: &SimSettings,
     start: DateTime<Utc>,
     requests: Vec<f64>,
+    known_peak_rps: Option<f64>,
     progress: impl FnMut(u64),
 ) -> (Outcome, Vec<Skipped>) {
     static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -293,7 +329,15 @@ pub fn run_scratch(
         std::process::id(),
         SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
-    let result = run(config, settings, start, requests, &dir, progress);
+    let result = run(
+        config,
+        settings,
+        start,
+        requests,
+        known_peak_rps,
+        &dir,
+        progress,
+    );
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -341,6 +385,84 @@ pub struct ReplayArgs {
     pub days: Option<u32>,
     pub trace_options: trace::TraceOptions,
     pub settings: SimSettings,
+    /// Also replay in the robustness grid's worlds ([`ROBUSTNESS_GRID`]).
+    pub robustness: bool,
+}
+
+/// The worlds of the robustness table: the bucket's size (s) and the median
+/// update delay (s). The policy is told neither.
+pub const ROBUSTNESS_GRID: [(f64, f64); 6] = [
+    (300.0, 15.0),
+    (60.0, 15.0),
+    (0.0, 15.0),
+    (300.0, 60.0),
+    (60.0, 60.0),
+    (0.0, 60.0),
+];
+
+/// Replays the same traffic in every world of [`ROBUSTNESS_GRID`] (the
+/// replay's own world is reused where it is one of them), two at a time on
+/// their own threads, each with its own seeded jitter.
+fn robustness(
+    config: &Config,
+    args: &ReplayArgs,
+    start: DateTime<Utc>,
+    requests: &[f64],
+    known_peak: f64,
+    own: &Outcome,
+) -> Vec<report::RobustnessRow> {
+    let same = |b: f64, d: f64| {
+        args.settings.burst_seconds == b && args.settings.update_delay.as_secs_f64() == d
+    };
+    let worlds: Vec<(f64, f64)> = ROBUSTNESS_GRID
+        .iter()
+        .copied()
+        .filter(|&(b, d)| !same(b, d))
+        .collect();
+    let mut done: Vec<report::RobustnessRow> = Vec::new();
+    for pair in worlds.chunks(2) {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = pair
+                .iter()
+                .map(|&(burst, delay)| {
+                    let settings = SimSettings {
+                        burst_seconds: burst,
+                        update_delay: std::time::Duration::from_secs_f64(delay),
+                        ..args.settings.clone()
+                    };
+                    scope.spawn(move || {
+                        fastrand::seed(args.seed);
+                        let (outcome, _) = run_scratch(
+                            config,
+                            &settings,
+                            start,
+                            requests.to_vec(),
+                            Some(known_peak),
+                            |_| {},
+                        );
+                        report::RobustnessRow::of(burst, delay, &outcome)
+                    })
+                })
+                .collect();
+            for h in handles {
+                if let Ok(row) = h.join() {
+                    done.push(row);
+                }
+            }
+        });
+    }
+    ROBUSTNESS_GRID
+        .iter()
+        .filter_map(|&(b, d)| {
+            if same(b, d) {
+                Some(report::RobustnessRow::of(b, d, own))
+            } else {
+                done.iter()
+                    .find(|r| r.burst_seconds == b && r.update_delay_s == d)
+                    .cloned()
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -382,6 +504,8 @@ pub fn replay(
         .iter()
         .map(|r| r * args.scale)
         .collect();
+    // The tables have served this traffic before; the surges are new.
+    let known_peak = peak_minute_rps(&requests);
     let spec = (args.surges > 0).then_some(surges::SurgeSpec {
         per_day: args.surges,
         amplitude: args.surge_amp,
@@ -405,6 +529,7 @@ pub fn replay(
         &args.settings,
         start,
         requests,
+        Some(known_peak),
         &args.report_dir,
         progress,
     );
@@ -412,6 +537,11 @@ pub fn replay(
     if outcome.targets.is_empty() {
         return Err(ReplayError::NothingToReplay);
     }
+    let robustness = if args.robustness {
+        robustness(config, args, start, &outcome.requests, known_peak, &outcome)
+    } else {
+        Vec::new()
+    };
     let report = report::build(
         &outcome,
         report::ReportInput {
@@ -424,6 +554,7 @@ pub fn replay(
             pricing: config.pricing,
             skipped,
             replay_wall_s: wall,
+            robustness,
         },
     );
     let files = report::write_all(&args.report_dir, &report, &outcome).map_err(|source| {

@@ -20,9 +20,10 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::engine::{replay_world, serve_world, table_groups, TableGroups};
 use super::{OpSeries, ResourceFigures, Target};
 use crate::actuator::TableUpdate;
-use crate::cloud::{CloudErrorKind, Throughput};
+use crate::cloud::CloudErrorKind;
 use crate::config::{CapacityLimits, Config, Mode};
 use crate::policy::budget::DecreaseLedger;
 use crate::policy::dynamodb::{Change, Evidence, Op, Rule};
@@ -126,12 +127,16 @@ impl NativeTracker {
     }
 }
 
-/// AWS's native scaling over the trace: one simulated table per target
-/// (an index's update does not hold its table), one tracker per operation,
-/// one second at a time. Calls decided at the end of a second reach the
+/// AWS's native scaling over the trace: the same simulated account as
+/// rapidscale's (a table with its indexes, the same world settings and
+/// seed, so the same drains), one tracker per capacity, one second at a
+/// time. Each table or index is its own scalable target: its changes go in
+/// a call of their own, refused while the table is UPDATING (the alarm asks
+/// again a minute later). Calls decided at the end of a second reach the
 /// simulator at the start of the next, as alarm actions do.
 pub struct NativeSide {
     world: SimWorld,
+    groups: TableGroups,
     ledgers: Vec<DecreaseLedger>,
     /// [target][op]
     trackers: Vec<Vec<NativeTracker>>,
@@ -140,18 +145,11 @@ pub struct NativeSide {
     queued: Vec<(usize, TableUpdate)>,
 }
 
-fn table_name(i: usize) -> String {
-    format!("t{i}")
-}
-
 impl NativeSide {
     pub fn new(targets: &[Target], settings: &SimSettings, seconds: usize) -> NativeSide {
-        let mut world = SimWorld::new(settings.clone());
-        for (i, t) in targets.iter().enumerate() {
-            world.add_table(&table_name(i), t.initial(), &[]);
-        }
         NativeSide {
-            world,
+            world: replay_world(settings, targets),
+            groups: table_groups(targets),
             ledgers: vec![DecreaseLedger::default(); targets.len()],
             trackers: targets
                 .iter()
@@ -176,16 +174,19 @@ impl NativeSide {
     pub fn second(&mut self, config: &Config, targets: &[Target], s: usize, now: DateTime<Utc>) {
         self.world.advance(now);
         self.call(now);
-        self.serve(targets, s, now);
+        let served = serve_world(&mut self.world, targets, &self.groups, s, now);
+        for (i, t) in targets.iter().enumerate() {
+            for (k, (o, &(provisioned, throttled))) in t.ops.iter().zip(&served[i]).enumerate() {
+                self.series[i][k].push(provisioned, throttled);
+                self.trackers[i][k].observe(now.timestamp(), (o.units[s] - throttled).max(0.0));
+            }
+        }
         self.decide(config, targets, now + TimeDelta::seconds(1));
     }
 
     fn call(&mut self, now: DateTime<Utc>) {
         for (i, u) in std::mem::take(&mut self.queued) {
-            match self
-                .world
-                .update_capacity(&table_name(i), None, u.target(), now)
-            {
+            match self.world.update_table(&u.table, &u.capacities(), now) {
                 Ok(()) => {
                     self.figures[i].actions += 1;
                     if u.decrease {
@@ -206,41 +207,21 @@ impl NativeSide {
         }
     }
 
-    fn serve(&mut self, targets: &[Target], s: usize, now: DateTime<Utc>) {
-        for (i, t) in targets.iter().enumerate() {
-            let (r, w) = self.world.serve(
-                &table_name(i),
-                None,
-                t.demand(Op::Read, s),
-                t.demand(Op::Write, s),
-                now,
-            );
-            let prov = self
-                .world
-                .table(&table_name(i))
-                .map(|t| t.base.provisioned())
-                .unwrap_or(Throughput { read: 0, write: 0 });
-            for (k, o) in t.ops.iter().enumerate() {
-                let (served, p) = match o.op {
-                    Op::Read => (r, prov.read),
-                    Op::Write => (w, prov.write),
-                };
-                self.series[i][k].push(p, served.throttled);
-                self.trackers[i][k].observe(now.timestamp(), served.consumed);
-            }
-        }
-    }
-
     fn decide(&mut self, config: &Config, targets: &[Target], now: DateTime<Utc>) {
+        let rule = self.world.settings.decrease_rule;
         for (i, t) in targets.iter().enumerate() {
-            let Some(table) = self.world.table(&table_name(i)) else {
+            let Some(table) = self.world.table(&t.table) else {
                 continue;
             };
-            // AWS does not act while the table is UPDATING either.
-            if table.base.pending.is_some() {
+            // An UpdateTable now would be refused (ResourceInUse): the
+            // alarm's action is tried again when it repeats.
+            if table.updating() {
                 continue;
             }
-            let current = table.base.provisioned();
+            let Some(resource) = table.resource(t.index.as_deref()) else {
+                continue;
+            };
+            let current = resource.provisioned();
             let cur = |op: Op| match op {
                 Op::Read => current.read,
                 Op::Write => current.write,
@@ -252,9 +233,7 @@ impl NativeSide {
                 else {
                     continue;
                 };
-                if to < cur(o.op)
-                    && !self.ledgers[i].allowed_at(now, self.world.settings.decrease_rule)
-                {
+                if to < cur(o.op) && !self.ledgers[i].allowed_at(now, rule) {
                     continue;
                 }
                 changes.push(Change {
@@ -275,14 +254,14 @@ impl NativeSide {
             let decrease = changes.iter().any(|c| c.to < c.from);
             self.queued.push((
                 i,
-                TableUpdate {
-                    table: table_name(i),
-                    index: None,
+                TableUpdate::single(
+                    &t.table,
+                    t.index.as_deref(),
                     current,
                     changes,
                     decrease,
-                    mode: Mode::Apply,
-                },
+                    Mode::Apply,
+                ),
             ));
         }
     }

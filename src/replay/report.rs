@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::surges::{Surge, SurgeSpec};
 use super::trace::TraceKind;
-use super::{Outcome, Policy, ResourceFigures, Skipped};
+use super::{OpSeries, Outcome, Policy, ResourceFigures, Skipped};
 use crate::config::Pricing;
 use crate::policy::dynamodb::Op;
 use crate::sim::SimSettings;
@@ -42,6 +42,22 @@ pub struct SurgeInfo {
     pub capacity_raised_after_s: std::collections::BTreeMap<Policy, Option<u64>>,
     /// Per policy: units throttled in the surge's first 10 minutes, all capacities.
     pub throttled_units: std::collections::BTreeMap<Policy, f64>,
+    /// Per policy: seconds of the surge's first 10 minutes in which burst
+    /// capacity served demand above the provisioned capacity (the first
+    /// replayed capacity, as `capacity_raised_after_s`).
+    pub burst_carried_s: std::collections::BTreeMap<Policy, u64>,
+}
+
+/// Seconds of `[at, at + horizon)` in which demand above the provisioned
+/// capacity was served (by burst capacity) rather than throttled.
+fn carried_seconds(units: &[f64], o: &OpSeries, at: usize, horizon: usize) -> u64 {
+    let end = (at + horizon).min(o.provisioned.len()).min(units.len());
+    (at..end)
+        .filter(|&s| {
+            let excess = units[s] - o.provisioned[s] as f64;
+            excess - o.throttled[s] >= 0.5 && excess > 0.0
+        })
+        .count() as u64
 }
 
 /// Seconds after `at` until the provisioned capacity first rose, within `horizon`.
@@ -50,12 +66,6 @@ fn raised_after(provisioned: &[u64], at: usize, horizon: usize) -> Option<u64> {
     (at..(at + horizon).min(provisioned.len()))
         .find(|&s| provisioned[s] > base)
         .map(|s| (s - at) as u64)
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SimulatorInfo {
-    pub update_delay_s: f64,
-    pub burst_seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +89,8 @@ pub struct Report {
     pub trace: TraceInfo,
     pub surges: Option<SurgeSpec>,
     pub surge_list: Vec<SurgeInfo>,
-    pub simulator: SimulatorInfo,
+    /// The simulated world's settings (every `replay` knob).
+    pub simulator: SimSettings,
     pub pricing: PricingInfo,
     /// Where the native model is described.
     pub native_model: &'static str,
@@ -88,6 +99,8 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     /// Wall-clock seconds the replay itself took.
     pub replay_wall_s: f64,
+    /// The same replay in harsher worlds (empty with `--no-robustness`).
+    pub robustness: Vec<RobustnessRow>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,17 +119,35 @@ pub struct ReportInput<'a> {
     pub pricing: Pricing,
     pub skipped: Vec<Skipped>,
     pub replay_wall_s: f64,
+    pub robustness: Vec<RobustnessRow>,
 }
 
-pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
-    let r = &outcome.requests;
-    let total: f64 = r.iter().sum();
-    let mut resources = Vec::new();
+/// The same replay in another world: what each policy throttled and cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct RobustnessRow {
+    /// The world's burst bucket, in seconds of provisioned capacity.
+    pub burst_seconds: f64,
+    /// The world's median update delay.
+    pub update_delay_s: f64,
+    pub totals: std::collections::BTreeMap<Policy, Totals>,
+}
+
+impl RobustnessRow {
+    pub fn of(burst_seconds: f64, update_delay_s: f64, outcome: &Outcome) -> RobustnessRow {
+        RobustnessRow {
+            burst_seconds,
+            update_delay_s,
+            totals: totals(outcome),
+        }
+    }
+}
+
+/// Both policies' figures summed over every replayed capacity.
+fn totals(outcome: &Outcome) -> std::collections::BTreeMap<Policy, Totals> {
     let mut totals: std::collections::BTreeMap<Policy, Totals> = Default::default();
-    for (i, t) in outcome.targets.iter().enumerate() {
-        let fig = |p: Policy| outcome.figures[&p][i].clone();
+    for i in 0..outcome.targets.len() {
         for p in Policy::ALL {
-            let f = fig(p);
+            let f = &outcome.figures[&p][i];
             let tot = totals.entry(p).or_default();
             for o in [&f.read, &f.write].into_iter().flatten() {
                 tot.throttled_units += o.throttled_units;
@@ -126,6 +157,17 @@ pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
             tot.actions += f.actions;
             tot.decreases += f.decreases_used.values().sum::<u64>();
         }
+    }
+    totals
+}
+
+pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
+    let r = &outcome.requests;
+    let total: f64 = r.iter().sum();
+    let mut resources = Vec::new();
+    let totals = totals(outcome);
+    for (i, t) in outcome.targets.iter().enumerate() {
+        let fig = |p: Policy| outcome.figures[&p][i].clone();
         resources.push(ResourceReport {
             resource: t.key(),
             rapidscale: fig(Policy::Rapidscale),
@@ -151,8 +193,14 @@ pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
                 let horizon = 600;
                 let mut raised = std::collections::BTreeMap::new();
                 let mut throttled = std::collections::BTreeMap::new();
+                let mut carried = std::collections::BTreeMap::new();
                 for p in Policy::ALL {
                     let series = &outcome.series[&p];
+                    let first = series.first().and_then(|ops| ops.first());
+                    let units = outcome.targets.first().and_then(|t| t.ops.first());
+                    if let (Some(o), Some(u)) = (first, units) {
+                        carried.insert(p, carried_seconds(&u.units, o, s.at, horizon));
+                    }
                     raised.insert(
                         p,
                         series
@@ -176,13 +224,11 @@ pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
                     extra_peak_rps: s.extra_peak,
                     capacity_raised_after_s: raised,
                     throttled_units: throttled,
+                    burst_carried_s: carried,
                 }
             })
             .collect(),
-        simulator: SimulatorInfo {
-            update_delay_s: input.settings.update_delay.as_secs_f64(),
-            burst_seconds: input.settings.burst_seconds,
-        },
+        simulator: input.settings.clone(),
         pricing: PricingInfo {
             read_unit_hour_usd: input.pricing.read_unit_hour,
             write_unit_hour_usd: input.pricing.write_unit_hour,
@@ -192,6 +238,7 @@ pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
         totals,
         skipped: input.skipped,
         replay_wall_s: input.replay_wall_s,
+        robustness: input.robustness,
     }
 }
 
@@ -390,6 +437,7 @@ fn markdown(r: &Report, o: &Outcome) -> String {
     markdown_head(&mut s, r);
     markdown_surges(&mut s, r);
     markdown_summary(&mut s, r);
+    markdown_robustness(&mut s, r);
     markdown_resources(&mut s, r, o);
     if !r.skipped.is_empty() {
         let _ = writeln!(s, "\n## Not replayed\n");
@@ -432,10 +480,23 @@ fn markdown_head(s: &mut String, r: &Report) {
             r.surge_list.len()
         );
     }
+    let w = &r.simulator;
+    let spread = if w.update_spread > 0.0 {
+        format!(" (log-normal, sigma {})", w.update_spread)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "\nSimulator: updates take effect after {} s (the table is UPDATING meanwhile); burst capacity holds up to {} s of unused capacity; DynamoDB's decrease rule is enforced. The AWS native model is described in `{}`.\n",
-        r.simulator.update_delay_s, r.simulator.burst_seconds, r.native_model
+        "\nSimulator (the policy is not told any of it): updates take effect after {} s{spread}, {}x that past a table's highest capacity ever (the table is UPDATING meanwhile); burst capacity holds up to {} s of unused capacity, drained by maintenance {} times a day on average; {:.0} % of demand on one hot key (a partition serves at most 3,000 RCU / 1,000 WCU); an index short of write capacity {} its table's writes; DynamoDB's decrease rule (4 any time, then one an hour, {} a day). The AWS native model is described in `{}`.\n",
+        w.update_delay.as_secs_f64(),
+        w.new_high_factor,
+        w.burst_seconds,
+        w.drains_per_day,
+        100.0 * w.hot_key_share,
+        if w.gsi_back_pressure { "throttles" } else { "does not throttle" },
+        w.decrease_rule.quota,
+        r.native_model
     );
 }
 
@@ -443,20 +504,24 @@ fn markdown_head(s: &mut String, r: &Report) {
 fn markdown_surges(s: &mut String, r: &Report) {
     if !r.surge_list.is_empty() {
         let _ = writeln!(s, "## Surges\n");
-        let _ = writeln!(s, "| start | hour mean req/s | capacity raised after (rapidscale / native) | throttled units in 10 min (rapidscale / native) |");
-        let _ = writeln!(s, "|---|---:|---:|---:|");
+        let _ = writeln!(s, "Per surge, for the first replayed capacity: when capacity was first raised, and for how many of the first 600 s burst capacity served demand above the provisioned capacity (the bucket carried it); throttled units over all capacities.\n");
+        let _ = writeln!(s, "| start | hour mean req/s | capacity raised after (rapidscale / native) | burst carried, s (rapidscale / native) | throttled units in 10 min (rapidscale / native) |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
         let after = |v: Option<&Option<u64>>| match v {
             Some(Some(s)) => format!("{s} s"),
             _ => "not within 10 min".to_string(),
         };
+        let carried = |v: Option<&u64>| v.map_or("-".to_string(), |s| s.to_string());
         for x in &r.surge_list {
             let _ = writeln!(
                 s,
-                "| {} | {:.0} | {} / {} | {:.0} / {:.0} |",
+                "| {} | {:.0} | {} / {} | {} / {} | {:.0} / {:.0} |",
                 x.at.format("%Y-%m-%d %H:%M:%S"),
                 x.hour_mean_rps,
                 after(x.capacity_raised_after_s.get(&Policy::Rapidscale)),
                 after(x.capacity_raised_after_s.get(&Policy::AwsNative)),
+                carried(x.burst_carried_s.get(&Policy::Rapidscale)),
+                carried(x.burst_carried_s.get(&Policy::AwsNative)),
                 x.throttled_units
                     .get(&Policy::Rapidscale)
                     .copied()
@@ -468,6 +533,52 @@ fn markdown_surges(s: &mut String, r: &Report) {
             );
         }
         let _ = writeln!(s);
+    }
+}
+
+/// The same traffic in harsher worlds, the policy told of none of them.
+fn markdown_robustness(s: &mut String, r: &Report) {
+    if r.robustness.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Robustness\n");
+    let _ = writeln!(
+        s,
+        "The same traffic and config replayed in worlds whose burst bucket holds 300, 60 or 0 s of provisioned capacity and whose updates take a median 15 or 60 s (every other knob as above). rapidscale is told neither. Cost is relative to the full-bucket world with the same delay.\n"
+    );
+    let _ = writeln!(s, "| bucket | update delay | throttled units (rapidscale / native) | rapidscale / native | cost (rapidscale / native) | rapidscale / native | rapidscale cost vs 300-s bucket |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|");
+    let get = |row: &RobustnessRow, p: Policy| row.totals.get(&p).cloned().unwrap_or_default();
+    for row in &r.robustness {
+        let (rs, nat) = (get(row, Policy::Rapidscale), get(row, Policy::AwsNative));
+        let full = r
+            .robustness
+            .iter()
+            .find(|x| x.burst_seconds == 300.0 && x.update_delay_s == row.update_delay_s)
+            .map(|x| get(x, Policy::Rapidscale).cost_usd);
+        let _ = writeln!(
+            s,
+            "| {:.0} s | {:.0} s | {:.0} / {:.0} | {} | ${:.2} / ${:.2} | {} | {} |",
+            row.burst_seconds,
+            row.update_delay_s,
+            rs.throttled_units,
+            nat.throttled_units,
+            ratio(rs.throttled_units, nat.throttled_units),
+            rs.cost_usd,
+            nat.cost_usd,
+            ratio(rs.cost_usd, nat.cost_usd),
+            full.map_or("-".to_string(), |f| ratio(rs.cost_usd, f)),
+        );
+    }
+    let _ = writeln!(s);
+}
+
+/// `a / b` as a percentage ("-" when `b` is zero).
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.1} %", 100.0 * a / b)
+    } else {
+        "-".to_string()
     }
 }
 

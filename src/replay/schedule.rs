@@ -170,14 +170,23 @@ pub fn run(config: &Config, source: &Source) -> Result<Output, SuggestError> {
     let profile = build(config, &streams);
     let suggestion = suggest::suggest(config, &profile);
     let fragment = suggest::fragment(config, &suggestion, &label);
-    let settings = SimSettings::default();
-    let (current, _) = replay::run_scratch(config, &settings, start, requests.clone(), |_| {});
+    let settings = SimSettings::replay(1);
+    let known_peak = Some(replay::peak_minute_rps(&requests));
+    let (current, _) = replay::run_scratch(
+        config,
+        &settings,
+        start,
+        requests.clone(),
+        known_peak,
+        |_| {},
+    );
     let suggested_config = suggest::apply(config, &suggestion);
     let (suggested, _) = replay::run_scratch(
         &suggested_config,
         &settings,
         start,
         requests.clone(),
+        known_peak,
         |_| {},
     );
     let (current, suggested) = (totals(&current), totals(&suggested));

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::cloud::{
     Capacity, CloudError, Coordination, Datum, DynamoMetric, GroupDescription, Heartbeat,
-    InitReport, Lease, Metrics, TableDescription, Throughput,
+    InitReport, Lease, MemberCapacity, Metrics, TableDescription,
 };
 
 /// A shared simulated account read through a clock.
@@ -73,6 +73,15 @@ impl Capacity for SimCloud {
         .await
     }
 
+    async fn dynamodb_scalable_targets(
+        &self,
+    ) -> Result<Vec<crate::cloud::ScalableTarget>, CloudError> {
+        self.call("DescribeScalableTargets", |w, now| {
+            w.dynamodb_scalable_targets(now)
+        })
+        .await
+    }
+
     async fn scaling_policies(&self, _group: &str) -> Result<Vec<String>, CloudError> {
         Ok(Vec::new())
     }
@@ -84,16 +93,13 @@ impl Capacity for SimCloud {
         .await
     }
 
-    async fn update_capacity(
+    async fn update_table(
         &self,
         table: &str,
-        index: Option<&str>,
-        capacity: Throughput,
+        members: &[MemberCapacity],
     ) -> Result<(), CloudError> {
-        self.call("UpdateTable", |w, now| {
-            w.update_capacity(table, index, capacity, now)
-        })
-        .await
+        self.call("UpdateTable", |w, now| w.update_table(table, members, now))
+            .await
     }
 }
 

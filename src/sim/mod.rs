@@ -36,38 +36,93 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Exp, LogNormal};
+use serde::Serialize;
 
 use crate::cloud::{
     BillingMode, CloudError, CloudErrorKind, Datum, DynamoMetric, GroupDescription, Heartbeat,
-    IndexDescription, InitReport, InstanceDescription, Lease, TableDescription, Throughput,
+    IndexDescription, InitReport, InstanceDescription, Lease, MemberCapacity, TableDescription,
+    Throughput,
 };
 use crate::policy::budget::{DecreaseLedger, DecreaseRule};
 use coordination::SimCoordinationTable;
 use metrics::{MinuteUse, SimMetrics};
 
-/// How the simulated services behave.
-#[derive(Debug, Clone, PartialEq)]
+/// How the simulated services behave. `Default` is the plain world the
+/// unit tests want (fixed delays, no drains, no hot key); [`SimSettings::replay`]
+/// is the world a replay runs in unless told otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SimSettings {
-    /// From UpdateTable to the new capacity being in effect.
+    /// From UpdateTable to the new capacity being in effect: the median.
+    #[serde(serialize_with = "as_seconds")]
     pub update_delay: Duration,
+    /// Spread of update delays: the sigma of a log-normal around the median
+    /// (0: every update takes exactly the median).
+    pub update_spread: f64,
+    /// An increase past the resource's highest capacity ever (new
+    /// partitions) takes this many times longer.
+    pub new_high_factor: f64,
     /// Seconds of unused provisioned capacity the burst bucket can hold.
     pub burst_seconds: f64,
+    /// Maintenance drains per table or index and day: each empties its
+    /// burst buckets at a random instant (a Poisson process).
+    pub drains_per_day: f64,
+    /// Share of each second's demand on one partition key (0: none).
+    pub hot_key_share: f64,
+    /// An index that throttles writes throttles the table's writes too.
+    pub gsi_back_pressure: bool,
     /// From a new instance launching to it being InService.
+    #[serde(serialize_with = "as_seconds")]
     pub boot_time: Duration,
     /// Requests/s one InService instance can serve.
     pub instance_rps: f64,
     /// DynamoDB's decrease rule (the account's quota).
     pub decrease_rule: DecreaseRule,
+    /// Seed of the simulator's own randomness (delays, drains).
+    pub seed: u64,
 }
+
+fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Per-partition limits of DynamoDB (Developer Guide, "Partitions and data
+/// distribution"): one partition serves at most this many units a second,
+/// whatever the table's provisioned capacity.
+pub const PARTITION_READ_UNITS: f64 = 3000.0;
+pub const PARTITION_WRITE_UNITS: f64 = 1000.0;
 
 impl Default for SimSettings {
     fn default() -> Self {
         Self {
             update_delay: Duration::from_secs(15),
+            update_spread: 0.0,
+            new_high_factor: 1.0,
             burst_seconds: 300.0,
+            drains_per_day: 0.0,
+            hot_key_share: 0.0,
+            gsi_back_pressure: true,
             boot_time: Duration::from_secs(120),
             instance_rps: 350.0,
             decrease_rule: DecreaseRule::AWS,
+            seed: 1,
+        }
+    }
+}
+
+impl SimSettings {
+    /// The world a replay runs in by default (docs/replay.md, "The
+    /// simulator"): updates of 15 s give or take (log-normal, sigma 0.3),
+    /// twice as long past the highest capacity ever, a full 300-s bucket
+    /// drained by maintenance once a day on average.
+    pub fn replay(seed: u64) -> SimSettings {
+        SimSettings {
+            update_spread: 0.3,
+            new_high_factor: 2.0,
+            drains_per_day: 1.0,
+            seed,
+            ..SimSettings::default()
         }
     }
 }
@@ -156,6 +211,25 @@ impl Capacity {
     }
 }
 
+/// One second of one operation: the hot key's partition refuses what is
+/// past a partition's limit (`hot` of the demand on one key, the rest
+/// spread over `partitions`), the capacity serves the rest.
+fn serve_op(
+    cap: &mut Capacity,
+    demand: f64,
+    burst_seconds: f64,
+    hot: f64,
+    partitions: f64,
+    limit: f64,
+) -> Served {
+    let demand = demand.max(0.0);
+    let on_hot = hot * demand + (1.0 - hot) * demand / partitions;
+    let over = (on_hot - limit).max(0.0);
+    let mut served = cap.serve(demand - over, burst_seconds);
+    served.throttled += over;
+    served
+}
+
 /// A table or one of its indexes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimResource {
@@ -166,6 +240,11 @@ pub struct SimResource {
     pub ledger: DecreaseLedger,
     pub last_increase: Option<DateTime<Utc>>,
     pub last_decrease: Option<DateTime<Utc>>,
+    /// The highest capacity it ever had: partitions are never merged, and
+    /// an increase past it needs new ones.
+    pub highest: Throughput,
+    /// Unix second of the next maintenance drain of its buckets (None: not drawn yet).
+    next_drain: Option<i64>,
 }
 
 impl SimResource {
@@ -177,6 +256,8 @@ impl SimResource {
             ledger: DecreaseLedger::default(),
             last_increase: None,
             last_decrease: None,
+            highest: t,
+            next_drain: None,
         }
     }
 
@@ -185,6 +266,14 @@ impl SimResource {
             read: self.read.provisioned,
             write: self.write.provisioned,
         }
+    }
+
+    /// Partitions its highest capacity needs (at least one).
+    pub fn partitions(&self) -> f64 {
+        (self.highest.read as f64 / PARTITION_READ_UNITS
+            + self.highest.write as f64 / PARTITION_WRITE_UNITS)
+            .ceil()
+            .max(1.0)
     }
 
     fn status(&self) -> &'static str {
@@ -203,7 +292,7 @@ pub struct SimTable {
 }
 
 impl SimTable {
-    fn updating(&self) -> bool {
+    pub fn updating(&self) -> bool {
         self.base.pending.is_some() || self.indexes.values().any(|i| i.pending.is_some())
     }
 
@@ -257,6 +346,14 @@ pub struct SimWorld {
     pub metrics: SimMetrics,
     /// Coordination tables by name.
     pub coordination: BTreeMap<String, SimCoordinationTable>,
+    /// Capacities registered with Application Auto Scaling (tests register
+    /// them to see rapidscale refuse to apply).
+    pub scalable_targets: Vec<crate::cloud::ScalableTarget>,
+    /// The simulator's own randomness, from `settings.seed`: drains (the
+    /// same in two worlds served the same demand, whatever their calls) and
+    /// update delays.
+    drain_rng: rand::rngs::StdRng,
+    delay_rng: rand::rngs::StdRng,
 }
 
 fn err(operation: &'static str, resource: &str, kind: CloudErrorKind, message: &str) -> CloudError {
@@ -268,6 +365,38 @@ fn err(operation: &'static str, resource: &str, kind: CloudErrorKind, message: &
     }
 }
 
+/// Whether one member's new capacity is valid and allowed.
+fn check_member(
+    r: &SimResource,
+    to: Throughput,
+    now: DateTime<Utc>,
+    rule: DecreaseRule,
+) -> Result<(), (CloudErrorKind, &'static str)> {
+    if to.read == 0 || to.write == 0 {
+        return Err((
+            CloudErrorKind::Other,
+            "ValidationException: capacity must be at least 1 (simulated)",
+        ));
+    }
+    let cur = r.provisioned();
+    if to == cur {
+        return Err((
+            CloudErrorKind::Other,
+            "ValidationException: the provisioned throughput is unchanged (simulated)",
+        ));
+    }
+    let decrease = to.read < cur.read || to.write < cur.write;
+    let mut ledger = r.ledger.clone();
+    ledger.roll(now);
+    if decrease && !ledger.allowed_at(now, rule) {
+        return Err((
+            CloudErrorKind::LimitExceeded,
+            "LimitExceededException: Subscriber limit exceeded: Provisioned throughput decreases are limited within a given UTC day (simulated)",
+        ));
+    }
+    Ok(())
+}
+
 fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
@@ -275,7 +404,6 @@ fn delta(d: Duration) -> TimeDelta {
 impl SimWorld {
     pub fn new(settings: SimSettings) -> Self {
         Self {
-            settings,
             tables: BTreeMap::new(),
             groups: BTreeMap::new(),
             faults: Vec::new(),
@@ -283,6 +411,48 @@ impl SimWorld {
             calls: BTreeMap::new(),
             metrics: SimMetrics::default(),
             coordination: BTreeMap::new(),
+            scalable_targets: Vec::new(),
+            drain_rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
+            delay_rng: rand::rngs::StdRng::seed_from_u64(settings.seed ^ 0x5eed_de1a),
+            settings,
+        }
+    }
+
+    /// The first drain at or after `from` (never, without drains).
+    fn draw_drain(&mut self, from: i64) -> i64 {
+        let per_s = self.settings.drains_per_day / 86_400.0;
+        match Exp::new(per_s) {
+            Ok(exp) if per_s > 0.0 => {
+                from.saturating_add(exp.sample(&mut self.drain_rng).ceil() as i64)
+            }
+            _ => i64::MAX,
+        }
+    }
+
+    /// How long an accepted update takes: the median, spread log-normally,
+    /// longer past the highest capacity ever.
+    fn draw_delay(&mut self, new_high: bool) -> Duration {
+        let s = &self.settings;
+        let median = s.update_delay.as_secs_f64() * if new_high { s.new_high_factor } else { 1.0 };
+        let factor = match LogNormal::new(0.0, s.update_spread) {
+            Ok(d) if s.update_spread > 0.0 => d.sample(&mut self.delay_rng).clamp(0.25, 4.0),
+            _ => 1.0,
+        };
+        Duration::from_secs_f64((median * factor).max(0.0))
+    }
+
+    /// Sets the highest capacity a table or index ever had (its partitions;
+    /// a new one has only its initial capacity).
+    pub fn set_highest(&mut self, table: &str, index: Option<&str>, highest: Throughput) {
+        if let Some(r) = self
+            .tables
+            .get_mut(table)
+            .and_then(|t| t.resource_mut(index))
+        {
+            r.highest = Throughput {
+                read: highest.read.max(r.read.provisioned),
+                write: highest.write.max(r.write.provisioned),
+            };
         }
     }
 
@@ -377,27 +547,105 @@ impl SimWorld {
         write: f64,
         now: DateTime<Utc>,
     ) -> (Served, Served) {
-        let burst = self.settings.burst_seconds;
-        let served = match self
+        self.serve_table(table, &[(index, read, write)], now)[0]
+    }
+
+    /// Serves one second of demand on a table and its indexes (`demands`:
+    /// resource, read units, write units) and records it for the
+    /// `AWS/DynamoDB` metrics; returns what happened, in `demands` order.
+    ///
+    /// Per resource and operation: a maintenance drain due empties the
+    /// bucket; the hot key's partition cannot serve more than a partition's
+    /// limit (burst does not help it); the rest is served from provisioned
+    /// capacity, then the bucket. Indexes are served first: with
+    /// `gsi_back_pressure`, the share of an index's writes throttled is
+    /// refused on the table's writes too.
+    pub fn serve_table(
+        &mut self,
+        table: &str,
+        demands: &[(Option<&str>, f64, f64)],
+        now: DateTime<Utc>,
+    ) -> Vec<(Served, Served)> {
+        let mut out = vec![(Served::default(), Served::default()); demands.len()];
+        let mut order: Vec<usize> = (0..demands.len()).collect();
+        order.sort_by_key(|&i| demands[i].0.is_none());
+        let mut index_write_refused: f64 = 0.0;
+        for i in order {
+            let (index, read, mut write) = demands[i];
+            if !self.drain_if_due(table, index, now.timestamp()) {
+                continue;
+            }
+            let mut pressed = 0.0;
+            if index.is_none() && self.settings.gsi_back_pressure && index_write_refused > 0.0 {
+                pressed = write.max(0.0) * index_write_refused;
+                write -= pressed;
+            }
+            let (burst, hot) = (self.settings.burst_seconds, self.settings.hot_key_share);
+            let Some(r) = self
+                .tables
+                .get_mut(table)
+                .and_then(|t| t.resource_mut(index))
+            else {
+                continue;
+            };
+            let parts = r.partitions();
+            let rs = serve_op(&mut r.read, read, burst, hot, parts, PARTITION_READ_UNITS);
+            let mut ws = serve_op(
+                &mut r.write,
+                write,
+                burst,
+                hot,
+                parts,
+                PARTITION_WRITE_UNITS,
+            );
+            ws.throttled += pressed;
+            if index.is_some() && write > 0.0 {
+                index_write_refused = index_write_refused.max(ws.throttled / write);
+            }
+            self.metrics.record_use(
+                table,
+                index,
+                now.timestamp(),
+                MinuteUse {
+                    consumed_read: rs.consumed,
+                    consumed_write: ws.consumed,
+                    throttled_read: rs.throttled,
+                    throttled_write: ws.throttled,
+                },
+            );
+            out[i] = (rs, ws);
+        }
+        out
+    }
+
+    /// Empties the resource's buckets when a maintenance drain is due, and
+    /// draws the next one. False when there is no such resource.
+    fn drain_if_due(&mut self, table: &str, index: Option<&str>, now_s: i64) -> bool {
+        let Some(next) = self
+            .tables
+            .get(table)
+            .and_then(|t| t.resource(index))
+            .map(|r| r.next_drain)
+        else {
+            return false;
+        };
+        let due = next.is_some_and(|at| at <= now_s);
+        if next.is_some() && !due {
+            return true;
+        }
+        let drawn = self.draw_drain(now_s);
+        if let Some(r) = self
             .tables
             .get_mut(table)
             .and_then(|t| t.resource_mut(index))
         {
-            Some(r) => (r.read.serve(read, burst), r.write.serve(write, burst)),
-            None => return (Served::default(), Served::default()),
-        };
-        self.metrics.record_use(
-            table,
-            index,
-            now.timestamp(),
-            MinuteUse {
-                consumed_read: served.0.consumed,
-                consumed_write: served.1.consumed,
-                throttled_read: served.0.throttled,
-                throttled_write: served.1.throttled,
-            },
-        );
-        served
+            if due {
+                r.read.burst = 0.0;
+                r.write.burst = 0.0;
+            }
+            r.next_drain = Some(drawn);
+        }
+        true
     }
 
     /// Serves one second of requests on a group: (served, refused).
@@ -479,6 +727,15 @@ impl SimWorld {
         })
     }
 
+    /// DescribeScalableTargets for the `dynamodb` namespace.
+    pub fn dynamodb_scalable_targets(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::cloud::ScalableTarget>, CloudError> {
+        self.check("DescribeScalableTargets", "dynamodb", now)?;
+        Ok(self.scalable_targets.clone())
+    }
+
     pub fn describe_table(
         &mut self,
         name: &str,
@@ -521,10 +778,27 @@ impl SimWorld {
         to: Throughput,
         now: DateTime<Utc>,
     ) -> Result<(), CloudError> {
+        let member = MemberCapacity {
+            index: index.map(str::to_string),
+            capacity: to,
+        };
+        self.update_table(table, std::slice::from_ref(&member), now)
+    }
+
+    /// UpdateTable for the provisioned throughput of a table and/or its
+    /// indexes: all or nothing. Refused while the table or an index is
+    /// UPDATING; each member that decreases spends one of its own
+    /// decreases, and one refused (LimitExceeded) refuses the call. The
+    /// members take effect together, after the delay of the slowest.
+    pub fn update_table(
+        &mut self,
+        table: &str,
+        members: &[MemberCapacity],
+        now: DateTime<Utc>,
+    ) -> Result<(), CloudError> {
         const OP: &str = "UpdateTable";
         self.check(OP, table, now)?;
         self.advance(now);
-        let delay = delta(self.settings.update_delay);
         let rule = self.settings.decrease_rule;
         let t = self.tables.get_mut(table).ok_or_else(|| {
             err(
@@ -542,49 +816,55 @@ impl SimWorld {
                 "ResourceInUseException: table is being updated (simulated)",
             ));
         }
-        let r = t.resource_mut(index).ok_or_else(|| {
-            err(
-                OP,
-                table,
-                CloudErrorKind::Other,
-                "ValidationException: no such index (simulated)",
-            )
-        })?;
-        if to.read == 0 || to.write == 0 {
-            return Err(err(
-                OP,
-                table,
-                CloudErrorKind::Other,
-                "ValidationException: capacity must be at least 1 (simulated)",
-            ));
-        }
-        let cur = r.provisioned();
-        if to == cur {
-            return Err(err(
-                OP,
-                table,
-                CloudErrorKind::Other,
-                "ValidationException: the provisioned throughput is unchanged (simulated)",
-            ));
-        }
-        let decrease = to.read < cur.read || to.write < cur.write;
-        if decrease {
-            r.ledger.roll(now);
-            if !r.ledger.allowed_at(now, rule) {
-                return Err(err(
+        let mut new_high = false;
+        for m in members {
+            let r = t.resource(m.index.as_deref()).ok_or_else(|| {
+                err(
                     OP,
                     table,
-                    CloudErrorKind::LimitExceeded,
-                    "LimitExceededException: Subscriber limit exceeded: Provisioned throughput decreases are limited within a given UTC day (simulated)",
-                ));
+                    CloudErrorKind::Other,
+                    "ValidationException: no such index (simulated)",
+                )
+            })?;
+            check_member(r, m.capacity, now, rule)
+                .map_err(|(kind, why)| err(OP, table, kind, why))?;
+            new_high |= m.capacity.read > r.highest.read || m.capacity.write > r.highest.write;
+        }
+        if members.is_empty() {
+            return Err(err(
+                OP,
+                table,
+                CloudErrorKind::Other,
+                "ValidationException: nothing to update (simulated)",
+            ));
+        }
+        for m in members {
+            let Some(r) = t.resource_mut(m.index.as_deref()) else {
+                continue;
+            };
+            let (to, cur) = (m.capacity, r.provisioned());
+            if to.read < cur.read || to.write < cur.write {
+                r.ledger.roll(now);
+                r.ledger.record(now);
+                r.last_decrease = Some(now);
             }
-            r.ledger.record(now);
-            r.last_decrease = Some(now);
+            if to.read > cur.read || to.write > cur.write {
+                r.last_increase = Some(now);
+            }
+            r.highest = Throughput {
+                read: r.highest.read.max(to.read),
+                write: r.highest.write.max(to.write),
+            };
         }
-        if to.read > cur.read || to.write > cur.write {
-            r.last_increase = Some(now);
+        // Drawn only for an accepted update, once the borrow of the table ends.
+        let delay = delta(self.draw_delay(new_high));
+        if let Some(t) = self.tables.get_mut(table) {
+            for m in members {
+                if let Some(r) = t.resource_mut(m.index.as_deref()) {
+                    r.pending = Some((now + delay, m.capacity));
+                }
+            }
         }
-        r.pending = Some((now + delay, to));
         Ok(())
     }
 

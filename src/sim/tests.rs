@@ -84,10 +84,23 @@ fn burst_absorbs_spikes_up_to_300_seconds_of_unused_capacity() {
 #[test]
 fn demand_beyond_provisioned_and_burst_is_throttled() {
     let mut w = world();
-    // A fresh table has a full bucket (100 x 300): drain it.
-    let (r, _) = w.serve("posts", None, 30_100.0, 0.0, t("00:00:00"));
-    assert_eq!(r.throttled, 0.0);
-    let (r, wr) = w.serve("posts", None, 150.0, 60.0, t("00:00:01"));
+    // A fresh table has a full bucket (100 x 300): drain it in 11 s at
+    // 2,900/s (one partition serves at most 3,000/s).
+    let mut throttled = 0.0;
+    for s in 0..11 {
+        throttled += w
+            .serve(
+                "posts",
+                None,
+                2_900.0,
+                0.0,
+                t("00:00:00") + TimeDelta::seconds(s),
+            )
+            .0
+            .throttled;
+    }
+    assert_eq!(throttled, 11.0 * 2_800.0 - 30_000.0);
+    let (r, wr) = w.serve("posts", None, 150.0, 60.0, t("00:00:11"));
     assert_eq!(r.consumed, 100.0);
     assert_eq!(r.throttled, 50.0);
     assert_eq!(wr.throttled, 0.0, "write has its own bucket");
@@ -247,10 +260,163 @@ async fn the_backend_hangs_on_a_timeout_fault_then_fails() {
     let d = cloud.describe_table("posts").await.unwrap();
     assert_eq!(d.provisioned, Some(tp(100, 50)));
     cloud
-        .update_capacity("posts", None, tp(120, 50))
+        .update_table(
+            "posts",
+            &[crate::cloud::MemberCapacity {
+                index: None,
+                capacity: tp(120, 50),
+            }],
+        )
         .await
         .unwrap();
     tokio::time::advance(Duration::from_secs(15)).await;
     let d = cloud.describe_table("posts").await.unwrap();
     assert_eq!(d.provisioned, Some(tp(120, 50)));
+}
+
+#[test]
+fn maintenance_drains_empty_the_buckets_at_random_instants() {
+    let settings = SimSettings {
+        drains_per_day: 24.0,
+        seed: 7,
+        ..SimSettings::default()
+    };
+    let mut w = SimWorld::new(settings.clone());
+    w.add_table("posts", tp(100, 50), &[]);
+    let start = t("00:00:00");
+    // Quiet: the bucket stays full except when a drain empties it.
+    let mut drained_at = Vec::new();
+    for s in 0..86_400 {
+        let now = start + TimeDelta::seconds(s);
+        let before = w.table("posts").unwrap().base.read.burst;
+        w.serve("posts", None, 0.0, 0.0, now);
+        let after = w.table("posts").unwrap().base.read.burst;
+        if after < before {
+            drained_at.push(s);
+        }
+    }
+    // About 24 a day (a Poisson process): well within 10 .. 40.
+    assert!((10..=40).contains(&drained_at.len()), "{drained_at:?}");
+    // The same seed drains at the same instants.
+    let mut again = SimWorld::new(settings);
+    again.add_table("posts", tp(100, 50), &[]);
+    let mut first = None;
+    for s in 0..86_400 {
+        let before = again.table("posts").unwrap().base.read.burst;
+        again.serve("posts", None, 0.0, 0.0, start + TimeDelta::seconds(s));
+        if again.table("posts").unwrap().base.read.burst < before {
+            first = Some(s);
+            break;
+        }
+    }
+    assert_eq!(first, drained_at.first().copied());
+}
+
+#[test]
+fn a_hot_key_is_limited_to_one_partition_and_burst_does_not_help_it() {
+    let settings = SimSettings {
+        hot_key_share: 0.5,
+        ..SimSettings::default()
+    };
+    let mut w = SimWorld::new(settings);
+    // 10,000 RCU: four partitions (10,000 / 3,000, rounded up).
+    w.add_table("posts", tp(10_000, 50), &[]);
+    assert_eq!(w.table("posts").unwrap().base.partitions(), 4.0);
+    // 8,000 units/s: the hot key's partition gets 4,000 + 4,000 / 4 = 5,000,
+    // 2,000 over its 3,000 limit, although the table has capacity to spare.
+    let (r, _) = w.serve("posts", None, 8_000.0, 0.0, t("00:00:00"));
+    assert_eq!(r.throttled, 2_000.0);
+    assert_eq!(r.consumed, 6_000.0);
+    // Without a hot key the same demand is spread and served.
+    let mut w = world();
+    w.set_highest("posts", None, tp(10_000, 50));
+    w.update_capacity("posts", None, tp(10_000, 50), t("00:00:00"))
+        .unwrap();
+    w.advance(t("00:00:15"));
+    let (r, _) = w.serve("posts", None, 8_000.0, 0.0, t("00:00:15"));
+    assert_eq!(r.throttled, 0.0);
+}
+
+#[test]
+fn an_index_short_of_write_capacity_throttles_the_tables_writes() {
+    let mut w = world();
+    let start = t("00:00:00");
+    // Drain the index's write bucket (10 x 300) in 4 s.
+    for s in 0..4 {
+        w.serve_table(
+            "posts",
+            &[(Some("by_user"), 0.0, 1_000.0)],
+            start + TimeDelta::seconds(s),
+        );
+    }
+    // The table writes 40/s, all projected onto the index (10 WCU): 30 of
+    // 40 index writes are refused, and so are 3/4 of the table's.
+    let out = w.serve_table(
+        "posts",
+        &[(None, 0.0, 40.0), (Some("by_user"), 0.0, 40.0)],
+        start + TimeDelta::seconds(4),
+    );
+    assert_eq!(out[1].1.throttled, 30.0);
+    assert_eq!(out[0].1.throttled, 30.0);
+    assert_eq!(out[0].1.consumed, 10.0);
+    let mut off = SimWorld::new(SimSettings {
+        gsi_back_pressure: false,
+        ..SimSettings::default()
+    });
+    off.add_table("posts", tp(100, 50), &[("by_user", tp(20, 10))]);
+    for s in 0..4 {
+        off.serve_table(
+            "posts",
+            &[(Some("by_user"), 0.0, 1_000.0)],
+            start + TimeDelta::seconds(s),
+        );
+    }
+    let out = off.serve_table(
+        "posts",
+        &[(None, 0.0, 40.0), (Some("by_user"), 0.0, 40.0)],
+        start + TimeDelta::seconds(4),
+    );
+    assert_eq!(out[1].1.throttled, 30.0);
+    assert_eq!(out[0].1.throttled, 0.0);
+}
+
+#[test]
+fn update_delays_spread_and_an_increase_past_the_highest_ever_takes_longer() {
+    let settings = SimSettings {
+        update_spread: 0.3,
+        new_high_factor: 4.0,
+        seed: 3,
+        ..SimSettings::default()
+    };
+    let mut w = SimWorld::new(settings);
+    w.add_table("posts", tp(100, 50), &[]);
+    w.set_highest("posts", None, tp(1_000, 50));
+    let mut delays = Vec::new();
+    let mut at = t("00:00:00");
+    let mut cap = 100;
+    // Increases within the highest ever (1,000): about 15 s each.
+    for _ in 0..40 {
+        cap += 10;
+        w.update_capacity("posts", None, tp(cap, 50), at).unwrap();
+        let due = w.table("posts").unwrap().base.pending.unwrap().0;
+        delays.push((due - at).as_seconds_f64());
+        at = due;
+        w.advance(at);
+    }
+    delays.sort_by(f64::total_cmp);
+    let median = delays[delays.len() / 2];
+    assert!((11.0..20.0).contains(&median), "{delays:?}");
+    assert!(
+        delays[0] < 14.0 && delays[delays.len() - 1] > 16.0,
+        "{delays:?}"
+    );
+    // Past it: four times the median, give or take.
+    w.update_capacity("posts", None, tp(2_000, 50), at).unwrap();
+    let due = w.table("posts").unwrap().base.pending.unwrap().0;
+    assert!(
+        (due - at).as_seconds_f64() > 25.0,
+        "{}",
+        (due - at).as_seconds_f64()
+    );
+    assert_eq!(w.table("posts").unwrap().base.highest.read, 2_000);
 }

@@ -21,6 +21,7 @@ pub struct Moto {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub application_autoscaling: aws_sdk_applicationautoscaling::Client,
 }
 
 impl std::ops::Deref for Moto {
@@ -54,6 +55,7 @@ pub async fn moto_at(url: &str) -> Moto {
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+        application_autoscaling: aws_sdk_applicationautoscaling::Client::new(&sdk),
     }
 }
 

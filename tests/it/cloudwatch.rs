@@ -259,6 +259,7 @@ async fn calibration_recovers_a_known_ratio_from_dynamodb_minutes_in_moto() {
         mode: rapidscale::config::Mode::Apply,
         outcome: Outcome::Applied,
         changes: vec![rapidscale::audit::AuditChange {
+            resource: None,
             op: "read".into(),
             from: 10,
             to: 40,

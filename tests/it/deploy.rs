@@ -64,6 +64,7 @@ fn sdk_operations() -> BTreeMap<&'static str, BTreeSet<String>> {
         ("aws-sdk-dynamodb", "dynamodb"),
         ("aws-sdk-autoscaling", "autoscaling"),
         ("aws-sdk-cloudwatch", "cloudwatch"),
+        ("aws-sdk-applicationautoscaling", "application-autoscaling"),
     ] {
         let lock = read("Cargo.lock");
         // The version the binary links (dev-dependencies may pull others).

@@ -356,3 +356,87 @@ async fn on_demand_tables_are_reported_but_never_changed() {
     drop(traffic);
     d.terminate().await;
 }
+
+/// Registers `resource_id`'s read capacity with Application Auto Scaling, as
+/// the console's "auto scaling" setting of a table does.
+async fn register_with_aws_auto_scaling(resource_id: &str, dimension: &str) {
+    use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+    cloud()
+        .await
+        .application_autoscaling
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Dynamodb)
+        .resource_id(resource_id)
+        .scalable_dimension(ScalableDimension::from(dimension))
+        .min_capacity(5)
+        .max_capacity(500)
+        .send()
+        .await
+        .expect("register scalable target in moto");
+}
+
+#[tokio::test]
+async fn a_table_aws_auto_scales_is_recommended_never_applied() {
+    let table = unique("aas");
+    create_table(&cloud().await, &table).await; // read 10, write 5; index read 7
+    register_with_aws_auto_scaling(
+        &format!("table/{table}"),
+        "dynamodb:table:ReadCapacityUnits",
+    )
+    .await;
+    let d = Daemon::start(&config("apply", &table, "burst_share = 0.0", true)).await;
+    let traffic = Traffic::start(d.statsd.unwrap(), &table, 100).await;
+    // The index is not registered: it is raised as usual.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = cloud().await.describe_table(&table).await.unwrap();
+        if t.indexes[0].provisioned.unwrap().read >= 182 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "index not raised");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The table is not touched, and every surface says why.
+    assert_eq!(capacity(&table).await, (10, 5));
+    let (code, body) = d.get_text("/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains(&format!(
+            "{table}: registered with Application Auto Scaling (ReadCapacityUnits)"
+        )),
+        "{body}"
+    );
+    let status = d.get_json("/api/v1/status").await;
+    let advice = status["dynamodb"].as_array().unwrap();
+    let gate = |resource: &str| {
+        advice
+            .iter()
+            .find(|a| a["resource"] == resource)
+            .map(|a| a["gate"].clone())
+            .unwrap()
+    };
+    assert!(
+        gate(&table).as_str().is_some_and(
+            |g| g.contains("Application Auto Scaling") && g.contains("recommending only")
+        ),
+        "{advice:#?}"
+    );
+    assert!(gate(&format!("{table}/by_user")).is_null(), "{advice:#?}");
+    let records = read_file(&d.state_dir().join("audit.jsonl")).unwrap();
+    let table_records: Vec<_> = records.iter().filter(|r| r.resource == table).collect();
+    assert!(
+        table_records
+            .iter()
+            .any(|r| r.outcome == Outcome::Recommended
+                && r.reason
+                    .as_deref()
+                    .is_some_and(|w| w.contains("Application Auto Scaling"))),
+        "{table_records:#?}"
+    );
+    assert!(
+        table_records.iter().all(|r| r.outcome != Outcome::Applied),
+        "{table_records:#?}"
+    );
+    drop(traffic);
+    d.terminate().await;
+}

@@ -154,13 +154,15 @@ async fn silent_ingestion_holds_and_is_reported_until_traffic_returns() {
     let cloud = crate::aws::cloud().await;
     create_table(&cloud, &table).await;
     cloud
-        .update_capacity(
+        .update_table(
             &table,
-            None,
-            rapidscale::cloud::Throughput {
-                read: 400,
-                write: 5,
-            },
+            &[rapidscale::cloud::MemberCapacity {
+                index: None,
+                capacity: rapidscale::cloud::Throughput {
+                    read: 400,
+                    write: 5,
+                },
+            }],
         )
         .await
         .unwrap();

@@ -12,20 +12,28 @@ const TRACE: &str = concat!(
 );
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rapidscale.toml");
 
-/// Replays the first three days x200, returns report.json.
-fn replay(dir: &Path, surges: u32) -> std::process::Child {
+/// Replays `days` days of the bundled week x200 after `skip_days`, with six
+/// surges a day, in a world whose bucket holds `burst_seconds`; without the
+/// robustness grid (the tests replay the worlds they check side by side).
+fn replay(dir: &Path, skip_days: u32, days: u32, burst_seconds: u32) -> std::process::Child {
     Command::new(bin())
         .args(["replay", "--trace", TRACE, "--config", CONFIG, "--report"])
         .arg(dir)
-        .args(["--scale", "200", "--days", "3", "--surges"])
-        .arg(surges.to_string())
+        .args(["--scale", "200", "--surges", "6", "--no-robustness"])
+        .args([
+            "--skip-days",
+            &skip_days.to_string(),
+            "--days",
+            &days.to_string(),
+        ])
+        .args(["--burst-seconds", &burst_seconds.to_string()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start rapidscale replay")
 }
 
-fn finish(child: std::process::Child, dir: &Path) -> serde_json::Value {
+fn finish(child: std::process::Child, dir: &Path, days: u32) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -33,7 +41,8 @@ fn finish(child: std::process::Child, dir: &Path) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Replayed 72.0 h of traffic"), "{stdout}");
+    let hours = format!("Replayed {:.1} h of traffic", days as f64 * 24.0);
+    assert!(stdout.contains(&hours), "{stdout}");
     serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
 }
 
@@ -41,43 +50,70 @@ fn total(report: &serde_json::Value, policy: &str, figure: &str) -> f64 {
     report["totals"][policy][figure].as_f64().unwrap()
 }
 
+/// The goals of docs/PERFORMANCE.md that the tests hold, measured where the
+/// parameters were not chosen: days 4-7 of the bundled week (the policy's
+/// defaults were chosen on days 1-3), six surges a day, in the default
+/// world (bucket 300 s, drains once a day, delays spread) and in one whose
+/// bucket holds 60 s, the policy told of neither.
 #[test]
-fn backtest_on_three_real_days_beats_native_scaling() {
-    let with = tempfile::tempdir().unwrap();
-    let without = tempfile::tempdir().unwrap();
-    // Both replays run side by side.
-    let a = replay(with.path(), 6);
-    let b = replay(without.path(), 0);
-    let surged = finish(a, with.path());
-    let plain = finish(b, without.path());
+fn walk_forward_on_days_four_to_seven_full_and_small_bucket() {
+    let full_dir = tempfile::tempdir().unwrap();
+    let small_dir = tempfile::tempdir().unwrap();
+    let full = replay(full_dir.path(), 3, 4, 300);
+    let small = replay(small_dir.path(), 3, 4, 60);
+    let full = finish(full, full_dir.path(), 4);
+    let small = finish(small, small_dir.path(), 4);
+    assert_eq!(full["simulator"]["burst_seconds"], 300.0);
+    assert_eq!(small["simulator"]["burst_seconds"], 60.0);
+    assert_eq!(full["surge_list"].as_array().unwrap().len(), 24);
 
-    assert_eq!(surged["surge_list"].as_array().unwrap().len(), 18);
-    let (rs, native) = (
-        total(&surged, "rapidscale", "throttled_units"),
-        total(&surged, "aws_native", "throttled_units"),
-    );
-    assert!(native > 1000.0, "the surges hurt native scaling: {native}");
+    // Full bucket: throttled <= 1 % of native's; cost <= 105 % of native's
+    // is the goal, 106.4 % the measure (the gap is in docs/PERFORMANCE.md):
+    // the test holds the measured bound.
+    let thr = |r: &serde_json::Value, p| total(r, p, "throttled_units");
+    let cost = |r: &serde_json::Value, p| total(r, p, "cost_usd");
     assert!(
-        rs <= 0.01 * native,
-        "throttled: rapidscale {rs}, native {native}"
-    );
-    let (rs_cost, native_cost) = (
-        total(&surged, "rapidscale", "cost_usd"),
-        total(&surged, "aws_native", "cost_usd"),
+        thr(&full, "aws_native") > 1000.0,
+        "the surges hurt native scaling"
     );
     assert!(
-        rs_cost <= 1.10 * native_cost,
-        "cost with surges: rapidscale {rs_cost}, native {native_cost}"
-    );
-    let (rs_cost, native_cost) = (
-        total(&plain, "rapidscale", "cost_usd"),
-        total(&plain, "aws_native", "cost_usd"),
+        thr(&full, "rapidscale") <= 0.01 * thr(&full, "aws_native"),
+        "full bucket, throttled: rapidscale {}, native {}",
+        thr(&full, "rapidscale"),
+        thr(&full, "aws_native")
     );
     assert!(
-        rs_cost <= 1.10 * native_cost,
-        "cost without surges: rapidscale {rs_cost}, native {native_cost}"
+        cost(&full, "rapidscale") <= 1.07 * cost(&full, "aws_native"),
+        "full bucket, cost: rapidscale {}, native {}",
+        cost(&full, "rapidscale"),
+        cost(&full, "aws_native")
     );
-    assert!(plain["surge_list"].as_array().unwrap().is_empty());
+    // 60-s bucket: throttled <= 10 % of native's in the same world; cost
+    // within 5 % of the full-bucket run is the goal, 13 % the measure.
+    assert!(
+        thr(&small, "rapidscale") <= 0.10 * thr(&small, "aws_native"),
+        "60-s bucket, throttled: rapidscale {}, native {}",
+        thr(&small, "rapidscale"),
+        thr(&small, "aws_native")
+    );
+    assert!(
+        cost(&small, "rapidscale") <= 1.15 * cost(&full, "rapidscale"),
+        "60-s bucket, cost: {} against {} with the full bucket",
+        cost(&small, "rapidscale"),
+        cost(&full, "rapidscale")
+    );
+    // Each surge says how long the bucket carried it and when capacity rose.
+    for x in full["surge_list"].as_array().unwrap() {
+        for p in ["rapidscale", "aws_native"] {
+            assert!(
+                x["burst_carried_s"][p].as_u64().is_some_and(|s| s <= 600),
+                "{x}"
+            );
+            assert!(x["capacity_raised_after_s"].get(p).is_some(), "{x}");
+        }
+    }
+    let surged = full;
+    let with = full_dir;
 
     // Per resource: the example config's read capacities; its write has no per_request.
     let resources: Vec<&str> = surged["resources"]
@@ -105,7 +141,7 @@ fn backtest_on_three_real_days_beats_native_scaling() {
     }
     assert_eq!(surged["skipped"][0]["resource"], "posts");
     assert_eq!(surged["skipped"][0]["op"], "write");
-    assert_eq!(surged["trace"]["start"], "1995-07-10T04:00:00Z");
+    assert_eq!(surged["trace"]["start"], "1995-07-13T04:00:00Z");
 
     // The other files.
     let md = std::fs::read_to_string(with.path().join("report.md")).unwrap();
@@ -116,13 +152,39 @@ fn backtest_on_three_real_days_beats_native_scaling() {
     let mut lines = timeline.lines();
     let header = lines.next().unwrap();
     assert!(header.starts_with("time,requests,posts:read:demand,posts:read:rapidscale_provisioned,posts:read:rapidscale_throttled,posts:read:aws_native_provisioned"), "{header}");
-    assert_eq!(lines.count(), 3 * 86_400);
+    assert_eq!(lines.count(), 4 * 86_400);
     for chart in ["chart-posts-read.svg", "chart-posts-by_user-read.svg"] {
         let svg = std::fs::read_to_string(with.path().join(chart)).unwrap();
         assert!(svg.starts_with("<svg"), "{chart}");
         assert!(svg.contains("provisioned: rapidscale"));
         assert!(svg.contains("provisioned: AWS native model"));
     }
+}
+
+/// Friday to Sunday with surges: the window where spending a decrease just
+/// before a burst used to cost 116 % of native's. Decreases planned ahead
+/// (a slot kept for a larger decrease expected soon) keep it within 105 %.
+#[test]
+fn friday_to_sunday_with_surges_costs_at_most_five_percent_over_native() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = finish(replay(dir.path(), 4, 3, 300), dir.path(), 3);
+    assert_eq!(r["trace"]["start"], "1995-07-14T04:00:00Z");
+    let (rs, native) = (
+        total(&r, "rapidscale", "cost_usd"),
+        total(&r, "aws_native", "cost_usd"),
+    );
+    assert!(
+        rs <= 1.05 * native,
+        "cost: rapidscale {rs}, native {native}"
+    );
+    let (rs, native) = (
+        total(&r, "rapidscale", "throttled_units"),
+        total(&r, "aws_native", "throttled_units"),
+    );
+    assert!(
+        rs <= 0.01 * native,
+        "throttled: rapidscale {rs}, native {native}"
+    );
 }
 
 #[test]
@@ -152,6 +214,45 @@ fn replay_reads_minute_traces_and_access_logs_and_rejects_bad_input() {
     assert_eq!(report["trace"]["seconds"], 7200);
     let md = std::fs::read_to_string(dir.path().join("m/report.md")).unwrap();
     assert!(md.contains("Poisson arrivals with seed 9"), "{md}");
+    // The robustness grid: six worlds, each with both policies' figures.
+    let rows = report["robustness"].as_array().unwrap();
+    let worlds: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["burst_seconds"].as_f64().unwrap(),
+                r["update_delay_s"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        worlds,
+        [
+            (300., 15.),
+            (60., 15.),
+            (0., 15.),
+            (300., 60.),
+            (60., 60.),
+            (0., 60.)
+        ]
+    );
+    for r in rows {
+        for p in ["rapidscale", "aws_native"] {
+            assert!(r["totals"][p]["cost_usd"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(r["totals"][p]["throttled_units"].as_f64().is_some(), "{r}");
+        }
+    }
+    // The replay's own world is the first row: the same figures.
+    assert_eq!(rows[0]["totals"], report["totals"]);
+    // Less burst never helps native scaling.
+    let native = |i: usize| {
+        rows[i]["totals"]["aws_native"]["throttled_units"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(native(0) <= native(1) && native(1) <= native(2), "{rows:?}");
+    assert!(md.contains("## Robustness"), "{md}");
+    assert!(md.contains("| 60 s | 15 s |"), "{md}");
 
     let log = dir.path().join("access.log");
     let lines: String = (0..300)
@@ -242,7 +343,7 @@ fn the_replay_makes_the_daemons_decisions_on_six_hours_of_the_trace() {
     use rapidscale::app::{run_with, Source};
     use rapidscale::clock::{SharedClock, TokioClock};
     use rapidscale::config::Config;
-    use rapidscale::replay::engine::{replay_config, replay_world, trace_source};
+    use rapidscale::replay::engine::{replay_config, replay_world, served_trace_source};
     use rapidscale::replay::surges::{overlay, SurgeSpec};
     use rapidscale::sim::cloud::SimCloud;
     use rapidscale::sim::SimSettings;
@@ -266,7 +367,7 @@ fn the_replay_makes_the_daemons_decisions_on_six_hours_of_the_trace() {
     );
     assert!(!surges.is_empty());
     let start = trace.start + chrono::TimeDelta::seconds(from as i64);
-    let settings = SimSettings::default();
+    let settings = SimSettings::replay(1);
 
     let replayed = tempfile::tempdir().unwrap();
     let (outcome, _) = rapidscale::replay::run(
@@ -274,6 +375,7 @@ fn the_replay_makes_the_daemons_decisions_on_six_hours_of_the_trace() {
         &settings,
         start,
         requests.clone(),
+        None,
         replayed.path(),
         |_| {},
     );
@@ -291,7 +393,16 @@ fn the_replay_makes_the_daemons_decisions_on_six_hours_of_the_trace() {
             replay_world(&settings, &outcome.targets),
             clock.clone(),
         ));
-        let source = Source::Trace(trace_source(&daemon_config, start, &requests));
+        // The same traffic served on the same simulated tables, throttles
+        // fed back the same way.
+        let (source, _) = served_trace_source(
+            &daemon_config,
+            start,
+            &requests,
+            &outcome.targets,
+            cloud.clone(),
+        );
+        let source = Source::Trace(source);
         let shutdown = tokio_util::sync::CancellationToken::new();
         let daemon = tokio::spawn(run_with(
             daemon_config,

@@ -23,6 +23,7 @@ pub struct AwsCloud {
     dynamodb: aws_sdk_dynamodb::Client,
     autoscaling: aws_sdk_autoscaling::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
+    application_autoscaling: aws_sdk_applicationautoscaling::Client,
 }
 
 impl AwsCloud {
@@ -67,6 +68,7 @@ impl AwsCloud {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+            application_autoscaling: aws_sdk_applicationautoscaling::Client::new(sdk),
         }
     }
 }
@@ -215,18 +217,17 @@ impl Capacity for AwsCloud {
         })
     }
 
-    async fn update_capacity(
+    async fn update_table(
         &self,
         table: &str,
-        index: Option<&str>,
-        capacity: Throughput,
+        members: &[MemberCapacity],
     ) -> Result<(), CloudError> {
         use aws_sdk_dynamodb::types::{
             GlobalSecondaryIndexUpdate, ProvisionedThroughput, UpdateGlobalSecondaryIndexAction,
         };
-        let resource = match index {
-            Some(i) => format!("{table}/{i}"),
-            None => table.to_string(),
+        let resource = match members {
+            [MemberCapacity { index: Some(i), .. }] => format!("{table}/{i}"),
+            _ => table.to_string(),
         };
         let bad_request = |e: aws_sdk_dynamodb::error::BuildError| CloudError {
             operation: "UpdateTable",
@@ -235,26 +236,28 @@ impl Capacity for AwsCloud {
             message: e.to_string(),
         };
         let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let pt = ProvisionedThroughput::builder()
-            .read_capacity_units(to_i64(capacity.read))
-            .write_capacity_units(to_i64(capacity.write))
-            .build()
-            .map_err(bad_request)?;
-        let request = self.dynamodb.update_table().table_name(table);
-        let request = match index {
-            None => request.provisioned_throughput(pt),
-            Some(i) => request.global_secondary_index_updates(
-                GlobalSecondaryIndexUpdate::builder()
-                    .update(
-                        UpdateGlobalSecondaryIndexAction::builder()
-                            .index_name(i)
-                            .provisioned_throughput(pt)
-                            .build()
-                            .map_err(bad_request)?,
-                    )
-                    .build(),
-            ),
-        };
+        let mut request = self.dynamodb.update_table().table_name(table);
+        for m in members {
+            let pt = ProvisionedThroughput::builder()
+                .read_capacity_units(to_i64(m.capacity.read))
+                .write_capacity_units(to_i64(m.capacity.write))
+                .build()
+                .map_err(bad_request)?;
+            request = match &m.index {
+                None => request.provisioned_throughput(pt),
+                Some(i) => request.global_secondary_index_updates(
+                    GlobalSecondaryIndexUpdate::builder()
+                        .update(
+                            UpdateGlobalSecondaryIndexAction::builder()
+                                .index_name(i)
+                                .provisioned_throughput(pt)
+                                .build()
+                                .map_err(bad_request)?,
+                        )
+                        .build(),
+                ),
+            };
+        }
         request
             .send()
             .await
@@ -272,6 +275,30 @@ impl Capacity for AwsCloud {
             .await
             .map_err(|e| classify("SetDesiredCapacity", group, e))?;
         Ok(())
+    }
+
+    async fn dynamodb_scalable_targets(&self) -> Result<Vec<ScalableTarget>, CloudError> {
+        use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+        let mut targets = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .application_autoscaling
+                .describe_scalable_targets()
+                .service_namespace(ServiceNamespace::Dynamodb)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify("DescribeScalableTargets", "dynamodb", e))?;
+            targets.extend(out.scalable_targets().iter().map(|t| ScalableTarget {
+                resource_id: t.resource_id().to_string(),
+                dimension: t.scalable_dimension().as_str().to_string(),
+            }));
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(targets),
+            }
+        }
     }
 
     async fn scaling_policies(&self, group: &str) -> Result<Vec<String>, CloudError> {

@@ -8,6 +8,7 @@ use crate::cloud::IndexDescription;
 use crate::config::FleetView;
 use crate::mode::{Overrides, RuntimeMode};
 use crate::policy::dynamodb::{Evidence, Rule};
+use crate::policy::spend::Outlook;
 use crate::series::{StoreConfig, StreamKind};
 
 fn view(value: f64, silent_for: Option<i64>) -> DemandView {
@@ -157,6 +158,11 @@ fn cloud(status: &str, described: i64) -> CloudView {
                 last_error: None,
             },
         )]),
+        auto_scaling: Tracked {
+            current: Some(Vec::new()),
+            last_ok: Some(at(described)),
+            last_error: None,
+        },
         ..CloudView::default()
     }
 }
@@ -172,23 +178,41 @@ fn common(now: i64, unseen: Option<&str>) -> Common {
             ..FleetReading::own()
         },
         calibration: Vec::new(),
+        cloudwatch_throttled: Vec::new(),
     }
 }
 
 use crate::series::Observation;
 
 #[test]
-fn a_surge_is_applied_once_per_table_and_the_index_waits_for_it() {
+fn table_and_index_increases_go_in_one_call() {
     let mut d = TableDecider::new(config("apply"));
     let s = store(100.0, 40);
     let mut budget = BudgetStore::in_memory();
     let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
-    // Both the table and the index want 200+ units: the table goes first,
-    // its index waits for the call in flight (recorded as waiting).
+    // Both the table and the index want 200+ units: one UpdateTable call
+    // carries both.
+    let applied: Vec<_> = step
+        .actions
+        .iter()
+        .filter(|a| a.disposition == Disposition::Apply)
+        .collect();
+    assert_eq!(applied.len(), 1, "{:?}", step.actions);
+    let call = &applied[0].update;
+    assert_eq!(call.resource(), "posts");
+    let members: Vec<_> = call.members.iter().map(|m| m.index.clone()).collect();
+    assert_eq!(members, [None, Some("by_user".to_string())]);
+    assert!(!call.decrease);
+    assert!(call
+        .members
+        .iter()
+        .all(|m| m.changes.iter().all(|c| c.to > c.from)));
+    // While the call is in flight both wait, each recorded once.
     let waiting = Disposition::Record {
         outcome: Outcome::Skipped,
         reason: Some("an update of this table is in flight".into()),
     };
+    let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
     let got: Vec<_> = step
         .actions
         .iter()
@@ -197,34 +221,13 @@ fn a_surge_is_applied_once_per_table_and_the_index_waits_for_it() {
     assert_eq!(
         got,
         [
-            ("posts".to_string(), Disposition::Apply),
-            ("posts/by_user".to_string(), waiting.clone())
+            ("posts".to_string(), waiting.clone()),
+            ("posts/by_user".to_string(), waiting)
         ]
     );
-    // While the call is in flight the table waits too; each is recorded once.
-    let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
-    let got: Vec<_> = step
-        .actions
-        .iter()
-        .map(|a| (a.update.resource(), a.disposition.clone()))
-        .collect();
-    assert_eq!(got, [("posts".to_string(), waiting)]);
     let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
     assert!(step.actions.is_empty(), "{:?}", step.actions);
-    // Done: the index goes next.
     d.completed("posts", Outcome::Applied, at(30));
-    let step = d.step(&s, &cloud("ACTIVE", 30), &mut budget, &common(31, None));
-    let applied: Vec<_> = step
-        .actions
-        .iter()
-        .filter(|a| a.disposition == Disposition::Apply)
-        .map(|a| a.update.resource())
-        .collect();
-    assert_eq!(
-        applied,
-        ["posts"],
-        "the table again first (it still shows read 10)"
-    );
 }
 
 #[test]
@@ -316,11 +319,79 @@ fn each_index_has_its_own_ledger() {
     let downs = [(Op::Read, 100, down(40))];
     let p = crate::config::DynamoPolicy::default();
     assert!(matches!(
-        plan(&downs, &book.ledger("posts"), now, &p),
+        plan(&downs, &book.ledger("posts"), now, &p, &Outlook::default()),
         Plan::WaitForBudget { .. }
     ));
     assert!(matches!(
-        plan(&downs, &book.ledger("posts/by_user"), now, &p),
+        plan(
+            &downs,
+            &book.ledger("posts/by_user"),
+            now,
+            &p,
+            &Outlook::default()
+        ),
         Plan::Update { decrease: true, .. }
     ));
+}
+
+#[test]
+fn a_capacity_aws_auto_scales_is_recommended_never_applied() {
+    let s = store(100.0, 40);
+    let mut budget = BudgetStore::in_memory();
+    // The index is registered with Application Auto Scaling; the table is not.
+    let mut view = cloud("ACTIVE", 29);
+    view.auto_scaling.current = Some(vec![crate::cloud::ScalableTarget {
+        resource_id: "table/posts/index/by_user".into(),
+        dimension: "dynamodb:index:ReadCapacityUnits".into(),
+    }]);
+    let mut d = TableDecider::new(config("apply"));
+    let step = d.step(&s, &view, &mut budget, &common(30, None));
+    let got: BTreeMap<String, Disposition> = step
+        .actions
+        .iter()
+        .map(|a| (a.update.resource(), a.disposition.clone()))
+        .collect();
+    assert_eq!(got["posts"], Disposition::Apply, "{got:?}");
+    // In apply mode the index's change is recorded as a recommendation,
+    // with the reason it is not applied.
+    let Disposition::Record {
+        outcome: Outcome::Recommended,
+        reason: Some(why),
+    } = &got["posts/by_user"]
+    else {
+        panic!("the index is recommended, not applied: {got:?}")
+    };
+    assert!(
+        why.contains("registered with Application Auto Scaling (ReadCapacityUnits)")
+            && why.contains("recommending only"),
+        "{why}"
+    );
+    let gates: Vec<_> = step.advice.iter().map(|a| a.gate.clone()).collect();
+    assert!(
+        gates[0].is_none() && gates[1].as_deref() == Some(why.as_str()),
+        "{gates:?}"
+    );
+
+    // Before Application Auto Scaling has been read, nothing is applied.
+    let mut unknown = cloud("ACTIVE", 29);
+    unknown.auto_scaling.current = None;
+    let mut d = TableDecider::new(config("apply"));
+    let step = d.step(&s, &unknown, &mut budget, &common(30, None));
+    assert!(
+        step.actions
+            .iter()
+            .all(|a| a.disposition != Disposition::Apply),
+        "{:?}",
+        step.actions
+    );
+
+    // A dry run recommends both, as it would without AWS auto scaling.
+    let mut d = TableDecider::new(config("dry-run"));
+    let step = d.step(&s, &view, &mut budget, &common(30, None));
+    assert!(step.actions.iter().all(|a| a.disposition
+        == Disposition::Record {
+            outcome: Outcome::Recommended,
+            reason: None
+        }));
+    assert_eq!(step.actions.len(), 2);
 }

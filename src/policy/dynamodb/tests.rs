@@ -29,6 +29,9 @@ fn ctx(provisioned: u64) -> OpContext {
         upcoming_min: LIMITS.min,
         prewarm_min: None,
         burst: 0.0,
+        throttled: false,
+        hold_s: None,
+        trusted_s: crate::policy::burst::BURST_SECONDS,
     }
 }
 
@@ -81,8 +84,9 @@ fn step_up_after_up_window() {
     // Two seconds above 55 (the last whole second and the current one so far).
     let mut s = flat(50.0, 60);
     s.push(250.0);
-    // ceil(260 / 0.5) = 520, rounded up to a multiple of 5 (5 % of 100).
-    check_up(&s, Some(260.0), ctx(100), up(520, Rule::Surge));
+    // Sized to the two seconds' mean: ceil(255 / 0.5) = 510, a multiple
+    // of 5 (5 % of 100).
+    check_up(&s, Some(260.0), ctx(100), up(510, Rule::Surge));
 }
 
 #[test]
@@ -398,6 +402,7 @@ fn read_and_write_decreases_go_in_one_call() {
         &ledger,
         t("10:00:00"),
         &policy(),
+        &Outlook::default(),
     );
     assert!(matches!(p, Plan::Update { decrease: true, .. }));
     assert_eq!(planned(&p), vec![(Op::Read, 100, 40), (Op::Write, 50, 45)]);
@@ -410,6 +415,7 @@ fn a_decrease_nobody_needs_is_not_spent() {
         &DecreaseLedger::default(),
         t("10:00:00"),
         &policy(),
+        &Outlook::default(),
     );
     assert_eq!(p, Plan::Hold);
 }
@@ -424,6 +430,7 @@ fn increases_never_wait_for_the_budget() {
         &ledger,
         t("10:00:00"),
         &policy(),
+        &Outlook::default(),
     );
     assert_eq!(
         p,
@@ -441,15 +448,24 @@ fn increases_never_wait_for_the_budget() {
 }
 
 #[test]
-fn an_increase_carries_a_worthwhile_decrease_when_the_budget_allows() {
+fn an_increase_never_carries_a_decrease() {
+    // AWS refusing the decrease (its count differs from the ledger's)
+    // would refuse the increase with it: the decrease goes on its own.
     let p = plan(
         &[(Op::Read, 100, raise(300)), (Op::Write, 50, down(10, true))],
         &DecreaseLedger::default(),
         t("10:00:00"),
         &policy(),
+        &Outlook::default(),
     );
-    assert!(matches!(p, Plan::Update { decrease: true, .. }));
-    assert_eq!(planned(&p), vec![(Op::Read, 100, 300), (Op::Write, 50, 10)]);
+    assert!(matches!(
+        p,
+        Plan::Update {
+            decrease: false,
+            ..
+        }
+    ));
+    assert_eq!(planned(&p), vec![(Op::Read, 100, 300)]);
 }
 
 #[test]
@@ -463,6 +479,7 @@ fn a_spent_budget_makes_decreases_wait() {
         &ledger,
         t("10:30:00"),
         &policy(),
+        &Outlook::default(),
     );
     assert_eq!(
         p,
@@ -474,7 +491,8 @@ fn a_spent_budget_makes_decreases_wait() {
                 rule: Rule::LowDemand,
                 evidence: Evidence::SCHEDULE
             }],
-            next_allowed: t("11:03:00")
+            next_allowed: t("11:03:00"),
+            why: Wait::Rule,
         }
     );
     assert!(matches!(
@@ -482,7 +500,8 @@ fn a_spent_budget_makes_decreases_wait() {
             &[(Op::Read, 100, down(40, true))],
             &ledger,
             t("11:03:00"),
-            &policy()
+            &policy(),
+            &Outlook::default()
         ),
         Plan::Update { decrease: true, .. }
     ));
@@ -536,14 +555,20 @@ fn the_reserve_keeps_the_days_last_decreases_for_large_savings() {
     let modest = [(Op::Read, 100, down(70, true))];
     assert!(
         matches!(
-            plan(&modest, &ledger, t("21:30:00"), &policy()),
+            plan(
+                &modest,
+                &ledger,
+                t("21:30:00"),
+                &policy(),
+                &Outlook::default()
+            ),
             Plan::Update { .. }
         ),
         "reserve 2 is kept"
     );
     assert!(
         matches!(
-            plan(&modest, &ledger, t("21:30:00"), &p3),
+            plan(&modest, &ledger, t("21:30:00"), &p3, &Outlook::default()),
             Plan::WaitForBudget { .. }
         ),
         "reserve 3 would be broken"
@@ -551,7 +576,7 @@ fn the_reserve_keeps_the_days_last_decreases_for_large_savings() {
     // Saves 60 %: spent even so.
     let large = [(Op::Read, 100, down(40, true))];
     assert!(matches!(
-        plan(&large, &ledger, t("21:30:00"), &p3),
+        plan(&large, &ledger, t("21:30:00"), &p3, &Outlook::default()),
         Plan::Update { decrease: true, .. }
     ));
 }
@@ -582,6 +607,8 @@ fn burst_policy() -> DynamoPolicy {
         smooth: Duration::from_secs(120),
         burst_share: 0.5,
         update_time: Duration::from_secs(20),
+        // The bucket's own arithmetic; hold_excess has its own test.
+        hold_excess: 3.0,
         ..DynamoPolicy::default()
     }
 }
@@ -604,15 +631,21 @@ fn a_spike_the_burst_bucket_covers_is_left_to_it() {
     // The newest 10 s average 92: 37 over the band's top x 20 s = 740
     // units; the spike itself, 245 over for 10 s = 2,450 units: both
     // covered by half of 5,000 banked, not by an empty bucket.
-    assert_eq!(
+    // What it would be raised to is what the bucket could not carry over
+    // SPIKE_CARRY_S, never below the newest rate: 92 / 0.5.
+    assert!(matches!(
         decide_burst(&s, 100, 5000.0),
-        OpVerdict::Hold {
-            reason: HoldReason::BurstCovers
+        OpVerdict::Bet {
+            to: 185,
+            rule: Rule::Surge,
+            ..
         }
-    );
+    ));
+    // An empty bucket: the spike's whole height.
     assert!(matches!(
         decide_burst(&s, 100, 0.0),
         OpVerdict::Up {
+            to: 600,
             rule: Rule::Surge,
             ..
         }
@@ -620,11 +653,8 @@ fn a_spike_the_burst_bucket_covers_is_left_to_it() {
     // A spike that lasts: 10 s at 300 -> 245 over the band x 20 s = 4,900 units.
     let mut s = flat(40.0, 200);
     s.extend(flat(300.0, 10));
-    assert_eq!(
-        decide_burst(&s, 100, 10_000.0),
-        OpVerdict::Hold {
-            reason: HoldReason::BurstCovers
-        },
+    assert!(
+        matches!(decide_burst(&s, 100, 10_000.0), OpVerdict::Bet { .. }),
         "half of 10,000 banked covers 4,900"
     );
     match decide_burst(&s, 100, 6_000.0) {
@@ -646,12 +676,79 @@ fn sustained_demand_needs_both_halves_of_the_smoothing_window_above_the_band() {
     // One noisy half: the newest 60 s at 75 average 57.5 over the window, but the older half is at 40.
     let mut s = flat(40.0, 160);
     s.extend(flat(75.0, 60));
-    assert_eq!(
+    assert!(matches!(
         decide_burst(&s, 100, 1e9),
-        OpVerdict::Hold {
-            reason: HoldReason::BurstCovers
+        OpVerdict::Bet {
+            rule: Rule::Surge,
+            ..
         }
-    );
+    ));
+}
+
+/// A bet on burst, and the three things that end it: throttling reported
+/// by the app, the bet's length, the size of the excess.
+#[test]
+fn a_bet_on_burst_ends_on_throttling_after_hold_max_and_past_hold_excess() {
+    // 100 provisioned (band_hi 55), a step to 120: 65 over the band.
+    let mut s = flat(40.0, 200);
+    s.extend(flat(120.0, 10));
+    let view = DemandView::from_seconds(&s);
+    let p = burst_policy();
+    let bet = |ctx: OpContext| decide_op(&view, &ctx, &p, 5);
+    let full = ctx(100).with_burst(1e6);
+    assert!(matches!(bet(full), OpVerdict::Bet { to: 240, .. }));
+    // Throttling: raise now, to cover the newest peak.
+    match bet(OpContext {
+        throttled: true,
+        ..full
+    }) {
+        OpVerdict::Up { to, rule, .. } => assert_eq!((to, rule), (240, Rule::Throttled)),
+        other => panic!("{other:?}"),
+    }
+    // A bet that has lasted hold_max (120 s) is over.
+    assert!(matches!(
+        bet(OpContext {
+            hold_s: Some(119.0),
+            ..full
+        }),
+        OpVerdict::Bet { .. }
+    ));
+    assert!(matches!(
+        bet(OpContext {
+            hold_s: Some(120.0),
+            ..full
+        }),
+        OpVerdict::Up {
+            rule: Rule::Surge,
+            ..
+        }
+    ));
+    // An excess past hold_excess x provisioned is never bet on.
+    let narrow = DynamoPolicy {
+        hold_excess: 0.5,
+        ..p
+    };
+    assert!(matches!(
+        decide_op(&view, &full, &narrow, 5),
+        OpVerdict::Up {
+            rule: Rule::Surge,
+            ..
+        }
+    ));
+    // Throttling while demand is inside the band (a hot key): nothing to size.
+    let quiet = DemandView::from_seconds(&flat(40.0, 200));
+    assert!(!matches!(
+        decide_op(
+            &quiet,
+            &OpContext {
+                throttled: true,
+                ..full
+            },
+            &p,
+            5
+        ),
+        OpVerdict::Up { .. }
+    ));
 }
 
 #[test]
