@@ -776,6 +776,34 @@ mod tests {
     }
 
     #[test]
+    fn a_throttled_minute_during_a_bet_is_a_failed_hold_never_foreseen() {
+        let mut w = Watch::new(CloudWatchConfig::default(), vec![target()], Mode::Apply);
+        // The bet is recorded 10 s after it began (T0 + 60); the increase
+        // that ends it is applied at T0 + 100, inside the same minute, which
+        // alone would make a throttled minute "foreseen".
+        w.note_records(&[
+            record("h", T0 + 70, Phase::Decided, Outcome::Held, 40),
+            record("a", T0 + 100, Phase::Decided, Outcome::Pending, 40),
+            record("a", T0 + 100, Phase::Completed, Outcome::Applied, 40),
+        ]);
+        let throttled = BTreeMap::from([(T0 + 60, 25.0), (T0 + 900, 3.0)]);
+        w.judge_throttles(&target(), &throttled, (T0 + 1000) as f64);
+        let kinds: Vec<(i64, bool, bool)> = w
+            .status
+            .recent_throttled
+            .iter()
+            .map(|m| (m.minute.timestamp(), m.failed_hold, m.foreseen))
+            .collect();
+        assert_eq!(kinds, [(T0 + 60, true, false), (T0 + 900, false, false)]);
+        assert_eq!(w.status.throttled_minutes_failed_hold, 1);
+        assert_eq!(w.status.throttled_minutes_foreseen, 0);
+        assert_eq!(w.status.throttled_minutes_unforeseen, 1);
+        // The same minutes read again are not counted twice.
+        w.judge_throttles(&target(), &throttled, (T0 + 1060) as f64);
+        assert_eq!(w.status.recent_throttled.len(), 2);
+    }
+
+    #[test]
     fn a_surge_never_shown_is_given_up_and_counted() {
         let mut w = Watch::new(CloudWatchConfig::default(), vec![target()], Mode::Apply);
         let decided = T0 + 300;

@@ -94,6 +94,13 @@ impl DemandView {
     }
 
     /// Known values of the last `n` whole seconds, and how many were unknown.
+    /// How many of the newest `n` seconds are unknown (missing ones count).
+    pub fn unknown_in(&self, n: usize) -> usize {
+        let skip = self.seconds.len().saturating_sub(n);
+        let held = self.seconds.len() - skip;
+        n - held + self.seconds[skip..].iter().filter(|v| v.is_nan()).count()
+    }
+
     pub fn window(&self, n: usize) -> (Vec<f64>, usize) {
         let skip = self.seconds.len().saturating_sub(n);
         let slice = &self.seconds[skip..];

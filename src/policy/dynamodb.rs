@@ -404,7 +404,7 @@ fn decrease(view: &DemandView, ctx: &OpContext, p: &DynamoPolicy, unit: u64) -> 
         Some(_) => OpVerdict::Hold {
             reason: HoldReason::InBand,
         },
-        None if view.window(p.down_window.as_secs() as usize).1 > 0 => OpVerdict::Hold {
+        None if view.unknown_in(p.down_window.as_secs() as usize) > 0 => OpVerdict::Hold {
             reason: HoldReason::ShortHistory,
         },
         None => OpVerdict::Hold {
@@ -484,15 +484,14 @@ fn low_demand(
         // size to the mean of the newest quarter of the window (an
         // increase, unlike a decrease, is free and takes seconds if demand
         // comes back).
-        let means = moving_means(&known, p.smooth.as_secs().max(1) as usize);
-        let highest = means.iter().copied().fold(f64::MIN, f64::max);
-        if means.is_empty() || highest >= band_lo {
+        let (highest, last) = moving_means(&known, p.smooth.as_secs().max(1) as usize);
+        if highest >= band_lo {
             return None;
         }
         // Rising demand (a step just starting) is not diluted by the quiet before it.
         let recent = &known[known.len() - known.len().div_ceil(4)..];
         let recent_mean = recent.iter().sum::<f64>() / recent.len() as f64;
-        recent_mean.max(means[means.len() - 1]).max(newest_mean)
+        recent_mean.max(last).max(newest_mean)
     } else {
         let newest_quiet = view
             .newest(p.up_window.as_secs().max(1) as usize)
@@ -545,11 +544,14 @@ pub fn expected_lower(
         .seconds
         .rchunks_exact(60)
         .map(|m| {
-            let known: Vec<f64> = m.iter().copied().filter(|v| !v.is_nan()).collect();
-            if known.len() * 2 < m.len() {
+            let (sum, known) = m
+                .iter()
+                .filter(|v| !v.is_nan())
+                .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+            if known * 2 < m.len() {
                 f64::NAN
             } else {
-                known.iter().sum::<f64>() / known.len() as f64
+                sum / known as f64
             }
         })
         .collect();
@@ -578,20 +580,22 @@ pub fn expected_lower(
     Some((to, at))
 }
 
-/// Means of every `k` consecutive values (one value per window position);
-/// fewer than `k` values give their single mean.
-fn moving_means(values: &[f64], k: usize) -> Vec<f64> {
+/// The highest and the newest of the means of every `k` consecutive
+/// values; fewer than `k` values give their single mean for both.
+fn moving_means(values: &[f64], k: usize) -> (f64, f64) {
     if values.len() <= k {
-        return vec![values.iter().sum::<f64>() / values.len().max(1) as f64];
+        let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+        return (mean, mean);
     }
-    let mut out = Vec::with_capacity(values.len() - k + 1);
     let mut sum: f64 = values[..k].iter().sum();
-    out.push(sum / k as f64);
+    let mut highest = sum / k as f64;
+    let mut last = highest;
     for i in k..values.len() {
         sum += values[i] - values[i - k];
-        out.push(sum / k as f64);
+        last = sum / k as f64;
+        highest = highest.max(last);
     }
-    out
+    (highest, last)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -395,3 +395,236 @@ fn a_capacity_aws_auto_scales_is_recommended_never_applied() {
         }));
     assert_eq!(step.actions.len(), 2);
 }
+
+/// `config` with betting on burst on, and the app's throttled reads of
+/// `posts` counted.
+fn betting_config() -> Arc<Config> {
+    Arc::new(
+        Config::parse(
+            "t.toml",
+            r#"
+mode = "apply"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[dynamodb]
+burst_share = 0.5
+[[dynamodb.tables]]
+name = "posts"
+read = { target = 0.5, min = 1, max = 10000, per_request = 1, throttled = "ddb.throttled{table:posts,op:read}" }
+"#,
+        )
+        .unwrap(),
+    )
+}
+
+#[test]
+fn a_bet_is_recorded_once_and_throttling_ends_it_within_a_second() {
+    let mut d = TableDecider::new(betting_config());
+    let mut budget = BudgetStore::in_memory();
+    let mut s = SeriesStore::new(StoreConfig::default());
+    let requests = s.register("statsd", StreamKind::Push);
+    let throttled = s.register(&throttled_stream("posts", None, "read"), StreamKind::Push);
+    let second = |s: &mut SeriesStore, t: i64, rps: f64| {
+        s.observe(requests, T0 + t, Observation::Count(rps), T0 + t)
+            .unwrap();
+        s.seal(T0 + t);
+    };
+    // Ten minutes inside the band (read 10, band top 5.5) fill the bucket.
+    for t in 0..600 {
+        second(&mut s, t, 5.0);
+    }
+    d.step(&s, &cloud("ACTIVE", 599), &mut budget, &common(600, None));
+    // Then 9 req/s: above the band, well within what half a full bucket
+    // carries. Nothing is applied; the bet is recorded once, after 10 s.
+    let mut held = Vec::new();
+    for t in 600..625 {
+        second(&mut s, t, 9.0);
+        let step = d.step(&s, &cloud("ACTIVE", t), &mut budget, &common(t + 1, None));
+        for a in step
+            .actions
+            .iter()
+            .filter(|a| a.update.resource() == "posts")
+        {
+            assert_ne!(a.disposition, Disposition::Apply, "at {t}: {a:?}");
+            if let Disposition::Record {
+                outcome: Outcome::Held,
+                ..
+            } = a.disposition
+            {
+                held.push(t);
+            }
+        }
+    }
+    assert_eq!(held.len(), 1, "one record for one bet: {held:?}");
+    let advice = |step: &TableStep| {
+        step.advice
+            .iter()
+            .find(|a| a.resource == "posts")
+            .map(|a| a.ops[0].betting_s)
+            .unwrap()
+    };
+    second(&mut s, 625, 9.0);
+    let step = d.step(&s, &cloud("ACTIVE", 625), &mut budget, &common(626, None));
+    assert!(
+        advice(&step).is_some_and(|b| b >= 20.0),
+        "{:?}",
+        step.advice
+    );
+    let trusted = |d: &mut TableDecider, second: i64| {
+        d.burst
+            .get_mut(&("posts".to_string(), Op::Read))
+            .unwrap()
+            .trust
+            .seconds(at(second), std::time::Duration::from_secs(86_400))
+    };
+    assert_eq!(trusted(&mut d, 626), 300.0);
+
+    // The app reports throttled reads in the current second: the next step
+    // raises at once (rule `throttled`) and trusts a smaller bucket.
+    s.observe(throttled, T0 + 626, Observation::Count(3.0), T0 + 626)
+        .unwrap();
+    let step = d.step(&s, &cloud("ACTIVE", 625), &mut budget, &common(626, None));
+    let applied: Vec<_> = step
+        .actions
+        .iter()
+        .filter(|a| a.disposition == Disposition::Apply)
+        .collect();
+    assert_eq!(applied.len(), 1, "{:?}", step.actions);
+    let change = &applied[0].update.members[0].changes[0];
+    assert_eq!((change.op, change.rule), (Op::Read, Rule::Throttled));
+    assert!(
+        change.to >= 17,
+        "sized to the 10-s rate / target: {change:?}"
+    );
+    assert!(trusted(&mut d, 626) < 300.0);
+    assert!(trusted(&mut d, 626) >= 60.0);
+}
+
+#[test]
+fn an_index_writes_rise_with_its_table_in_the_same_call() {
+    let config = Arc::new(
+        Config::parse(
+            "t.toml",
+            r#"
+mode = "apply"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[dynamodb]
+burst_share = 0.0
+[[dynamodb.tables]]
+name = "posts"
+write = { target = 0.5, min = 1, max = 10000, per_request = 1 }
+[[dynamodb.tables.indexes]]
+name = "by_user"
+write = { target = 0.5, min = 1, max = 60, per_request = 0.01 }
+"#,
+        )
+        .unwrap(),
+    );
+    let mut d = TableDecider::new(config);
+    let s = store(100.0, 40);
+    let mut budget = BudgetStore::in_memory();
+    let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
+    let applied: Vec<_> = step
+        .actions
+        .iter()
+        .filter(|a| a.disposition == Disposition::Apply)
+        .collect();
+    assert_eq!(applied.len(), 1, "{:?}", step.actions);
+    let members = &applied[0].update.members;
+    let change = |index: Option<&str>| {
+        members
+            .iter()
+            .find(|m| m.index.as_deref() == index)
+            .map(|m| m.changes[0])
+            .unwrap_or_else(|| panic!("{index:?} in {members:?}"))
+    };
+    // The table's writes go 5 -> about 200 for 100 writes/s; the index's own
+    // demand (1 write/s) asks nothing, but it takes the table's ratio, up to
+    // its hour's max.
+    let table = change(None);
+    assert_eq!((table.op, table.from), (Op::Write, 5));
+    assert!(table.to >= 200, "{table:?}");
+    let index = change(Some("by_user"));
+    assert_eq!(
+        (index.op, index.from, index.to, index.rule),
+        (Op::Write, 5, 60, Rule::WithTable)
+    );
+}
+
+#[test]
+fn a_decrease_waits_while_a_sibling_is_raised() {
+    let config = Arc::new(
+        Config::parse(
+            "t.toml",
+            r#"
+mode = "apply"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[dynamodb]
+burst_share = 0.0
+[[dynamodb.tables]]
+name = "posts"
+read = { target = 0.5, min = 1, max = 10000, per_request = 1 }
+[[dynamodb.tables.indexes]]
+name = "by_user"
+read = { target = 0.5, min = 1, max = 10000, per_request = 10 }
+"#,
+        )
+        .unwrap(),
+    );
+    let mut d = TableDecider::new(config);
+    // 20 req/s for 20 minutes: the table (read 1000) wants to come down to
+    // about 40, the index (read 10, 200 units/s) wants to go up.
+    let s = store(20.0, 1200);
+    let mut view = cloud("ACTIVE", 1199);
+    let tracked = view.tables.get_mut("posts").unwrap();
+    let desc = tracked.current.as_mut().unwrap();
+    desc.provisioned = Some(Throughput {
+        read: 1000,
+        write: 5,
+    });
+    let mut budget = BudgetStore::in_memory();
+    let step = d.step(&s, &view, &mut budget, &common(1200, None));
+    let applied: Vec<_> = step
+        .actions
+        .iter()
+        .filter(|a| a.disposition == Disposition::Apply)
+        .collect();
+    assert_eq!(applied.len(), 1, "{:?}", step.actions);
+    let call = &applied[0].update;
+    assert!(!call.decrease);
+    let members: Vec<_> = call.members.iter().map(|m| m.index.clone()).collect();
+    assert_eq!(members, [Some("by_user".to_string())], "{call:?}");
+    let table_plan = step
+        .advice
+        .iter()
+        .find(|a| a.resource == "posts")
+        .and_then(|a| a.plan.clone());
+    assert!(
+        matches!(table_plan, Some(Plan::Update { decrease: true, .. })),
+        "the table still plans its decrease: {table_plan:?}"
+    );
+
+    // Once the index's call is done (and the index raised), the decrease goes.
+    d.completed("posts", Outcome::Applied, at(1201));
+    let tracked = view.tables.get_mut("posts").unwrap();
+    let desc = tracked.current.as_mut().unwrap();
+    desc.indexes[0].provisioned = Some(Throughput {
+        read: 400,
+        write: 5,
+    });
+    tracked.last_ok = Some(at(1201));
+    let step = d.step(&s, &view, &mut budget, &common(1202, None));
+    let applied: Vec<_> = step
+        .actions
+        .iter()
+        .filter(|a| a.disposition == Disposition::Apply)
+        .collect();
+    assert_eq!(applied.len(), 1, "{:?}", step.actions);
+    assert!(applied[0].update.decrease);
+    assert_eq!(applied[0].update.resource(), "posts");
+}
