@@ -159,6 +159,21 @@ async fn apply_mode_follows_a_five_fold_step_within_seconds() {
             .any(|r| r["outcome"] == "applied" && r["changes"][0]["rule"] == "surge"),
         "{decisions:#?}"
     );
+    // The table's and the index's increases went in one UpdateTable call
+    // (ProvisionedThroughput and GlobalSecondaryIndexUpdates together),
+    // which moto accepted: one applied record names both members.
+    let records = read_file(&d.state_dir().join("audit.jsonl")).unwrap();
+    let index = format!("{table}/by_user");
+    assert!(
+        records.iter().any(|r| {
+            let members: Vec<&str> = r.changes.iter().map(|c| c.member(r)).collect();
+            r.outcome == Outcome::Applied
+                && members.contains(&table.as_str())
+                && members.contains(&index.as_str())
+                && r.changes.iter().all(|c| c.to > c.from)
+        }),
+        "{records:#?}"
+    );
     drop(traffic);
     d.terminate().await;
 }
