@@ -108,6 +108,13 @@ struct SuggestCli {
     /// Write a copy of the config with the fragment in place of its schedule.
     #[arg(long)]
     merged: Option<PathBuf>,
+    /// Which quantile of each hour's per-minute rates the minimums hold.
+    #[arg(long, default_value = "p99", value_parser = ["p90", "p95", "p99"])]
+    quantile: String,
+    /// Also resize the hours the config's [[...hours]] blocks set by hand
+    /// (kept as they are otherwise).
+    #[arg(long)]
+    replace_overrides: bool,
     #[command(flatten)]
     slice: TraceSlice,
 }
@@ -407,7 +414,12 @@ fn suggest_schedule(args: SuggestCli) -> ExitCode {
         },
         None => Source::State,
     };
-    let out = match run(&config, &source) {
+    let opts = rapidscale::profile::suggest::SuggestOptions {
+        quantile: rapidscale::profile::suggest::Quantile::from_name(&args.quantile)
+            .unwrap_or(rapidscale::profile::suggest::Quantile::P99),
+        replace_overrides: args.replace_overrides,
+    };
+    let out = match run(&config, &source, opts) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("rapidscale suggest-schedule: {e}");

@@ -20,6 +20,10 @@ pub struct AsgConfig {
     pub mode: Option<Mode>,
     pub poll_interval: Duration,
     pub hours: HourTable<GroupLimits>,
+    /// Hours an `[[asg.hours]]` block sets (kept by `suggest-schedule`).
+    pub overridden: [bool; 24],
+    /// `asg.min`: no hour's minimum is suggested below it.
+    pub min: u32,
     pub policy: AsgPolicy,
     /// Base URL of the EC2 instance metadata service (IMDSv2).
     pub metadata_endpoint: String,
@@ -127,7 +131,7 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
         max: max.as_ref().map(|m| as_u32(p, m)).unwrap_or(u32::MAX),
         target_rps_per_instance: target.as_ref().map(|t| t.value).unwrap_or(1.0),
     };
-    let hours = read_hours(t, p, base, min.as_ref());
+    let (hours, overridden) = read_hours(t, p, base, min.as_ref());
     let policy = read_policy(t, p);
     let metadata_endpoint = t
         .string(p, "metadata_endpoint")
@@ -138,6 +142,8 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
         mode,
         poll_interval,
         hours,
+        overridden,
+        min: base.min,
         policy,
         metadata_endpoint,
     }
@@ -150,7 +156,7 @@ fn read_hours(
     p: &mut Problems,
     base: GroupLimits,
     min: Option<&Located<u64>>,
-) -> HourTable<GroupLimits> {
+) -> (HourTable<GroupLimits>, [bool; 24]) {
     let check_rps = |p: &mut Problems, v: &Located<f64>| {
         if !(v.value > 0.0 && v.value.is_finite()) {
             p.push(
@@ -167,6 +173,7 @@ fn read_hours(
         })
     };
     let mut hours = [base; 24];
+    let mut overridden = [false; 24];
     let mut srcs: Vec<(HourSet, Located<String>)> = Vec::new();
     let mut row_src: [Option<String>; 24] = Default::default();
     let mut row_span: [Option<std::ops::Range<usize>>; 24] = Default::default();
@@ -210,6 +217,7 @@ fn read_hours(
             check_rps(p, v);
         }
         for hour in set.hours() {
+            overridden[hour as usize] = true;
             let row = &mut hours[hour as usize];
             if let Some(m) = &hmin {
                 row.min = as_u32(p, m);
@@ -248,7 +256,7 @@ fn read_hours(
             }
         }
     }
-    hours
+    (hours, overridden)
 }
 
 /// The group policy's timing and thresholds.

@@ -133,6 +133,9 @@ pub struct CapacitySpec {
     /// throttling seen ends a bet on burst capacity within a second.
     pub throttled: Option<MetricSelector>,
     pub hours: HourTable<CapacityLimits>,
+    /// Hours an `[[...hours]]` block sets for this capacity (kept by
+    /// `suggest-schedule`).
+    pub overridden: [bool; 24],
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -539,11 +542,13 @@ fn capacity_spec(p: &mut Problems, raw: RawCapacity, overrides: &[HourOverride])
         max: raw.max.as_ref().map(|m| m.value).unwrap_or(u64::MAX),
     };
     let mut hours = [base; 24];
+    let mut overridden = [false; 24];
     // Where each row's min and max came from, to point at the right key.
     let mut min_src: [Option<&Located<u64>>; 24] = [raw.min.as_ref(); 24];
     let mut max_src: [Option<&Located<u64>>; 24] = [raw.max.as_ref(); 24];
     for o in overrides {
         for h in o.hours.hours() {
+            overridden[h as usize] = true;
             let row = &mut hours[h as usize];
             if let Some(t) = &o.target {
                 row.target = t.value;
@@ -582,6 +587,7 @@ fn capacity_spec(p: &mut Problems, raw: RawCapacity, overrides: &[HourOverride])
         metric: raw.metric,
         throttled: raw.throttled,
         hours,
+        overridden,
     }
 }
 

@@ -51,6 +51,7 @@ pub struct HourStats {
     pub days: DayType,
     /// Requests (or units) per second over every known second of the hour.
     pub mean: f64,
+    pub p90: f64,
     pub p95: f64,
     pub p99: f64,
     /// The highest second.
@@ -92,6 +93,7 @@ impl SeriesProfile {
                 .iter()
                 .map(|h| HourStats {
                     mean: h.mean * k,
+                    p90: h.p90 * k,
                     p95: h.p95 * k,
                     p99: h.p99 * k,
                     peak: h.peak * k,
@@ -164,6 +166,7 @@ pub fn profile(minutes: &[(i64, MinutePoint)], tz: Tz) -> SeriesProfile {
                 hour,
                 days: kind,
                 mean: a.sum / a.seconds as f64,
+                p90: quantile(&a.rates, 0.90),
                 p95: quantile(&a.rates, 0.95),
                 p99: quantile(&a.rates, 0.99),
                 peak: a.peak,

@@ -1,13 +1,16 @@
 //! Per-hour schedules learnt from the profile (pure).
 //!
 //! For each table/index operation and local hour, the suggested `min` is the
-//! capacity that keeps the hour's observed p99 (per-minute rate, all days) at
-//! or below the hour's `target` utilization: `ceil(p99 / target)` rounded up to two significant digits, within
-//! the hour's `max` and at least 1. The group's `min` is the instances that
-//! serve the p99 requests/s with the group's `headroom`:
-//! `ceil(p99 x (1 + headroom) / target_rps_per_instance)`, within `max`.
-//! Hours without data keep their current values. `target` and `max` are
-//! kept as configured.
+//! capacity that keeps the hour's observed quantile (p99 unless told: p90,
+//! p95; of the per-minute rates, all days) at or below the hour's `target`
+//! utilization: `ceil(q / target)` rounded up to two significant digits,
+//! within the hour's `max` and at least 1. The group's `min` is the
+//! instances that serve that quantile of requests/s with the group's
+//! `headroom`: `ceil(q x (1 + headroom) / target_rps_per_instance)`, within
+//! `asg.min` (a hard limit) and the hour's `max`. Hours without data, and
+//! hours a `[[...hours]]` block of the config sets by hand, keep their
+//! current values (unless `replace_overrides`). `target` and `max` are kept
+//! as configured.
 //!
 //! The TOML fragment replaces the config's `[[dynamodb.tables]]` blocks
 //! (their hours included) and its `[[asg.hours]]` blocks. Every hour is
@@ -32,8 +35,9 @@ pub struct OpSuggestion {
     pub min: Vec<u64>,
     pub target: Vec<f64>,
     pub max: Vec<u64>,
-    /// The p99 units/s each hour's suggestion is sized for (None: no data).
-    pub p99: Vec<Option<f64>>,
+    /// The units/s (the chosen quantile) each hour's suggestion is sized
+    /// for (None: no data, or an hour kept as set by hand).
+    pub sized_for: Vec<Option<f64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -42,13 +46,64 @@ pub struct GroupSuggestion {
     pub min: Vec<u32>,
     pub max: Vec<u32>,
     pub target_rps_per_instance: Vec<f64>,
-    pub p99: Vec<Option<f64>>,
+    pub sized_for: Vec<Option<f64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Suggestion {
+    pub quantile: Quantile,
     pub ops: Vec<OpSuggestion>,
     pub group: Option<GroupSuggestion>,
+}
+
+/// Which quantile of each hour's per-minute rates the minimums hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantile {
+    P90,
+    P95,
+    P99,
+}
+
+impl Quantile {
+    pub const ALL: [Quantile; 3] = [Quantile::P90, Quantile::P95, Quantile::P99];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantile::P90 => "p90",
+            Quantile::P95 => "p95",
+            Quantile::P99 => "p99",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Quantile> {
+        Quantile::ALL.into_iter().find(|q| q.as_str() == name)
+    }
+
+    fn of(self, s: &super::HourStats) -> f64 {
+        match self {
+            Quantile::P90 => s.p90,
+            Quantile::P95 => s.p95,
+            Quantile::P99 => s.p99,
+        }
+    }
+}
+
+/// How to suggest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SuggestOptions {
+    pub quantile: Quantile,
+    /// Also resize hours the config's `[[...hours]]` blocks set by hand.
+    pub replace_overrides: bool,
+}
+
+impl Default for SuggestOptions {
+    fn default() -> Self {
+        SuggestOptions {
+            quantile: Quantile::P99,
+            replace_overrides: false,
+        }
+    }
 }
 
 fn op_suggestion(
@@ -57,6 +112,7 @@ fn op_suggestion(
     op: Op,
     spec: &CapacitySpec,
     profile: &Profile,
+    opts: SuggestOptions,
 ) -> OpSuggestion {
     let resource = crate::actuator::resource_key(table, index);
     let units = profile
@@ -71,33 +127,35 @@ fn op_suggestion(
         min: Vec::new(),
         target: Vec::new(),
         max: Vec::new(),
-        p99: Vec::new(),
+        sized_for: Vec::new(),
     };
     for (h, limits) in spec.hours.iter().enumerate() {
-        let p99 = units
+        let kept = spec.overridden[h] && !opts.replace_overrides;
+        let q = units
             .and_then(|u| u.profile.at(h as u8, DayType::All))
-            .map(|st| st.p99)
-            .filter(|v| v.is_finite());
-        let min = match p99 {
-            Some(p) => round_up(p / limits.target).clamp(1, limits.max),
+            .map(|st| opts.quantile.of(st))
+            .filter(|v| v.is_finite() && !kept);
+        let min = match q {
+            Some(q) => round_up(q / limits.target).clamp(1, limits.max),
             None => limits.min,
         };
         s.current_min.push(limits.min);
         s.min.push(min);
         s.target.push(limits.target);
         s.max.push(limits.max);
-        s.p99.push(p99);
+        s.sized_for.push(q);
     }
     s
 }
 
-/// The per-hour `min`s that would have held the observed p99 within target.
-pub fn suggest(config: &Config, profile: &Profile) -> Suggestion {
+/// The per-hour `min`s that would have held the observed quantile within
+/// target.
+pub fn suggest(config: &Config, profile: &Profile, opts: SuggestOptions) -> Suggestion {
     let ops = config
         .capacities()
         .filter_map(|c| {
             let op = Op::from_name(c.op)?;
-            Some(op_suggestion(c.table, c.index, op, c.spec, profile))
+            Some(op_suggestion(c.table, c.index, op, c.spec, profile, opts))
         })
         .collect();
     let group = config.asg.as_ref().map(|asg| {
@@ -107,28 +165,33 @@ pub fn suggest(config: &Config, profile: &Profile) -> Suggestion {
             min: Vec::new(),
             max: Vec::new(),
             target_rps_per_instance: Vec::new(),
-            p99: Vec::new(),
+            sized_for: Vec::new(),
         };
         for (h, l) in asg.hours.iter().enumerate() {
-            let p99 = profile
+            let kept = asg.overridden[h] && !opts.replace_overrides;
+            let q = profile
                 .requests
                 .at(h as u8, DayType::All)
-                .map(|st| st.p99)
-                .filter(|v| v.is_finite());
-            let min = match p99 {
-                Some(p) => ((p * (1.0 + headroom) / l.target_rps_per_instance).ceil() as u32)
-                    .clamp(1, l.max),
+                .map(|st| opts.quantile.of(st))
+                .filter(|v| v.is_finite() && !kept);
+            let min = match q {
+                Some(q) => ((q * (1.0 + headroom) / l.target_rps_per_instance).ceil() as u32)
+                    .clamp(asg.min.max(1).min(l.max), l.max),
                 None => l.min,
             };
             g.current_min.push(l.min);
             g.min.push(min);
             g.max.push(l.max);
             g.target_rps_per_instance.push(l.target_rps_per_instance);
-            g.p99.push(p99);
+            g.sized_for.push(q);
         }
         g
     });
-    Suggestion { ops, group }
+    Suggestion {
+        quantile: opts.quantile,
+        ops,
+        group,
+    }
 }
 
 /// Capacity units rounded up to two significant digits (from 100 up), so
@@ -213,9 +276,10 @@ pub fn fragment(config: &Config, s: &Suggestion, source: &str) -> String {
     let _ = writeln!(
         out,
         "# rapidscale suggest-schedule ({source}): per-hour minimums sized for each\n\
-         # hour's observed p99 at the hour's target. Replace the config's\n\
+         # hour's observed {} at the hour's target. Replace the config's\n\
          # [[dynamodb.tables]] blocks (hours and indexes included) and its\n\
-         # [[asg.hours]] blocks with these."
+         # [[asg.hours]] blocks with these.",
+        s.quantile.as_str()
     );
     let find = |table: &str, index: Option<&str>, op: Op| {
         s.ops

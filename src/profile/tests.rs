@@ -203,3 +203,74 @@ fn the_history_file_round_trips_and_survives_a_restart_of_the_store() {
     assert_eq!(all[559].1.known_seconds, 60);
     assert!(all[500..559].iter().all(|(_, p)| p.known_seconds == 0));
 }
+
+/// `suggest-schedule`'s sizing on the synthetic week (all days: an hour's
+/// p90 is its weekday base rate 100 + 10h, its p99 the weekday spikes
+/// 150 + 10h).
+#[test]
+fn suggestions_keep_hand_set_hours_and_hard_limits_at_each_quantile() {
+    use crate::profile::suggest::{suggest, Quantile, SuggestOptions};
+    let config = crate::config::Config::parse(
+        "t.toml",
+        r#"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[[dynamodb.tables]]
+name = "posts"
+read = { target = 0.5, min = 1, max = 10000, per_request = 1 }
+[[dynamodb.tables.hours]]
+hours = "14-15"
+read = { min = 777 }
+[asg]
+name = "web"
+target_rps_per_instance = 250
+min = 2
+max = 40
+[[asg.hours]]
+hours = "20"
+min = 9
+"#,
+    )
+    .unwrap();
+    let name = config.ingest.requests_stream.clone().unwrap();
+    let profile = build(&config, &BTreeMap::from([(name, synthetic_week())]));
+    let at = |q: Quantile, replace: bool| {
+        suggest(
+            &config,
+            &profile,
+            SuggestOptions {
+                quantile: q,
+                replace_overrides: replace,
+            },
+        )
+    };
+    let p99 = at(Quantile::P99, false);
+    let read = &p99.ops[0];
+    assert_eq!(read.min[0], 300); // 150 / 0.5
+    assert_eq!(read.min[13], 560); // 280 / 0.5
+    assert_eq!(
+        (read.min[14], read.min[15]),
+        (777, 777),
+        "set by hand: kept"
+    );
+    assert_eq!(read.sized_for[14], None);
+    let group = p99.group.as_ref().unwrap();
+    // 150 req/s needs one instance; asg.min = 2 is a hard limit.
+    assert!(group.min.iter().all(|m| *m >= 2), "{:?}", group.min);
+    assert_eq!(group.min[0], 2);
+    assert_eq!(group.min[20], 9, "set by hand: kept");
+
+    let replaced = at(Quantile::P99, true);
+    assert_eq!(replaced.ops[0].min[14], 580); // 290 / 0.5
+    assert!(replaced.group.as_ref().unwrap().min[20] < 9);
+    assert!(replaced.group.as_ref().unwrap().min[20] >= 2);
+
+    let p90 = at(Quantile::P90, false);
+    assert_eq!(p90.ops[0].min[0], 200); // 100 / 0.5
+    assert_eq!(p90.ops[0].min[14], 777);
+    let p95 = at(Quantile::P95, false);
+    for h in 0..24 {
+        assert!(p90.ops[0].min[h] <= p95.ops[0].min[h] && p95.ops[0].min[h] <= read.min[h]);
+    }
+}

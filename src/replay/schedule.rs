@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::Config;
-use crate::profile::suggest::{self, Suggestion};
+use crate::profile::suggest::{self, Quantile, SuggestOptions, Suggestion};
 use crate::profile::{build, history, minutes_of_seconds, DayType, Profile};
 use crate::replay::{self, trace, Policy};
 use crate::series::MinutePoint;
@@ -53,7 +53,10 @@ pub struct Output {
     pub suggestion: Suggestion,
     pub fragment: String,
     pub current: Totals,
+    /// The chosen quantile's schedule.
     pub suggested: Totals,
+    /// Every quantile's schedule, replayed on the same traffic.
+    pub choices: Vec<(Quantile, Totals)>,
     pub report: String,
 }
 
@@ -157,7 +160,82 @@ fn changes<T: PartialEq + Copy + std::fmt::Display>(
     }
 }
 
-pub fn run(config: &Config, source: &Source) -> Result<Output, SuggestError> {
+/// The current schedule's figures and each quantile's schedule's, replayed
+/// on the same traffic side by side (two at a time).
+fn replay_choices(
+    config: &Config,
+    profile: &Profile,
+    opts: SuggestOptions,
+    start: DateTime<Utc>,
+    requests: &[f64],
+) -> (Totals, Vec<(Quantile, Totals)>) {
+    let settings = SimSettings::replay(1);
+    let known_peak = Some(replay::peak_minute_rps(requests));
+    let configs: Vec<Config> = std::iter::once(config.clone())
+        .chain(Quantile::ALL.iter().map(|&quantile| {
+            let s = suggest::suggest(config, profile, SuggestOptions { quantile, ..opts });
+            suggest::apply(config, &s)
+        }))
+        .collect();
+    let mut figures: Vec<Totals> = Vec::new();
+    for pair in configs.chunks(2) {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = pair
+                .iter()
+                .map(|c| {
+                    let settings = &settings;
+                    scope.spawn(move || {
+                        fastrand::seed(1);
+                        let (o, _) = replay::run_scratch(
+                            c,
+                            settings,
+                            start,
+                            requests.to_vec(),
+                            known_peak,
+                            |_| {},
+                        );
+                        totals(&o)
+                    })
+                })
+                .collect();
+            figures.extend(handles.into_iter().map(|h| h.join().unwrap_or_default()));
+        });
+    }
+    let choices = Quantile::ALL
+        .into_iter()
+        .zip(figures[1..].iter().copied())
+        .collect();
+    (figures[0], choices)
+}
+
+/// The capacities (and the group) with hours set by hand in the config.
+fn kept_by_hand(config: &Config, suggestion: &Suggestion) -> Vec<String> {
+    suggestion
+        .ops
+        .iter()
+        .filter_map(|o| {
+            let spec = config.capacities().find(|c| {
+                c.table == o.table && c.index == o.index.as_deref() && c.op == o.op.as_str()
+            })?;
+            spec.spec.overridden.iter().any(|h| *h).then(|| {
+                format!(
+                    "{} {}",
+                    crate::actuator::resource_key(&o.table, o.index.as_deref()),
+                    o.op.as_str()
+                )
+            })
+        })
+        .chain(
+            config
+                .asg
+                .as_ref()
+                .filter(|a| a.overridden.iter().any(|h| *h))
+                .map(|_| "group".to_string()),
+        )
+        .collect()
+}
+
+pub fn run(config: &Config, source: &Source, opts: SuggestOptions) -> Result<Output, SuggestError> {
     let Loaded {
         start,
         requests,
@@ -168,28 +246,14 @@ pub fn run(config: &Config, source: &Source) -> Result<Output, SuggestError> {
         return Err(SuggestError::NoData("the traffic is empty".into()));
     }
     let profile = build(config, &streams);
-    let suggestion = suggest::suggest(config, &profile);
+    let suggestion = suggest::suggest(config, &profile, opts);
     let fragment = suggest::fragment(config, &suggestion, &label);
-    let settings = SimSettings::replay(1);
-    let known_peak = Some(replay::peak_minute_rps(&requests));
-    let (current, _) = replay::run_scratch(
-        config,
-        &settings,
-        start,
-        requests.clone(),
-        known_peak,
-        |_| {},
-    );
-    let suggested_config = suggest::apply(config, &suggestion);
-    let (suggested, _) = replay::run_scratch(
-        &suggested_config,
-        &settings,
-        start,
-        requests.clone(),
-        known_peak,
-        |_| {},
-    );
-    let (current, suggested) = (totals(&current), totals(&suggested));
+    let (current, choices) = replay_choices(config, &profile, opts, start, &requests);
+    let suggested = choices
+        .iter()
+        .find(|(q, _)| *q == opts.quantile)
+        .map(|(_, t)| *t)
+        .unwrap_or_default();
     let days = requests.len() as f64 / 86_400.0;
 
     let mut r = String::new();
@@ -220,22 +284,41 @@ pub fn run(config: &Config, source: &Source) -> Result<Output, SuggestError> {
         let title = "group: min instances per hour (not replayed)";
         changes(&mut r, title, &g.current_min, &g.min);
     }
-    let _ = writeln!(
+    let kept = kept_by_hand(config, &suggestion);
+    if !kept.is_empty() && !opts.replace_overrides {
+        let _ = writeln!(
+            r,
+            "\nHours set by hand in the config were kept ({}); --replace-overrides resizes them too.",
+            kept.join(", ")
+        );
+    }
+    let _ = write!(
         r,
-        "\nReplay on the same traffic (simulator, rapidscale's policy):\n                     current   suggested\n throttled units {:>11.0} {:>11.0}\n cost (USD)      {:>11.2} {:>11.2}\n decreases used  {:>11} {:>11}",
-        current.throttled_units,
-        suggested.throttled_units,
-        current.cost_usd,
-        suggested.cost_usd,
-        current.decreases_used,
-        suggested.decreases_used
+        "\nReplay on the same traffic (simulator, rapidscale's policy), each quantile's schedule beside the current one ({} chosen, --quantile):\n                     current",
+        opts.quantile.as_str()
     );
+    for (q, _) in &choices {
+        let _ = write!(r, " {:>11}", q.as_str());
+    }
+    let row = |r: &mut String, name: &str, f: &dyn Fn(&Totals) -> String| {
+        let _ = write!(r, "\n {name:<15} {:>11}", f(&current));
+        for (_, t) in &choices {
+            let _ = write!(r, " {:>11}", f(t));
+        }
+    };
+    row(&mut r, "throttled units", &|t| {
+        format!("{:.0}", t.throttled_units)
+    });
+    row(&mut r, "cost (USD)", &|t| format!("{:.2}", t.cost_usd));
+    row(&mut r, "decreases used", &|t| t.decreases_used.to_string());
+    r.push('\n');
     Ok(Output {
         profile,
         suggestion,
         fragment,
         current,
         suggested,
+        choices,
         report: r,
     })
 }

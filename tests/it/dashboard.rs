@@ -225,19 +225,23 @@ async fn the_dashboard_shows_live_data_in_chromium() {
                 return {
                   mode: document.querySelector('#mode').textContent,
                   provisioned: Number(card.querySelector('[data-field="provisioned"]').textContent),
+                  gate: card.querySelector('[data-field="gate"]').textContent,
                   desired: Number(document.querySelector('#group-desired').textContent),
                 };"#,
             )
             .await;
-        let api_prov = status["dynamodb"]
+        let posts = status["dynamodb"]
             .as_array()
             .unwrap()
             .iter()
             .find(|r| r["resource"] == "posts")
-            .map(|r| r["ops"][0]["provisioned"].clone())
             .unwrap();
+        let api_prov = posts["ops"][0]["provisioned"].clone();
+        // The card shows why nothing is done now (the gate), as the API does.
+        let api_gate = posts["gate"].as_str().unwrap_or("");
         let matches = shown["mode"] == status["effective_mode"]
             && shown["provisioned"] == api_prov
+            && shown["gate"] == api_gate
             && shown["desired"] == status["asg"]["desired"];
         if matches {
             break;

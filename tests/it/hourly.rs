@@ -13,7 +13,8 @@ const TRACE: &str = concat!(
     "/tests/data/nasa_jul95_week2.csv.gz"
 );
 
-/// The replay lines of the report: (current, suggested).
+/// The replay lines of the report: (current, suggested at the p99 chosen by
+/// default); the columns are current, p90, p95, p99.
 fn replay_figures(report: &str, row: &str) -> (f64, f64) {
     let line = report
         .lines()
@@ -23,7 +24,8 @@ fn replay_figures(report: &str, row: &str) -> (f64, f64) {
         .split_whitespace()
         .map(|x| x.parse().unwrap())
         .collect();
-    (numbers[0], numbers[1])
+    assert_eq!(numbers.len(), 4, "current and three quantiles: {line}");
+    (numbers[0], numbers[3])
 }
 
 fn suggest(args: &[&str]) -> String {
@@ -112,6 +114,11 @@ fn the_fragment_merged_into_the_example_config_passes_check_config() {
         merged.to_str().unwrap(),
     ]);
     assert!(report.contains("group: min instances per hour"), "{report}");
+    assert!(
+        report.contains("Hours set by hand in the config were kept (posts write, group)"),
+        "{report}"
+    );
+    assert!(report.contains("(p99 chosen, --quantile)"), "{report}");
     let check = Command::new(bin())
         .arg("check-config")
         .arg(&merged)
@@ -128,6 +135,14 @@ fn the_fragment_merged_into_the_example_config_passes_check_config() {
     assert_eq!(text.matches("name = \"posts\"").count(), 1, "{text}");
     assert!(text.contains("[[asg.hours]]"));
     assert!(text.contains("[[dynamodb.tables.indexes.hours]]"));
+    // The hard limits and the hand-set hours hold: asg.min = 2 in every
+    // hour, and posts write keeps its 14-15 h min of 500.
+    let config = rapidscale::config::Config::load(&merged, |_| None).unwrap();
+    let asg = config.asg.as_ref().unwrap();
+    assert!(asg.hours.iter().all(|h| h.min >= 2), "{:?}", asg.hours);
+    let write = config.dynamodb.tables[0].write.as_ref().unwrap();
+    assert_eq!((write.hours[14].min, write.hours[15].min), (500, 500));
+    assert_eq!(write.hours[14].target, 0.6);
 }
 
 /// Two days of minutes at 12 requests/s, 36 during 09:00-09:59 UTC.
@@ -189,13 +204,22 @@ async fn the_hourly_view_serves_the_restored_history_and_it_is_saved_at_shutdown
     assert_eq!(rows.first().unwrap().0, start);
     assert!(rows.len() >= 2 * 1440, "{}", rows.len());
 
-    // And `suggest-schedule --from-state` reads it: hour 9 needs
-    // 36 x 2 / 0.5 = 144 units (150 at two significant digits), the rest
-    // 12 x 2 / 0.5 = 48.
+    // And `suggest-schedule --from-state` reads it: the rest of the day
+    // needs 12 x 2 / 0.5 = 48 units; hour 9 is set by hand (min 200) and
+    // kept, unless --replace-overrides: then 36 x 2 / 0.5 = 144 (150 at two
+    // significant digits).
     let path = state.path().join("rapidscale.toml");
     std::fs::write(&path, &config).unwrap();
     let report = suggest(&["--config", path.to_str().unwrap(), "--from-state"]);
-    assert!(report.contains("      9: 200 -> 150"), "{report}");
+    assert!(report.contains("      9: 200 -> 200"), "{report}");
     assert!(report.contains("0-8: 10 -> 48"), "{report}");
     assert!(report.contains("cost (USD)"), "{report}");
+    let report = suggest(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--from-state",
+        "--replace-overrides",
+    ]);
+    assert!(report.contains("      9: 200 -> 150"), "{report}");
+    assert!(report.contains("0-8: 10 -> 48"), "{report}");
 }
