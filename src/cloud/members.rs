@@ -1,7 +1,8 @@
 //! Group membership over time: when each instance was first seen and since
 //! when it has been pending, the changes between two descriptions (joined,
-//! became InService, left, turned Unhealthy), and the derived counts the
-//! policy uses. Pure: descriptions and instants in, state out.
+//! became InService, left, turned Unhealthy), the group's own boot times
+//! (Pending -> InService, as seen), and the derived counts the policy uses.
+//! Pure: descriptions and instants in, state out.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -13,6 +14,15 @@ use super::GroupDescription;
 
 /// Events kept in memory.
 pub(crate) const EVENTS_KEPT: usize = 1000;
+/// Boot times kept (the newest).
+pub(crate) const BOOTS_KEPT: usize = 20;
+/// Boot times seen before the learned warm-up replaces the configured one.
+pub(crate) const BOOTS_TO_LEARN: usize = 3;
+/// The learned warm-up is the slowest recent boot with this margin.
+pub(crate) const BOOT_MARGIN: f64 = 1.25;
+/// A learned warm-up is never shorter than this (boots seen between two
+/// polls look instant).
+pub(crate) const MIN_LEARNED_WARMUP_S: f64 = 30.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,12 +71,18 @@ pub(crate) struct InstanceTimes {
     /// Since when it has been InService, when rapidscale saw it become so
     /// (None: InService when first seen, or not InService).
     pub in_service_since: Option<DateTime<Utc>>,
+    /// It joined after rapidscale's first description: its Pending time
+    /// started when it launched, so its boot time can be learnt.
+    pub joined_seen: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Membership {
     pub instances: BTreeMap<String, InstanceTimes>,
     pub events: VecDeque<MembershipEvent>,
+    /// Seconds from Pending to InService of the newest instances seen
+    /// making the whole transition (oldest first).
+    pub boots_s: VecDeque<f64>,
     #[serde(skip)]
     last: Option<GroupDescription>,
 }
@@ -120,12 +136,20 @@ impl Membership {
                 first_seen: now,
                 pending_since: None,
                 in_service_since: None,
+                joined_seen: seen_before,
             });
             let was_in_service = old.is_some_and(|o| o.lifecycle_state == "InService");
             if i.lifecycle_state != "InService" {
                 times.in_service_since = None;
             } else if !was_in_service && seen_before {
                 times.in_service_since = Some(now);
+                // A boot seen from its start: its time is the group's own.
+                if let Some(since) = times.pending_since.filter(|_| times.joined_seen) {
+                    if self.boots_s.len() == BOOTS_KEPT {
+                        self.boots_s.pop_front();
+                    }
+                    self.boots_s.push_back((now - since).as_seconds_f64());
+                }
             }
             times.pending_since = match (is_pending(&i.lifecycle_state), times.pending_since) {
                 (true, Some(since)) => Some(since),
@@ -155,6 +179,17 @@ impl Membership {
         }
         self.last = Some(desc.clone());
         changes
+    }
+
+    /// How long an instance may stay Pending and still count as capacity on
+    /// its way: the slowest of the group's recent boots x [`BOOT_MARGIN`]
+    /// once [`BOOTS_TO_LEARN`] were seen, otherwise `configured`.
+    pub(crate) fn warmup(&self, configured: Duration) -> Duration {
+        if self.boots_s.len() < BOOTS_TO_LEARN {
+            return configured;
+        }
+        let slowest = self.boots_s.iter().copied().fold(0.0, f64::max);
+        Duration::from_secs_f64((slowest * BOOT_MARGIN).max(MIN_LEARNED_WARMUP_S))
     }
 
     /// Counts by capacity meaning at `now`.
@@ -332,5 +367,52 @@ mod tests {
         );
         let c = m.counts(&g, t(90), warmup, settle);
         assert_eq!((c.serving, c.settling), (2, 0));
+    }
+
+    #[test]
+    fn the_warm_up_is_learnt_from_the_groups_own_boots() {
+        let mut m = Membership::default();
+        let configured = Duration::from_secs(180);
+        // Already Pending at the first description: its start is unknown,
+        // so its boot is not learnt.
+        m.update(&group(&[("i-0", "Pending", "Healthy")]), t(0));
+        m.update(&group(&[("i-0", "InService", "Healthy")]), t(10));
+        assert!(m.boots_s.is_empty());
+        // Three instances launched and seen through: 40 s, 55 s, 48 s.
+        let mut now = 100;
+        for (id, boot) in [("i-1", 40), ("i-2", 55), ("i-3", 48)] {
+            m.update(
+                &group(&[("i-0", "InService", "Healthy"), (id, "Pending", "Healthy")]),
+                t(now),
+            );
+            assert_eq!(m.warmup(configured), configured, "not learnt yet");
+            m.update(
+                &group(&[
+                    ("i-0", "InService", "Healthy"),
+                    (id, "InService", "Healthy"),
+                ]),
+                t(now + boot),
+            );
+            now += 200;
+        }
+        assert_eq!(Vec::from(m.boots_s.clone()), [40.0, 55.0, 48.0]);
+        // The slowest recent boot with a 25 % margin.
+        assert_eq!(m.warmup(configured), Duration::from_secs_f64(55.0 * 1.25));
+        // An instance Pending for 70 s is now "pending too long", not capacity
+        // on its way, though the configured warm-up (180 s) would count it.
+        let g = group(&[
+            ("i-0", "InService", "Healthy"),
+            ("i-9", "Pending", "Healthy"),
+        ]);
+        m.update(&g, t(now));
+        let c = m.counts(
+            &g,
+            t(now + 70),
+            m.warmup(configured),
+            Duration::from_secs(30),
+        );
+        assert_eq!((c.warming, c.pending_too_long), (0, 1));
+        let c = m.counts(&g, t(now + 70), configured, Duration::from_secs(30));
+        assert_eq!((c.warming, c.pending_too_long), (1, 0));
     }
 }

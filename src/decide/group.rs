@@ -32,6 +32,10 @@ pub struct GroupAdvice {
     pub min: u32,
     pub max: u32,
     pub counts: GroupCounts,
+    /// The warm-up in effect: learnt from the group's own boots once
+    /// enough were seen (`warmup_learned`), else `asg.warmup`.
+    pub warmup_s: f64,
+    pub warmup_learned: bool,
     /// This instance's requests/s (newest known second or rate so far).
     pub own_rps: Option<f64>,
     /// The fleet's requests/s as read (own x the fleet factor).
@@ -126,9 +130,9 @@ impl GroupDecider {
             return GroupStep::default();
         };
         let now = common.now;
-        let counts = cloud
-            .members
-            .counts(desc, now, asg.policy.warmup, asg.policy.settle);
+        // The group's own boot times, once seen, replace the configured warm-up.
+        let warmup = cloud.members.warmup(asg.policy.warmup);
+        let counts = cloud.members.counts(desc, now, warmup, asg.policy.settle);
         let ctx = group_context(&config, asg, now);
         let stale_s = config.ingest.stale_after.as_secs() as i64;
         let own = self.own_demand(store, asg, now);
@@ -202,6 +206,8 @@ impl GroupDecider {
         let advice = GroupAdvice {
             group: self.group.clone(),
             mode,
+            warmup_s: warmup.as_secs_f64(),
+            warmup_learned: cloud.members.boots_s.len() >= crate::cloud::members::BOOTS_TO_LEARN,
             desired: desc.desired,
             min: desc.min,
             max: desc.max,
