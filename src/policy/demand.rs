@@ -93,7 +93,18 @@ impl DemandView {
             .reduce(f64::max)
     }
 
-    /// Known values of the last `n` whole seconds, and how many were unknown.
+    /// The mean of the known values of the newest `n` (None: none known).
+    pub fn known_mean(&self, n: usize) -> Option<f64> {
+        let from_seconds = n.saturating_sub(usize::from(self.partial_rate.is_some()));
+        let skip = self.seconds.len().saturating_sub(from_seconds);
+        let (sum, count) = self.seconds[skip..]
+            .iter()
+            .chain(self.partial_rate.as_ref())
+            .filter(|v| !v.is_nan())
+            .fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
+        (count > 0).then(|| sum / count as f64)
+    }
+
     /// How many of the newest `n` seconds are unknown (missing ones count).
     pub fn unknown_in(&self, n: usize) -> usize {
         let skip = self.seconds.len().saturating_sub(n);
@@ -101,6 +112,7 @@ impl DemandView {
         n - held + self.seconds[skip..].iter().filter(|v| v.is_nan()).count()
     }
 
+    /// Known values of the last `n` whole seconds, and how many were unknown.
     pub fn window(&self, n: usize) -> (Vec<f64>, usize) {
         let skip = self.seconds.len().saturating_sub(n);
         let slice = &self.seconds[skip..];

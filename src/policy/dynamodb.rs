@@ -285,10 +285,7 @@ fn demand_above_band(
         // the bucket was thought to hold. Raise to cover the rate of the
         // newest seconds; a lone spike over a low rate is not sized for
         // (the bucket refills under the headroom the target keeps).
-        let recent = view.newest(BURST_RATE_WINDOW_S);
-        let known: Vec<f64> = recent.into_iter().filter(|v| !v.is_nan()).collect();
-        if !known.is_empty() {
-            let rate = known.iter().sum::<f64>() / known.len() as f64;
+        if let Some(rate) = view.known_mean(BURST_RATE_WINDOW_S) {
             if rate > band_hi {
                 wanted.wants_more = true;
                 let evidence = Evidence {
@@ -309,9 +306,7 @@ fn demand_above_band(
         // second does not look like a surge that will last) and the spike
         // itself for SPIKE_CARRY_S seconds (a small bucket does not
         // wait for the mean to catch up).
-        let recent = view.newest(BURST_RATE_WINDOW_S.max(n));
-        let known: Vec<f64> = recent.into_iter().filter(|v| !v.is_nan()).collect();
-        let rate = known.iter().sum::<f64>() / known.len().max(1) as f64;
+        let rate = view.known_mean(BURST_RATE_WINDOW_S.max(n)).unwrap_or(0.0);
         let spike = newest.iter().sum::<f64>() / n as f64;
         let counted = if burst_mode {
             p.burst_share * ctx.burst
@@ -493,10 +488,7 @@ fn low_demand(
         let recent_mean = recent.iter().sum::<f64>() / recent.len() as f64;
         recent_mean.max(last).max(newest_mean)
     } else {
-        let newest_quiet = view
-            .newest(p.up_window.as_secs().max(1) as usize)
-            .iter()
-            .all(|v| v.is_nan() || *v < band_lo);
+        let newest_quiet = newest.iter().all(|v| v.is_nan() || *v < band_lo);
         known.sort_by(f64::total_cmp);
         if known[known.len() - 1] >= band_lo || !newest_quiet {
             return None;

@@ -419,50 +419,59 @@ fn robustness(
         .copied()
         .filter(|&(b, d)| !same(b, d))
         .collect();
-    let mut done: Vec<report::RobustnessRow> = Vec::new();
-    for pair in worlds.chunks(2) {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = pair
-                .iter()
-                .map(|&(burst, delay)| {
-                    let settings = SimSettings {
-                        burst_seconds: burst,
-                        update_delay: std::time::Duration::from_secs_f64(delay),
-                        ..args.settings.clone()
-                    };
-                    scope.spawn(move || {
-                        fastrand::seed(args.seed);
-                        let (outcome, _) = run_scratch(
-                            config,
-                            &settings,
-                            start,
-                            requests.to_vec(),
-                            Some(known_peak),
-                            |_| {},
-                        );
-                        report::RobustnessRow::of(burst, delay, &outcome)
-                    })
-                })
-                .collect();
-            for h in handles {
-                if let Ok(row) = h.join() {
-                    done.push(row);
-                }
-            }
-        });
-    }
+    let rows = two_at_a_time(&worlds, args.seed, |&(burst, delay)| {
+        let settings = SimSettings {
+            burst_seconds: burst,
+            update_delay: std::time::Duration::from_secs_f64(delay),
+            ..args.settings.clone()
+        };
+        let (outcome, _) = run_scratch(
+            config,
+            &settings,
+            start,
+            requests.to_vec(),
+            Some(known_peak),
+            |_| {},
+        );
+        report::RobustnessRow::of(burst, delay, &outcome)
+    });
     ROBUSTNESS_GRID
         .iter()
         .filter_map(|&(b, d)| {
             if same(b, d) {
                 Some(report::RobustnessRow::of(b, d, own))
             } else {
-                done.iter()
-                    .find(|r| r.burst_seconds == b && r.update_delay_s == d)
-                    .cloned()
+                let i = worlds.iter().position(|w| *w == (b, d))?;
+                rows[i].clone()
             }
         })
         .collect()
+}
+
+/// `f` of every item, two at a time on their own threads (the machine's two
+/// cores), each thread's jitter seeded with `seed`; None where one panicked.
+pub(crate) fn two_at_a_time<T: Sync, R: Send>(
+    items: &[T],
+    seed: u64,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<Option<R>> {
+    let mut out = Vec::with_capacity(items.len());
+    for pair in items.chunks(2) {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = pair
+                .iter()
+                .map(|item| {
+                    let f = &f;
+                    scope.spawn(move || {
+                        fastrand::seed(seed);
+                        f(item)
+                    })
+                })
+                .collect();
+            out.extend(handles.into_iter().map(|h| h.join().ok()));
+        });
+    }
+    out
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -177,30 +177,14 @@ fn replay_choices(
             suggest::apply(config, &s)
         }))
         .collect();
-    let mut figures: Vec<Totals> = Vec::new();
-    for pair in configs.chunks(2) {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = pair
-                .iter()
-                .map(|c| {
-                    let settings = &settings;
-                    scope.spawn(move || {
-                        fastrand::seed(1);
-                        let (o, _) = replay::run_scratch(
-                            c,
-                            settings,
-                            start,
-                            requests.to_vec(),
-                            known_peak,
-                            |_| {},
-                        );
-                        totals(&o)
-                    })
-                })
-                .collect();
-            figures.extend(handles.into_iter().map(|h| h.join().unwrap_or_default()));
-        });
-    }
+    let figures: Vec<Totals> = replay::two_at_a_time(&configs, 1, |c| {
+        let (o, _) =
+            replay::run_scratch(c, &settings, start, requests.to_vec(), known_peak, |_| {});
+        totals(&o)
+    })
+    .into_iter()
+    .map(Option::unwrap_or_default)
+    .collect();
     let choices = Quantile::ALL
         .into_iter()
         .zip(figures[1..].iter().copied())

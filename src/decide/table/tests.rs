@@ -94,29 +94,36 @@ fn at(s: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(T0 + s, 0).unwrap()
 }
 
+/// A config in `mode` with StatsD requests, `burst_share` and `tables`
+/// (TOML from `[[dynamodb.tables]]` on).
+fn parsed(mode: &str, burst_share: f64, tables: &str) -> Arc<Config> {
+    let text = format!(
+        "mode = \"{mode}\"\n[ingest.statsd]\nlisten = \"127.0.0.1:0\"\nrequests = [\"http.requests\"]\n[dynamodb]\nburst_share = {burst_share}\n{tables}"
+    );
+    Arc::new(Config::parse("t.toml", &text).unwrap())
+}
+
 fn config(mode: &str) -> Arc<Config> {
-    Arc::new(
-        Config::parse(
-            "t.toml",
-            &format!(
-                r#"
-mode = "{mode}"
-[ingest.statsd]
-listen = "127.0.0.1:0"
-requests = ["http.requests"]
-[dynamodb]
-burst_share = 0.0
+    parsed(
+        mode,
+        0.0,
+        r#"
 [[dynamodb.tables]]
 name = "posts"
-read = {{ target = 0.5, min = 1, max = 10000, per_request = 1 }}
+read = { target = 0.5, min = 1, max = 10000, per_request = 1 }
 [[dynamodb.tables.indexes]]
 name = "by_user"
-read = {{ target = 0.5, min = 1, max = 10000, per_request = 1 }}
-"#
-            ),
-        )
-        .unwrap(),
+read = { target = 0.5, min = 1, max = 10000, per_request = 1 }
+"#,
     )
+}
+
+/// The actions of a step that call AWS.
+fn calls(step: &TableStep) -> Vec<&TableAction> {
+    step.actions
+        .iter()
+        .filter(|a| a.disposition == Disposition::Apply)
+        .collect()
 }
 
 /// A store whose requests stream has had `rps` every second up to `upto`.
@@ -192,11 +199,7 @@ fn table_and_index_increases_go_in_one_call() {
     let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
     // Both the table and the index want 200+ units: one UpdateTable call
     // carries both.
-    let applied: Vec<_> = step
-        .actions
-        .iter()
-        .filter(|a| a.disposition == Disposition::Apply)
-        .collect();
+    let applied = calls(&step);
     assert_eq!(applied.len(), 1, "{:?}", step.actions);
     let call = &applied[0].update;
     assert_eq!(call.resource(), "posts");
@@ -399,22 +402,14 @@ fn a_capacity_aws_auto_scales_is_recommended_never_applied() {
 /// `config` with betting on burst on, and the app's throttled reads of
 /// `posts` counted.
 fn betting_config() -> Arc<Config> {
-    Arc::new(
-        Config::parse(
-            "t.toml",
-            r#"
-mode = "apply"
-[ingest.statsd]
-listen = "127.0.0.1:0"
-requests = ["http.requests"]
-[dynamodb]
-burst_share = 0.5
+    parsed(
+        "apply",
+        0.5,
+        r#"
 [[dynamodb.tables]]
 name = "posts"
 read = { target = 0.5, min = 1, max = 10000, per_request = 1, throttled = "ddb.throttled{table:posts,op:read}" }
 "#,
-        )
-        .unwrap(),
     )
 }
 
@@ -485,11 +480,7 @@ fn a_bet_is_recorded_once_and_throttling_ends_it_within_a_second() {
     s.observe(throttled, T0 + 626, Observation::Count(3.0), T0 + 626)
         .unwrap();
     let step = d.step(&s, &cloud("ACTIVE", 625), &mut budget, &common(626, None));
-    let applied: Vec<_> = step
-        .actions
-        .iter()
-        .filter(|a| a.disposition == Disposition::Apply)
-        .collect();
+    let applied = calls(&step);
     assert_eq!(applied.len(), 1, "{:?}", step.actions);
     let change = &applied[0].update.members[0].changes[0];
     assert_eq!((change.op, change.rule), (Op::Read, Rule::Throttled));
@@ -503,16 +494,10 @@ fn a_bet_is_recorded_once_and_throttling_ends_it_within_a_second() {
 
 #[test]
 fn an_index_writes_rise_with_its_table_in_the_same_call() {
-    let config = Arc::new(
-        Config::parse(
-            "t.toml",
-            r#"
-mode = "apply"
-[ingest.statsd]
-listen = "127.0.0.1:0"
-requests = ["http.requests"]
-[dynamodb]
-burst_share = 0.0
+    let config = parsed(
+        "apply",
+        0.0,
+        r#"
 [[dynamodb.tables]]
 name = "posts"
 write = { target = 0.5, min = 1, max = 10000, per_request = 1 }
@@ -520,18 +505,12 @@ write = { target = 0.5, min = 1, max = 10000, per_request = 1 }
 name = "by_user"
 write = { target = 0.5, min = 1, max = 60, per_request = 0.01 }
 "#,
-        )
-        .unwrap(),
     );
     let mut d = TableDecider::new(config);
     let s = store(100.0, 40);
     let mut budget = BudgetStore::in_memory();
     let step = d.step(&s, &cloud("ACTIVE", 29), &mut budget, &common(30, None));
-    let applied: Vec<_> = step
-        .actions
-        .iter()
-        .filter(|a| a.disposition == Disposition::Apply)
-        .collect();
+    let applied = calls(&step);
     assert_eq!(applied.len(), 1, "{:?}", step.actions);
     let members = &applied[0].update.members;
     let change = |index: Option<&str>| {
@@ -556,16 +535,10 @@ write = { target = 0.5, min = 1, max = 60, per_request = 0.01 }
 
 #[test]
 fn a_decrease_waits_while_a_sibling_is_raised() {
-    let config = Arc::new(
-        Config::parse(
-            "t.toml",
-            r#"
-mode = "apply"
-[ingest.statsd]
-listen = "127.0.0.1:0"
-requests = ["http.requests"]
-[dynamodb]
-burst_share = 0.0
+    let config = parsed(
+        "apply",
+        0.0,
+        r#"
 [[dynamodb.tables]]
 name = "posts"
 read = { target = 0.5, min = 1, max = 10000, per_request = 1 }
@@ -573,8 +546,6 @@ read = { target = 0.5, min = 1, max = 10000, per_request = 1 }
 name = "by_user"
 read = { target = 0.5, min = 1, max = 10000, per_request = 10 }
 "#,
-        )
-        .unwrap(),
     );
     let mut d = TableDecider::new(config);
     // 20 req/s for 20 minutes: the table (read 1000) wants to come down to
@@ -589,11 +560,7 @@ read = { target = 0.5, min = 1, max = 10000, per_request = 10 }
     });
     let mut budget = BudgetStore::in_memory();
     let step = d.step(&s, &view, &mut budget, &common(1200, None));
-    let applied: Vec<_> = step
-        .actions
-        .iter()
-        .filter(|a| a.disposition == Disposition::Apply)
-        .collect();
+    let applied = calls(&step);
     assert_eq!(applied.len(), 1, "{:?}", step.actions);
     let call = &applied[0].update;
     assert!(!call.decrease);
@@ -619,11 +586,7 @@ read = { target = 0.5, min = 1, max = 10000, per_request = 10 }
     });
     tracked.last_ok = Some(at(1201));
     let step = d.step(&s, &view, &mut budget, &common(1202, None));
-    let applied: Vec<_> = step
-        .actions
-        .iter()
-        .filter(|a| a.disposition == Disposition::Apply)
-        .collect();
+    let applied = calls(&step);
     assert_eq!(applied.len(), 1, "{:?}", step.actions);
     assert!(applied[0].update.decrease);
     assert_eq!(applied[0].update.resource(), "posts");
