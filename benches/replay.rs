@@ -39,6 +39,7 @@ fn replay_one_day(c: &mut Criterion) {
             let (outcome, _) = rapidscale::replay::run_scratch(
                 &config,
                 &settings,
+                &rapidscale::replay::FleetModel::default(),
                 trace.start,
                 day.clone(),
                 Some(known_peak),

@@ -207,11 +207,44 @@ struct WorldCli {
     /// Whether an index short of write capacity throttles its table's writes.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     gsi_back_pressure: bool,
+    /// Seconds from a launch to the instance InService (the median).
+    #[arg(long, default_value_t = 120.0)]
+    boot_time: f64,
+    /// Spread of boot times: sigma of a log-normal around the median (0: fixed).
+    #[arg(long, default_value_t = 0.3)]
+    boot_spread: f64,
+    /// Instances in the group's warm pool (launched in --warm-boot-time).
+    #[arg(long, default_value_t = 0)]
+    warm_pool: u32,
+    /// Seconds from a warm pool launch to InService.
+    #[arg(long, default_value_t = 20.0)]
+    warm_boot_time: f64,
+    /// Requests/s one InService instance can serve [default: 1.25 x the
+    /// config's highest target_rps_per_instance].
+    #[arg(long)]
+    instance_rps: Option<f64>,
+    /// Seconds a request waits in the fleet's queue before it fails.
+    #[arg(long, default_value_t = 2.0)]
+    timeout: f64,
+    /// The native group model's metric period in seconds: 60
+    /// (RequestCountPerTarget) or 10 (a high-resolution custom metric).
+    #[arg(long, default_value_t = 60)]
+    native_period: i64,
+    /// Seconds from a period's end to its datapoint reaching the alarms.
+    #[arg(long, default_value_t = 60)]
+    native_delay: i64,
+    /// The native model's instance warm-up in seconds.
+    #[arg(long, default_value_t = 300)]
+    native_warmup: i64,
 }
 
 impl WorldCli {
     /// Checks every knob; the world with the replay's seed.
-    fn settings(&self, seed: u64) -> Result<rapidscale::sim::SimSettings, String> {
+    fn settings(
+        &self,
+        seed: u64,
+        config: &rapidscale::config::Config,
+    ) -> Result<rapidscale::sim::SimSettings, String> {
         let in_range = |name: &str, v: f64, lo: f64, hi: f64| {
             if v.is_finite() && v >= lo && v <= hi {
                 Ok(v)
@@ -232,7 +265,58 @@ impl WorldCli {
             drains_per_day: in_range("drains-per-day", self.drains_per_day, 0.0, 86_400.0)?,
             hot_key_share: in_range("hot-key-share", self.hot_key_share, 0.0, 1.0)?,
             gsi_back_pressure: self.gsi_back_pressure,
+            boot_time: std::time::Duration::from_secs_f64(in_range(
+                "boot-time",
+                self.boot_time,
+                0.0,
+                86_400.0,
+            )?),
+            boot_spread: in_range("boot-spread", self.boot_spread, 0.0, 2.0)?,
+            warm_pool: self.warm_pool,
+            warm_boot_time: std::time::Duration::from_secs_f64(in_range(
+                "warm-boot-time",
+                self.warm_boot_time,
+                0.0,
+                86_400.0,
+            )?),
+            instance_rps: match self.instance_rps {
+                Some(v) => in_range("instance-rps", v, 0.001, 1e9)?,
+                None => rapidscale::replay::default_instance_rps(config),
+            },
             ..rapidscale::sim::SimSettings::replay(seed)
+        })
+    }
+
+    /// The fleet's timeout and the native group model.
+    fn fleet(&self) -> Result<rapidscale::replay::FleetModel, String> {
+        if !(self.timeout.is_finite() && (0.0..=3600.0).contains(&self.timeout)) {
+            return Err(format!(
+                "--timeout must be in [0, 3600], got {}",
+                self.timeout
+            ));
+        }
+        if ![10, 60].contains(&self.native_period) {
+            return Err(format!(
+                "--native-period must be 10 or 60, got {}",
+                self.native_period
+            ));
+        }
+        for (name, v) in [
+            ("native-delay", self.native_delay),
+            ("native-warmup", self.native_warmup),
+        ] {
+            if !(0..=86_400).contains(&v) {
+                return Err(format!("--{name} must be in [0, 86400], got {v}"));
+            }
+        }
+        Ok(rapidscale::replay::FleetModel {
+            timeout_s: self.timeout,
+            tracking: rapidscale::replay::fleet::TrackingSettings {
+                period_s: self.native_period,
+                publish_delay_s: self.native_delay,
+                warmup_s: self.native_warmup,
+                ..rapidscale::replay::fleet::TrackingSettings::AWS
+            },
         })
     }
 }
@@ -475,7 +559,11 @@ fn replay(args: ReplayCli) -> ExitCode {
     if !(args.surge_amp >= 1.0 && args.surge_amp.is_finite()) {
         return bad_usage(format!("--surge-amp must be >= 1, got {}", args.surge_amp));
     }
-    let settings = match args.world.settings(args.seed) {
+    let (settings, fleet) = match args
+        .world
+        .settings(args.seed, &config)
+        .and_then(|s| Ok((s, args.world.fleet()?)))
+    {
         Ok(s) => s,
         Err(msg) => return bad_usage(msg),
     };
@@ -494,6 +582,7 @@ fn replay(args: ReplayCli) -> ExitCode {
             log_format: args.slice.access_log_format,
         },
         settings,
+        fleet,
         robustness: !args.no_robustness,
     };
     // A progress bar on a terminal only; logs and CI stay quiet.

@@ -29,41 +29,116 @@ pub struct AsgConfig {
     pub metadata_endpoint: String,
 }
 
+/// How much one rate rule lets the group change within its period.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateAmount {
+    /// This many instances.
+    Instances(u32),
+    /// This percentage of the group as it was when the period began.
+    Percent(f64),
+}
+
+/// One `[[asg.scale_up]]` / `[[asg.scale_down]]` rule: at most `amount`
+/// per `period` (the Kubernetes HPA's `behavior` policies).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct RateRule {
+    pub amount: RateAmount,
+    pub period: Duration,
+}
+
+/// Which of several rules wins (the HPA's `selectPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Select {
+    /// The rule that allows the largest change.
+    Max,
+    /// The rule that allows the smallest change.
+    Min,
+    /// No change in this direction at all.
+    Disabled,
+}
+
+impl Select {
+    fn parse(s: &str) -> Option<Select> {
+        match s {
+            "max" => Some(Select::Max),
+            "min" => Some(Select::Min),
+            "disabled" => Some(Select::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// The rate rules of one direction; none: no limit.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RateRules {
+    pub rules: Vec<RateRule>,
+    pub select: Select,
+}
+
+impl RateRules {
+    pub const UNLIMITED: RateRules = RateRules {
+        rules: Vec::new(),
+        select: Select::Max,
+    };
+}
+
 /// Timing of the group policy (`[asg]`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AsgPolicy {
     /// Extra capacity over what the traffic needs.
     pub headroom: f64,
-    /// How long the need must exceed serving + warming before scaling out.
+    /// No change while the need is within this fraction of the group
+    /// (the HPA's tolerance).
+    pub tolerance: f64,
+    /// How long the need must exceed serving + warming before scaling out
+    /// (`stabilization_up`; `up_window` is its older name).
     pub up_window: Duration,
     /// A pending instance counts as capacity on its way for this long.
     pub warmup: Duration,
     /// A new InService instance takes this long to get its share of the
     /// traffic; until then it is capacity on its way, not a serving share.
     pub settle: Duration,
-    /// Scale in to the highest need over this window.
+    /// Scale in to the highest need over this window (`stabilization_down`;
+    /// `stabilization` is its older name).
     pub stabilization: Duration,
-    /// At most this fraction of the group per scale-in (at least 1 instance).
-    pub max_step_in: f64,
+    /// How fast the group may grow: none by default (a surge is answered
+    /// at once).
+    pub scale_up: RateRules,
+    /// How fast it may shrink: 10 % per 15 s (at least one instance).
+    pub scale_down: RateRules,
     /// Raise to a higher scheduled min this long before its hour.
     pub prewarm: Duration,
 }
 
 impl AsgPolicy {
-    pub const DEFAULT: AsgPolicy = AsgPolicy {
-        headroom: 0.1,
-        up_window: Duration::from_secs(5),
-        warmup: Duration::from_secs(180),
-        settle: Duration::from_secs(30),
-        stabilization: Duration::from_secs(300),
-        max_step_in: 0.1,
-        prewarm: Duration::from_secs(180),
+    pub const DEFAULT_SCALE_DOWN: RateRule = RateRule {
+        amount: RateAmount::Percent(10.0),
+        period: Duration::from_secs(15),
     };
+
+    pub fn default_policy() -> AsgPolicy {
+        AsgPolicy {
+            headroom: 0.1,
+            tolerance: 0.1,
+            up_window: Duration::from_secs(5),
+            warmup: Duration::from_secs(180),
+            settle: Duration::from_secs(30),
+            stabilization: Duration::from_secs(300),
+            scale_up: RateRules::UNLIMITED,
+            scale_down: RateRules {
+                rules: vec![Self::DEFAULT_SCALE_DOWN],
+                select: Select::Max,
+            },
+            prewarm: Duration::from_secs(180),
+        }
+    }
 }
 
 impl Default for AsgPolicy {
     fn default() -> Self {
-        Self::DEFAULT
+        Self::default_policy()
     }
 }
 
@@ -259,18 +334,121 @@ fn read_hours(
     (hours, overridden)
 }
 
+/// A duration under its name or its older one (not both).
+fn renamed(
+    t: &mut TableReader,
+    p: &mut Problems,
+    key: &str,
+    old: &str,
+    default: Duration,
+) -> Duration {
+    let new = t.duration(p, key);
+    let was = t.duration(p, old);
+    match (new, was) {
+        (Some(n), Some(o)) => {
+            p.push(
+                o.span,
+                &o.key,
+                format!("set twice: `{old}` is the older name of `{key}`; keep `{key}`"),
+            );
+            n.value
+        }
+        (Some(v), None) | (None, Some(v)) => v.value,
+        (None, None) => default,
+    }
+}
+
+/// `[[asg.<key>]]` rules and `<key>_select`.
+fn read_rates(t: &mut TableReader, p: &mut Problems, key: &str, default: RateRules) -> RateRules {
+    let select_key = format!("{key}_select");
+    let select = t
+        .string(p, &select_key)
+        .and_then(|s| enum_value(p, &s, Select::parse, "\"max\", \"min\" or \"disabled\""));
+    if !t.has(key) {
+        return RateRules {
+            select: select.unwrap_or(default.select),
+            ..default
+        };
+    }
+    let mut rules = Vec::new();
+    for mut r in t.tables(p, key) {
+        let instances = r.uint(p, "instances");
+        let percent = r.float(p, "percent");
+        let period = r.duration(p, "per");
+        let amount = match (instances, percent) {
+            (Some(i), None) if i.value >= 1 => Some(RateAmount::Instances(
+                u32::try_from(i.value).unwrap_or(u32::MAX),
+            )),
+            (None, Some(v)) if v.value > 0.0 && v.value.is_finite() => {
+                Some(RateAmount::Percent(v.value))
+            }
+            (Some(i), None) => {
+                p.push(i.span, &i.key, "must be at least 1");
+                None
+            }
+            (None, Some(v)) => {
+                p.push(
+                    v.span,
+                    &v.key,
+                    format!("must be a percentage > 0, got {}", v.value),
+                );
+                None
+            }
+            (Some(_), Some(v)) => {
+                p.push(v.span, &v.key, "give `instances` or `percent`, not both");
+                None
+            }
+            (None, None) => {
+                p.push(
+                    r.span(),
+                    &r.key_path("instances"),
+                    "missing: `instances = N` or `percent = P`",
+                );
+                None
+            }
+        };
+        let period = match period {
+            Some(d) if d.value.is_zero() => {
+                p.push(d.span, &d.key, "must be longer than 0 s");
+                None
+            }
+            Some(d) => Some(d.value),
+            None => {
+                p.push(
+                    r.span(),
+                    &r.key_path("per"),
+                    "missing: the period, e.g. \"15s\"",
+                );
+                None
+            }
+        };
+        if let (Some(amount), Some(period)) = (amount, period) {
+            rules.push(RateRule { amount, period });
+        }
+        r.finish(p);
+    }
+    RateRules {
+        rules,
+        select: select.unwrap_or(Select::Max),
+    }
+}
+
 /// The group policy's timing and thresholds.
 fn read_policy(t: &mut TableReader, p: &mut Problems) -> AsgPolicy {
-    let d = AsgPolicy::DEFAULT;
+    let d = AsgPolicy::default_policy();
     let headroom = t.float(p, "headroom");
+    let tolerance = t.float(p, "tolerance");
+    // The older single-step limit: a percentage per 15 s.
     let max_step_in = t.float(p, "max_step_in");
+    let up_window = renamed(t, p, "stabilization_up", "up_window", d.up_window);
+    let stabilization = renamed(t, p, "stabilization_down", "stabilization", d.stabilization);
+    let scale_up = read_rates(t, p, "scale_up", d.scale_up.clone());
+    let mut scale_down = read_rates(t, p, "scale_down", d.scale_down.clone());
     let mut dur = |p: &mut Problems, key: &str, default: Duration| {
         t.duration(p, key).map(|d| d.value).unwrap_or(default)
     };
-    let up_window = dur(p, "up_window", d.up_window);
     let warmup = dur(p, "warmup", d.warmup);
     let settle = dur(p, "settle", d.settle);
-    let stabilization = dur(p, "stabilization", d.stabilization);
     // The prewarm defaults to the warm-up: new instances serve when the hour starts.
     let prewarm = dur(p, "prewarm", warmup);
     let mut fraction = |v: Option<Located<f64>>, default: f64, lo: f64, hi: f64| match v {
@@ -285,13 +463,25 @@ fn read_policy(t: &mut TableReader, p: &mut Problems) -> AsgPolicy {
         Some(v) => v.value,
         None => default,
     };
+    if let Some(step) = max_step_in {
+        let f = fraction(Some(step), 0.1, 0.0, 1.0);
+        scale_down = RateRules {
+            rules: vec![RateRule {
+                amount: RateAmount::Percent(100.0 * f),
+                ..AsgPolicy::DEFAULT_SCALE_DOWN
+            }],
+            select: scale_down.select,
+        };
+    }
     AsgPolicy {
         headroom: fraction(headroom, d.headroom, 0.0, 10.0),
+        tolerance: fraction(tolerance, d.tolerance, 0.0, 0.5),
         up_window,
         warmup,
         settle,
         stabilization,
-        max_step_in: fraction(max_step_in, d.max_step_in, 0.0, 1.0),
+        scale_up,
+        scale_down,
         prewarm,
     }
 }

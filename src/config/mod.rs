@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 pub use api::ApiConfig;
-pub use asg::{AsgConfig, AsgPolicy, GroupLimits};
+pub use asg::{AsgConfig, AsgPolicy, GroupLimits, RateAmount, RateRule, RateRules, Select};
 pub use aws::AwsConfig;
 pub use cloudwatch::CloudWatchConfig;
 pub use coordination::CoordinationConfig;

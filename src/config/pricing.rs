@@ -9,13 +9,17 @@ pub struct Pricing {
     pub read_unit_hour: f64,
     /// One provisioned write capacity unit for one hour.
     pub write_unit_hour: f64,
+    /// One instance of the Auto Scaling group for one hour.
+    pub instance_hour: f64,
 }
 
 impl Pricing {
-    /// DynamoDB provisioned capacity, us-east-1 list price (Standard table class).
+    /// DynamoDB provisioned capacity, us-east-1 list price (Standard table
+    /// class); an m5.large On-Demand in us-east-1 (Linux).
     pub const DEFAULT: Pricing = Pricing {
         read_unit_hour: 0.00013,
         write_unit_hour: 0.00065,
+        instance_hour: 0.096,
     };
 }
 
@@ -45,6 +49,7 @@ pub(super) fn read(root: &mut TableReader, p: &mut Problems) -> Pricing {
             let pricing = Pricing {
                 read_unit_hour: price(p, "read_unit_hour", d.read_unit_hour),
                 write_unit_hour: price(p, "write_unit_hour", d.write_unit_hour),
+                instance_hour: price(p, "instance_hour", d.instance_hour),
             };
             t.finish(p);
             pricing

@@ -568,3 +568,49 @@ fn the_fleet_view_defaults_to_sidecar_with_coordination_and_needs_it() {
         "expected \"single\", \"central\" or \"sidecar\"",
     );
 }
+
+#[test]
+fn group_rate_rules_tolerance_and_renamed_windows() {
+    let text = "[asg]\nname = \"w\"\ntarget_rps_per_instance = 100\nmax = 50\ntolerance = 0.05\nstabilization_up = \"10s\"\nstabilization_down = \"120s\"\nscale_up_select = \"min\"\n[[asg.scale_up]]\ninstances = 4\nper = \"15s\"\n[[asg.scale_up]]\npercent = 100\nper = \"15s\"\n[[asg.scale_down]]\npercent = 50\nper = \"60s\"\n";
+    let c = Config::parse("t.toml", text).expect("valid");
+    let p = c.asg.unwrap().policy;
+    assert_eq!(p.tolerance, 0.05);
+    assert_eq!(p.up_window, Duration::from_secs(10));
+    assert_eq!(p.stabilization, Duration::from_secs(120));
+    assert_eq!(p.scale_up.select, Select::Min);
+    assert_eq!(
+        p.scale_up.rules,
+        [
+            RateRule {
+                amount: RateAmount::Instances(4),
+                period: Duration::from_secs(15)
+            },
+            RateRule {
+                amount: RateAmount::Percent(100.0),
+                period: Duration::from_secs(15)
+            }
+        ]
+    );
+    assert_eq!(p.scale_down.rules[0].amount, RateAmount::Percent(50.0));
+    // Defaults: no scale-up limit, 10 % per 15 s down, 10 % tolerance;
+    // the older names still read.
+    let old = "[asg]\nname = \"w\"\ntarget_rps_per_instance = 100\nmax = 50\nup_window = \"7s\"\nstabilization = \"90s\"\nmax_step_in = 0.2\n";
+    let p = Config::parse("t.toml", old)
+        .expect("valid")
+        .asg
+        .unwrap()
+        .policy;
+    assert_eq!(
+        (p.up_window, p.stabilization),
+        (Duration::from_secs(7), Duration::from_secs(90))
+    );
+    assert!(p.scale_up.rules.is_empty());
+    assert_eq!(p.scale_down.rules[0].amount, RateAmount::Percent(20.0));
+    assert_eq!(p.tolerance, 0.1);
+    // Mistakes, all at once, each at its line.
+    let bad = "[asg]\nname = \"w\"\ntarget_rps_per_instance = 100\nmax = 50\nup_window = \"7s\"\nstabilization_up = \"9s\"\nscale_down_select = \"most\"\n[[asg.scale_up]]\ninstances = 0\nper = \"15s\"\n[[asg.scale_up]]\npercent = 10\n";
+    check_rejects(bad, 5, "asg.up_window", "older name of `stabilization_up`");
+    check_rejects(bad, 7, "asg.scale_down_select", "max");
+    check_rejects(bad, 9, "asg.scale_up[0].instances", "at least 1");
+    check_rejects(bad, 11, "asg.scale_up[1].per", "missing");
+}

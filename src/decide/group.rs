@@ -20,7 +20,9 @@ use crate::audit::Outcome;
 use crate::cloud::members::{GroupCounts, MembershipEvent};
 use crate::cloud::tracker::CloudView;
 use crate::config::{AsgConfig, Config, GroupLimits, Mode};
-use crate::policy::asg::{decide_group, GroupContext, GroupHold, GroupState, GroupVerdict};
+use crate::policy::asg::{
+    decide_group, GroupContext, GroupHold, GroupState, GroupVerdict, PastChange,
+};
 use crate::policy::demand::DemandView;
 use crate::series::SeriesStore;
 
@@ -66,15 +68,25 @@ pub(crate) fn hold_scale_in_on_estimates(
 }
 
 /// Local hour limits and the prewarm min at `now`.
-pub(crate) fn group_context(config: &Config, asg: &AsgConfig, now: DateTime<Utc>) -> GroupContext {
+pub(crate) fn group_context(
+    config: &Config,
+    asg: &AsgConfig,
+    now: DateTime<Utc>,
+    warmup: std::time::Duration,
+) -> GroupContext {
     let limits = config.schedule.row(&asg.hours, now);
     let ahead = now + chrono::TimeDelta::from_std(asg.policy.prewarm).unwrap_or_default();
     let next = config.schedule.row(&asg.hours, ahead);
     GroupContext {
         limits,
         prewarm_min: (next.min > limits.min).then_some(next.min),
+        warmup_s: warmup.as_secs_f64(),
     }
 }
+
+/// Changes older than this are forgotten (longer than any rate rule's
+/// period or warm-up anyone sets).
+const HISTORY_KEPT_S: i64 = 3600;
 
 /// What one step decided.
 #[derive(Debug, Default)]
@@ -92,6 +104,10 @@ pub(crate) struct GroupDecider {
     in_flight: bool,
     /// The pause after changes whose retries all failed.
     cooldown: Cooldown,
+    /// The change in flight (from, to), and the changes made (when, from,
+    /// to), newest last: what the rate rules and the warm-up count.
+    sent: Option<(u32, u32)>,
+    made: std::collections::VecDeque<(DateTime<Utc>, u32, u32)>,
 }
 
 impl GroupDecider {
@@ -103,6 +119,8 @@ impl GroupDecider {
             last_recorded: None,
             in_flight: false,
             cooldown: Cooldown::default(),
+            sent: None,
+            made: Default::default(),
         }
     }
 
@@ -110,6 +128,28 @@ impl GroupDecider {
     pub(crate) fn completed(&mut self, outcome: Outcome, now: DateTime<Utc>) {
         self.in_flight = false;
         self.cooldown.record(&self.group, outcome, now);
+        if let (Outcome::Applied, Some((from, to))) = (outcome, self.sent.take()) {
+            self.made.push_back((now, from, to));
+        }
+        while self
+            .made
+            .front()
+            .is_some_and(|(at, _, _)| (now - *at).num_seconds() > HISTORY_KEPT_S)
+        {
+            self.made.pop_front();
+        }
+    }
+
+    /// The changes made, as the policy reads them at `now`.
+    fn history(&self, now: DateTime<Utc>) -> Vec<PastChange> {
+        self.made
+            .iter()
+            .map(|(at, from, to)| PastChange {
+                age_s: (now - *at).num_milliseconds() as f64 / 1000.0,
+                from: *from,
+                to: *to,
+            })
+            .collect()
     }
 
     /// Decides the group's size at `common.now`.
@@ -133,7 +173,7 @@ impl GroupDecider {
         // The group's own boot times, once seen, replace the configured warm-up.
         let warmup = cloud.members.warmup(asg.policy.warmup);
         let counts = cloud.members.counts(desc, now, warmup, asg.policy.settle);
-        let ctx = group_context(&config, asg, now);
+        let ctx = group_context(&config, asg, now, warmup);
         let stale_s = config.ingest.stale_after.as_secs() as i64;
         let own = self.own_demand(store, asg, now);
         let own_rps = own.newest(1).first().copied().filter(|v| !v.is_nan());
@@ -151,6 +191,7 @@ impl GroupDecider {
             &ctx,
             &asg.policy,
             stale_s,
+            &self.history(now),
         );
         let verdict = hold_scale_in_on_estimates(verdict, desc.desired, fleet);
         let configured = asg.mode.unwrap_or(config.mode);
@@ -196,11 +237,12 @@ impl GroupDecider {
                 None
             }
         };
-        if action
+        if let Some(a) = action
             .as_ref()
-            .is_some_and(|a| a.disposition == Disposition::Apply)
+            .filter(|a| a.disposition == Disposition::Apply)
         {
             self.in_flight = true;
+            self.sent = Some((a.change.from, a.change.to));
         }
         let shown_gate = gate.filter(|_| matches!(verdict, GroupVerdict::Set { .. }));
         let advice = GroupAdvice {

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{OpSeries, ResourceFigures, Target};
+use super::fleet::{FleetQueue, GroupSeries};
+use super::{GroupTarget, OpSeries, ResourceFigures, Target};
 use crate::app::core::{Core, Persistence};
 use crate::audit::{Outcome, Phase};
 use crate::clock::{SharedClock, TokioClock};
@@ -38,19 +39,34 @@ pub struct Side {
     /// [target][op]
     pub series: Vec<Vec<OpSeries>>,
     pub figures: Vec<ResourceFigures>,
+    /// The group's seconds (empty when no group is replayed).
+    pub group: GroupSeries,
 }
 
 /// The config rapidscale runs with in a replay: the capacities the trace
 /// drives (demand from requests x `per_request`, the fallback of an
 /// `auto`; no unit metrics), in apply mode against the simulated account,
 /// with the trace as its only source and the whole fleet's traffic
-/// (`central`). No API, no group, no coordination, no CloudWatch.
-pub fn replay_config(config: &Config, targets: &[Target], state_dir: &Path) -> Config {
+/// (`central`). No API, no coordination, no CloudWatch; the group only
+/// when it is replayed (`group`), under its replay name.
+pub fn replay_config(
+    config: &Config,
+    targets: &[Target],
+    group: Option<&GroupTarget>,
+    state_dir: &Path,
+) -> Config {
     let mut c = config.clone();
     c.mode = Mode::Apply;
     c.state_dir = state_dir.to_path_buf();
     c.api = None;
-    c.asg = None;
+    c.asg = match (c.asg.take(), group) {
+        (Some(mut asg), Some(g)) => {
+            asg.name = Some(g.name.clone());
+            asg.mode = None;
+            Some(asg)
+        }
+        _ => None,
+    };
     c.coordination = None;
     c.fleet = FleetView::Central;
     c.cloudwatch.publish = false;
@@ -100,9 +116,18 @@ fn keep_driven(spec: &mut Option<crate::config::CapacitySpec>, driven: bool) {
 }
 
 /// The simulated account of a replay: the config's tables and indexes at
-/// the targets' initial capacities.
-pub fn replay_world(settings: &SimSettings, targets: &[Target]) -> SimWorld {
+/// the targets' initial capacities, and the group (when replayed) with its
+/// initial instances InService at `start`.
+pub fn replay_world(
+    settings: &SimSettings,
+    targets: &[Target],
+    group: Option<&GroupTarget>,
+    start: DateTime<Utc>,
+) -> SimWorld {
     let mut world = SimWorld::new(settings.clone());
+    if let Some(g) = group {
+        world.add_group(&g.name, g.initial, g.min, g.max, start);
+    }
     let mut bases: BTreeMap<&str, Throughput> = BTreeMap::new();
     let mut indexes: BTreeMap<&str, Vec<(&str, Throughput)>> = BTreeMap::new();
     for t in targets {
@@ -143,8 +168,30 @@ pub fn trace_source(config: &Config, start: DateTime<Utc>, requests: &[f64]) -> 
 }
 
 /// Per second, what each replayed capacity had provisioned and throttled
-/// ([target][op]).
-pub type ServedSeries = Arc<Mutex<Vec<Vec<OpSeries>>>>;
+/// ([target][op]), and the group's seconds.
+#[derive(Debug, Default)]
+pub struct Served {
+    pub ops: Vec<Vec<OpSeries>>,
+    pub group: GroupSeries,
+}
+
+pub type ServedSeries = Arc<Mutex<Served>>;
+
+/// Serves second `s`'s requests on the group's InService instances through
+/// the fleet's queue; records the second.
+pub fn serve_group(
+    world: &SimWorld,
+    group: &GroupTarget,
+    queue: &mut FleetQueue,
+    requests: f64,
+    series: &mut GroupSeries,
+) {
+    let (desired, instances, serving) = world.group(&group.name).map_or((0, 0, 0), |g| {
+        (g.desired, g.instances.len() as u32, g.in_service() as u32)
+    });
+    let second = queue.serve(requests, serving as f64 * world.settings.instance_rps);
+    series.push(desired, instances, serving, second);
+}
 
 /// The trace as the application's traffic on a simulated account: each
 /// second, once its count is fed, its demand is served on the simulated
@@ -157,10 +204,11 @@ pub fn served_trace_source(
     start: DateTime<Utc>,
     requests: &[f64],
     targets: &[Target],
+    group: Option<(GroupTarget, FleetQueue)>,
     cloud: Arc<SimCloud>,
 ) -> (TraceSource, ServedSeries) {
-    let series: ServedSeries = Arc::new(Mutex::new(
-        targets
+    let series: ServedSeries = Arc::new(Mutex::new(Served {
+        ops: targets
             .iter()
             .map(|t| {
                 t.ops
@@ -169,7 +217,9 @@ pub fn served_trace_source(
                     .collect()
             })
             .collect(),
-    ));
+        group: GroupSeries::with_capacity(if group.is_some() { requests.len() } else { 0 }),
+    }));
+    let group = group.map(|g| Mutex::new((g.0, g.1, Arc::new(requests.to_vec()))));
     let targets: Arc<Vec<Target>> = Arc::new(targets.to_vec());
     let groups = table_groups(&targets);
     let recorded = series.clone();
@@ -179,12 +229,20 @@ pub fn served_trace_source(
             return;
         };
         let at = DateTime::from_timestamp(second, 0).unwrap_or(start);
-        let served = serve_world(&mut cloud.world(), &targets, &groups, s, at);
+        let mut world = cloud.world();
+        let served = serve_world(&mut world, &targets, &groups, s, at);
         let mut series = recorded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = &group {
+            let mut g = g.lock().unwrap_or_else(|p| p.into_inner());
+            let (target, queue, requests) = &mut *g;
+            let r = requests.get(s).copied().unwrap_or(0.0);
+            serve_group(&world, target, queue, r, &mut series.group);
+        }
+        drop(world);
         for (i, t) in targets.iter().enumerate() {
             for (k, o) in t.ops.iter().enumerate() {
                 let (provisioned, throttled) = served[i][k];
-                series[i][k].push(provisioned, throttled);
+                series.ops[i][k].push(provisioned, throttled);
                 if throttled > 0.0 {
                     let name = throttled_stream(&t.table, t.index.as_deref(), o.op.as_str());
                     let id = lock(&sink.store).register(&name, Delivery::Pushed.stream_kind());
@@ -198,15 +256,23 @@ pub fn served_trace_source(
     (source, series)
 }
 
+/// What one replay runs on: the traffic, the capacities it drives, the
+/// group (when replayed) and the fleet's request timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct Replayed<'a> {
+    pub start: DateTime<Utc>,
+    pub requests: &'a [f64],
+    pub targets: &'a [Target],
+    pub group: Option<&'a GroupTarget>,
+    pub timeout_s: f64,
+}
+
 /// Replays the trace through rapidscale; `each_second(s, start of s)` runs
 /// after second `s` was served (the native side steps there).
-#[allow(clippy::too_many_arguments)]
 pub fn run(
     config: &Config,
     settings: &SimSettings,
-    start: DateTime<Utc>,
-    requests: &[f64],
-    targets: &[Target],
+    what: Replayed<'_>,
     audit_dir: &Path,
     each_second: impl FnMut(usize, DateTime<Utc>),
     progress: &mut impl FnMut(u64),
@@ -222,32 +288,34 @@ pub fn run(
     runtime.block_on(drive(
         config,
         settings,
-        start,
-        requests,
-        targets,
+        what,
         audit_dir,
         each_second,
         progress,
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn drive(
     config: &Config,
     settings: &SimSettings,
-    start: DateTime<Utc>,
-    requests: &[f64],
-    targets: &[Target],
+    what: Replayed<'_>,
     audit_dir: &Path,
     mut each_second: impl FnMut(usize, DateTime<Utc>),
     progress: &mut impl FnMut(u64),
 ) -> Side {
+    let Replayed {
+        start,
+        requests,
+        targets,
+        group,
+        timeout_s,
+    } = what;
     let clock: SharedClock = Arc::new(TokioClock::starting_at(start));
-    let config = replay_config(config, targets, audit_dir);
+    let config = replay_config(config, targets, group, audit_dir);
     // A replay's audit log holds that replay's decisions only.
     let _ = std::fs::remove_file(audit_dir.join("audit.jsonl"));
     let cloud = Arc::new(SimCloud::new(
-        replay_world(settings, targets),
+        replay_world(settings, targets, group, start),
         clock.clone(),
     ));
     let core = Core::build(
@@ -257,8 +325,14 @@ async fn drive(
         Persistence::Replay,
     )
     .await;
-    let (source, served) =
-        served_trace_source(&core.config, start, requests, targets, cloud.clone());
+    let (source, served) = served_trace_source(
+        &core.config,
+        start,
+        requests,
+        targets,
+        group.map(|g| (g.clone(), FleetQueue::new(timeout_s))),
+        cloud.clone(),
+    );
     let stream = lock(&core.store).register(&source.stream, Delivery::Pushed.stream_kind());
     let sink = Sink {
         store: core.store.clone(),
@@ -285,10 +359,11 @@ async fn drive(
     if let Err(e) = core.audit.flush() {
         tracing::warn!(error = %e, "Cannot write the replay's audit log.");
     }
-    let series = std::mem::take(&mut *served.lock().unwrap_or_else(|p| p.into_inner()));
+    let served = std::mem::take(&mut *served.lock().unwrap_or_else(|p| p.into_inner()));
     Side {
-        series,
+        series: served.ops,
         figures: figures_from_audit(&core, targets),
+        group: served.group,
     }
 }
 

@@ -11,6 +11,7 @@
 //! The native side is [`native::NativeSide`], one second at a time.
 
 pub mod engine;
+pub mod fleet;
 pub mod native;
 pub mod report;
 pub mod schedule;
@@ -154,6 +155,72 @@ pub struct ResourceFigures {
     pub cost_usd: f64,
 }
 
+/// The Auto Scaling group a replay drives: the config's `[asg]`, under
+/// the replay's name, starting with the instances the first quarter hour
+/// needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupTarget {
+    pub name: String,
+    pub initial: u32,
+    /// The group's own limits: the lowest hour's min, the highest hour's max.
+    pub min: u32,
+    pub max: u32,
+}
+
+/// Requests/s one simulated instance can serve unless told: the config's
+/// highest `target_rps_per_instance` is 80 % of it (the simulator's own
+/// default without `[asg]`).
+pub fn default_instance_rps(config: &Config) -> f64 {
+    config
+        .asg
+        .as_ref()
+        .map_or(SimSettings::default().instance_rps, |asg| {
+            asg.hours
+                .iter()
+                .map(|h| h.target_rps_per_instance)
+                .fold(0.0, f64::max)
+                * 1.25
+        })
+}
+
+/// The name the replayed group has in the simulated account.
+pub const REPLAY_GROUP: &str = "replay-group";
+
+/// The group the trace drives, when the config has `[asg]`.
+pub fn group_target(
+    config: &Config,
+    requests: &[f64],
+    start: DateTime<Utc>,
+) -> Option<GroupTarget> {
+    let asg = config.asg.as_ref()?;
+    let limits = config.schedule.row(&asg.hours, start);
+    let head: Vec<f64> = requests[..requests.len().min(900)]
+        .iter()
+        .copied()
+        .filter(|r| r.is_finite())
+        .collect();
+    let mean = head.iter().sum::<f64>() / head.len().max(1) as f64;
+    let min = asg.hours.iter().map(|h| h.min).min().unwrap_or(0);
+    let max = asg.hours.iter().map(|h| h.max).max().unwrap_or(u32::MAX);
+    let need = crate::policy::asg::needed(mean, &limits, asg.policy.headroom);
+    Some(GroupTarget {
+        name: asg.name.clone().unwrap_or_else(|| REPLAY_GROUP.to_string()),
+        initial: need.clamp(limits.min.max(1), limits.max.max(1)),
+        min,
+        max,
+    })
+}
+
+/// The group's side of a replay, both policies.
+#[derive(Debug, Clone)]
+pub struct GroupOutcome {
+    pub target: GroupTarget,
+    /// The config's base `target_rps_per_instance` (for the chart's need).
+    pub target_rps: f64,
+    pub series: BTreeMap<Policy, fleet::GroupSeries>,
+    pub figures: BTreeMap<Policy, fleet::GroupFigures>,
+}
+
 /// Everything one run produced.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -163,6 +230,24 @@ pub struct Outcome {
     /// [policy][target][op]
     pub series: BTreeMap<Policy, Vec<Vec<OpSeries>>>,
     pub figures: BTreeMap<Policy, Vec<ResourceFigures>>,
+    pub group: Option<GroupOutcome>,
+}
+
+/// How the group is replayed: the fleet's request timeout and the native
+/// model's settings (docs/replay.md, "The group").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FleetModel {
+    pub timeout_s: f64,
+    pub tracking: fleet::TrackingSettings,
+}
+
+impl Default for FleetModel {
+    fn default() -> Self {
+        FleetModel {
+            timeout_s: fleet::DEFAULT_TIMEOUT_S,
+            tracking: fleet::TrackingSettings::AWS,
+        }
+    }
 }
 
 /// Why a configured capacity is not replayed.
@@ -249,9 +334,11 @@ pub fn targets(
 /// simulated account (`engine.rs`), writing its audit log to `audit_dir`;
 /// the native side is [`native::NativeSide`]. `progress` is called with the
 /// number of seconds done, now and then.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     config: &Config,
     settings: &SimSettings,
+    fleet_model: &FleetModel,
     start: DateTime<Utc>,
     requests: Vec<f64>,
     known_peak_rps: Option<f64>,
@@ -259,18 +346,42 @@ pub fn run(
     mut progress: impl FnMut(u64),
 ) -> (Outcome, Vec<Skipped>) {
     let (targets, skipped) = targets(config, &requests, start, known_peak_rps);
+    let group = group_target(config, &requests, start);
     let n = requests.len();
-    let mut native = native::NativeSide::new(&targets, settings, n);
+    let what = engine::Replayed {
+        start,
+        requests: &requests,
+        targets: &targets,
+        group: group.as_ref(),
+        timeout_s: fleet_model.timeout_s,
+    };
+    let mut native = native::NativeSide::new(what, fleet_model.tracking, settings);
     let mut rapid = engine::run(
         config,
         settings,
-        start,
-        &requests,
-        &targets,
+        what,
         audit_dir,
         |s, now| native.second(config, &targets, s, now),
         &mut progress,
     );
+    let group = group.map(|target| {
+        let series = BTreeMap::from([
+            (Policy::Rapidscale, std::mem::take(&mut rapid.group)),
+            (Policy::AwsNative, native.take_group()),
+        ]);
+        let figures = series
+            .iter()
+            .map(|(p, s)| (*p, s.figures(0, n, config.pricing.instance_hour)))
+            .collect();
+        GroupOutcome {
+            target,
+            target_rps: config.asg.as_ref().map_or(1.0, |a| {
+                config.schedule.row(&a.hours, start).target_rps_per_instance
+            }),
+            series,
+            figures,
+        }
+    });
     progress(n as u64);
     let mut series = BTreeMap::new();
     let mut figures = BTreeMap::new();
@@ -308,6 +419,7 @@ pub fn run(
             targets,
             series,
             figures,
+            group,
         },
         skipped,
     )
@@ -318,6 +430,7 @@ pub fn run(
 pub fn run_scratch(
     config: &Config,
     settings: &SimSettings,
+    fleet_model: &FleetModel,
     start: DateTime<Utc>,
     requests: Vec<f64>,
     known_peak_rps: Option<f64>,
@@ -332,6 +445,7 @@ pub fn run_scratch(
     let result = run(
         config,
         settings,
+        fleet_model,
         start,
         requests,
         known_peak_rps,
@@ -385,6 +499,7 @@ pub struct ReplayArgs {
     pub days: Option<u32>,
     pub trace_options: trace::TraceOptions,
     pub settings: SimSettings,
+    pub fleet: FleetModel,
     /// Also replay in the robustness grid's worlds ([`ROBUSTNESS_GRID`]).
     pub robustness: bool,
 }
@@ -428,6 +543,7 @@ fn robustness(
         let (outcome, _) = run_scratch(
             config,
             &settings,
+            &args.fleet,
             start,
             requests.to_vec(),
             Some(known_peak),
@@ -478,7 +594,9 @@ pub(crate) fn two_at_a_time<T: Sync, R: Send>(
 pub enum ReplayError {
     #[error(transparent)]
     Trace(#[from] trace::TraceError),
-    #[error("the config has no DynamoDB capacity with per_request: nothing to replay")]
+    #[error(
+        "the config has no [asg] and no DynamoDB capacity with per_request: nothing to replay"
+    )]
     NothingToReplay,
     #[error("cannot write the report in {dir}: {source}")]
     Write { dir: String, source: std::io::Error },
@@ -536,6 +654,7 @@ pub fn replay(
     let (outcome, skipped) = run(
         config,
         &args.settings,
+        &args.fleet,
         start,
         requests,
         Some(known_peak),
@@ -543,7 +662,7 @@ pub fn replay(
         progress,
     );
     let wall = started.elapsed().as_secs_f64();
-    if outcome.targets.is_empty() {
+    if outcome.targets.is_empty() && outcome.group.is_none() {
         return Err(ReplayError::NothingToReplay);
     }
     let robustness = if args.robustness {
@@ -564,6 +683,7 @@ pub fn replay(
             skipped,
             replay_wall_s: wall,
             robustness,
+            fleet: args.fleet,
         },
     );
     let files = report::write_all(&args.report_dir, &report, &outcome).map_err(|source| {

@@ -20,8 +20,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::engine::{replay_world, serve_world, table_groups, TableGroups};
-use super::{OpSeries, ResourceFigures, Target};
+use super::engine::{replay_world, serve_group, serve_world, table_groups, Replayed, TableGroups};
+use super::fleet::{Ec2Tracking, FleetQueue, GroupSeries, TrackingSettings};
+use super::{GroupTarget, OpSeries, ResourceFigures, Target};
 use crate::actuator::TableUpdate;
 use crate::cloud::CloudErrorKind;
 use crate::config::{CapacityLimits, Config, Mode};
@@ -143,12 +144,44 @@ pub struct NativeSide {
     pub series: Vec<Vec<OpSeries>>,
     pub figures: Vec<ResourceFigures>,
     queued: Vec<(usize, TableUpdate)>,
+    group: Option<NativeGroup>,
+}
+
+/// The group under EC2 target tracking, on the native side's own world.
+struct NativeGroup {
+    target: GroupTarget,
+    tracking: Ec2Tracking,
+    queue: FleetQueue,
+    requests: Vec<f64>,
+    series: GroupSeries,
+    /// Desired capacity set at the start of the next second.
+    call: Option<u32>,
 }
 
 impl NativeSide {
-    pub fn new(targets: &[Target], settings: &SimSettings, seconds: usize) -> NativeSide {
+    pub fn new(
+        what: Replayed<'_>,
+        tracking: TrackingSettings,
+        settings: &SimSettings,
+    ) -> NativeSide {
+        let Replayed {
+            start,
+            requests,
+            targets,
+            group,
+            timeout_s,
+        } = what;
+        let seconds = requests.len();
         NativeSide {
-            world: replay_world(settings, targets),
+            group: group.map(|g| NativeGroup {
+                target: g.clone(),
+                tracking: Ec2Tracking::new(tracking),
+                queue: FleetQueue::new(timeout_s),
+                requests: requests.to_vec(),
+                series: GroupSeries::with_capacity(seconds),
+                call: None,
+            }),
+            world: replay_world(settings, targets, group, start),
             groups: table_groups(targets),
             ledgers: vec![DecreaseLedger::default(); targets.len()],
             trackers: targets
@@ -182,6 +215,46 @@ impl NativeSide {
             }
         }
         self.decide(config, targets, now + TimeDelta::seconds(1));
+        self.group_second(config, s, now);
+    }
+
+    /// The group's second: last second's call, the requests served, the
+    /// alarms evaluated at the second's end.
+    fn group_second(&mut self, config: &Config, s: usize, now: DateTime<Utc>) {
+        let (Some(g), Some(asg)) = (&mut self.group, &config.asg) else {
+            return;
+        };
+        if let Some(to) = g.call.take() {
+            // Refused only outside the group's own min/max, which the
+            // scheduled limits never ask for.
+            let _ = self.world.set_desired_capacity(&g.target.name, to, now);
+        }
+        let r = g.requests.get(s).copied().unwrap_or(0.0);
+        serve_group(&self.world, &g.target, &mut g.queue, r, &mut g.series);
+        let Some(group) = self.world.group(&g.target.name) else {
+            return;
+        };
+        let serving = group.in_service() as u32;
+        g.tracking.observe(now.timestamp(), r, serving);
+        let end = now + TimeDelta::seconds(1);
+        let warmup = TimeDelta::seconds(g.tracking.settings.warmup_s);
+        let warming = group
+            .instances
+            .iter()
+            .filter(|i| i.launched_at + warmup > end)
+            .count() as u32;
+        let limits = config.schedule.row(&asg.hours, end);
+        g.call = g
+            .tracking
+            .decide(end.timestamp(), group.desired, warming, &limits);
+    }
+
+    /// The group's seconds (empty when no group is replayed).
+    pub fn take_group(&mut self) -> GroupSeries {
+        self.group
+            .as_mut()
+            .map(|g| std::mem::take(&mut g.series))
+            .unwrap_or_default()
     }
 
     fn call(&mut self, now: DateTime<Utc>) {

@@ -10,9 +10,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use plotters::prelude::*;
 use serde::Serialize;
 
+use super::fleet::{GroupFigures, GroupSeries};
 use super::surges::{Surge, SurgeSpec};
 use super::trace::TraceKind;
-use super::{OpSeries, Outcome, Policy, ResourceFigures, Skipped};
+use super::{FleetModel, OpSeries, Outcome, Policy, ResourceFigures, Skipped};
 use crate::config::Pricing;
 use crate::policy::dynamodb::Op;
 use crate::sim::SimSettings;
@@ -46,6 +47,45 @@ pub struct SurgeInfo {
     /// capacity served demand above the provisioned capacity (the first
     /// replayed capacity, as `capacity_raised_after_s`).
     pub burst_carried_s: std::collections::BTreeMap<Policy, u64>,
+    /// Per policy, the group's side of the surge (empty when no group is replayed).
+    pub group: std::collections::BTreeMap<Policy, GroupStory>,
+}
+
+/// The group in one surge's first 10 minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GroupStory {
+    /// Seconds from the surge's start until desired capacity first rose
+    /// (the policy saw the surge and launched instances).
+    pub launched_after_s: Option<u64>,
+    /// Seconds until more instances were InService than at the start.
+    pub served_after_s: Option<u64>,
+    pub failed_requests: f64,
+    pub queued_request_seconds: f64,
+}
+
+impl GroupStory {
+    fn of(g: &GroupSeries, at: usize, horizon: usize) -> GroupStory {
+        let f = g.figures(at, at + horizon, 0.0);
+        GroupStory {
+            launched_after_s: g.first_launch(at, at + horizon).map(|s| (s - at) as u64),
+            served_after_s: g.first_served(at, at + horizon).map(|s| (s - at) as u64),
+            failed_requests: f.failed_requests,
+            queued_request_seconds: f.queued_request_seconds,
+        }
+    }
+}
+
+/// The group under both policies.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupReport {
+    pub group: String,
+    pub initial_instances: u32,
+    pub rapidscale: GroupFigures,
+    pub aws_native: GroupFigures,
+    /// The fleet's timeout and the native model's settings.
+    pub model: FleetModel,
+    /// Where the group's models are described.
+    pub described_in: &'static str,
 }
 
 /// Seconds of `[at, at + horizon)` in which demand above the provisioned
@@ -101,12 +141,15 @@ pub struct Report {
     pub replay_wall_s: f64,
     /// The same replay in harsher worlds (empty with `--no-robustness`).
     pub robustness: Vec<RobustnessRow>,
+    /// The Auto Scaling group (None: the config has no `[asg]`).
+    pub group: Option<GroupReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PricingInfo {
     pub read_unit_hour_usd: f64,
     pub write_unit_hour_usd: f64,
+    pub instance_hour_usd: f64,
 }
 
 pub struct ReportInput<'a> {
@@ -120,6 +163,7 @@ pub struct ReportInput<'a> {
     pub skipped: Vec<Skipped>,
     pub replay_wall_s: f64,
     pub robustness: Vec<RobustnessRow>,
+    pub fleet: FleetModel,
 }
 
 /// The same replay in another world: what each policy throttled and cost.
@@ -218,7 +262,14 @@ pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
                             .sum(),
                     );
                 }
+                let group = outcome
+                    .group
+                    .iter()
+                    .flat_map(|g| g.series.iter())
+                    .map(|(p, g)| (*p, GroupStory::of(g, s.at, horizon)))
+                    .collect();
                 SurgeInfo {
+                    group,
                     at: outcome.start + TimeDelta::seconds(s.at as i64),
                     hour_mean_rps: s.hour_mean,
                     extra_peak_rps: s.extra_peak,
@@ -232,6 +283,7 @@ pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
         pricing: PricingInfo {
             read_unit_hour_usd: input.pricing.read_unit_hour,
             write_unit_hour_usd: input.pricing.write_unit_hour,
+            instance_hour_usd: input.pricing.instance_hour,
         },
         native_model: "docs/replay.md#the-aws-native-model",
         resources,
@@ -239,6 +291,22 @@ pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
         skipped: input.skipped,
         replay_wall_s: input.replay_wall_s,
         robustness: input.robustness,
+        group: outcome.group.as_ref().map(|g| GroupReport {
+            group: g.target.name.clone(),
+            initial_instances: g.target.initial,
+            rapidscale: g
+                .figures
+                .get(&Policy::Rapidscale)
+                .copied()
+                .unwrap_or_default(),
+            aws_native: g
+                .figures
+                .get(&Policy::AwsNative)
+                .copied()
+                .unwrap_or_default(),
+            model: input.fleet,
+            described_in: "docs/replay.md#the-group",
+        }),
     }
 }
 
@@ -269,12 +337,29 @@ pub fn write_all(dir: &Path, report: &Report, outcome: &Outcome) -> io::Result<V
             written.push(path);
         }
     }
+    if let (Some(g), Some(asg_target)) = (&outcome.group, report.group.as_ref()) {
+        let path = dir.join(GROUP_CHART);
+        group_chart(&path, outcome, g, &asg_target.group)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        written.push(path);
+    }
     Ok(written)
 }
+
+const GROUP_CHART: &str = "chart-group.svg";
 
 fn write_timeline(path: &Path, o: &Outcome) -> io::Result<()> {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
     write!(w, "time,requests")?;
+    if o.group.is_some() {
+        for p in Policy::ALL {
+            write!(
+                w,
+                ",group:{0}_desired,group:{0}_instances,group:{0}_serving,group:{0}_failed,group:{0}_queued",
+                p.as_str()
+            )?;
+        }
+    }
     for t in &o.targets {
         for op in &t.ops {
             let c = format!("{}:{}", t.key(), op.op.as_str());
@@ -289,6 +374,23 @@ fn write_timeline(path: &Path, o: &Outcome) -> io::Result<()> {
     for s in 0..o.requests.len() {
         line.clear();
         let _ = write!(line, "{},{}", o.start.timestamp() + s as i64, o.requests[s]);
+        if let Some(g) = &o.group {
+            for p in Policy::ALL {
+                if let Some(x) = g.series.get(&p).filter(|x| s < x.len()) {
+                    let _ = write!(
+                        line,
+                        ",{},{},{},{},{}",
+                        x.desired[s],
+                        x.instances[s],
+                        x.serving[s],
+                        round3(x.failed[s]),
+                        round3(x.queued[s])
+                    );
+                } else {
+                    line.push_str(",,,,,");
+                }
+            }
+        }
         for (i, t) in o.targets.iter().enumerate() {
             for (k, op) in t.ops.iter().enumerate() {
                 let _ = write!(line, ",{}", round3(op.units[s]));
@@ -383,6 +485,82 @@ fn chart(path: &Path, o: &Outcome, i: usize, k: usize) -> Result<(), Box<dyn std
     Ok(())
 }
 
+/// Per minute: the instances the traffic needs at the target, and each
+/// policy's serving instances and failed requests.
+fn group_chart(
+    path: &Path,
+    o: &Outcome,
+    g: &super::GroupOutcome,
+    name: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let n = o.requests.len();
+    let minutes = n.div_ceil(60);
+    let hours = |m: usize| m as f64 / 60.0;
+    let range = |m: usize| m * 60..((m + 1) * 60).min(n);
+    let target = g.target_rps;
+    let needed: Vec<(f64, f64)> = (0..minutes)
+        .map(|m| {
+            let r = range(m);
+            let mean = o.requests[r.clone()]
+                .iter()
+                .filter(|v| v.is_finite())
+                .sum::<f64>()
+                / r.len() as f64;
+            (hours(m), mean / target)
+        })
+        .collect();
+    let serving = |p: Policy| -> Vec<(f64, f64)> {
+        let s = &g.series[&p];
+        (0..minutes)
+            .map(|m| (hours(m), s.serving[range(m).end - 1] as f64))
+            .collect()
+    };
+    let (rs, native) = (serving(Policy::Rapidscale), serving(Policy::AwsNative));
+    let y_max = needed
+        .iter()
+        .chain(&rs)
+        .chain(&native)
+        .map(|p| p.1)
+        .fold(1.0, f64::max)
+        * 1.1;
+    let root = SVGBackend::new(path, (1400, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let title = format!(
+        "group {name}: instances needed at the target vs InService (start {})",
+        o.start.format("%Y-%m-%d %H:%M UTC")
+    );
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..hours(minutes), 0.0..y_max)?;
+    c.configure_mesh()
+        .x_desc("hours since start")
+        .y_desc("instances")
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let dark = RGBColor(90, 90, 90);
+    c.draw_series(LineSeries::new(needed, dark.stroke_width(1)))?
+        .label("needed: minute mean requests/s / target_rps_per_instance")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], dark));
+    let orange = RGBColor(230, 120, 20);
+    c.draw_series(LineSeries::new(native, orange.stroke_width(2)))?
+        .label("InService: EC2 target tracking model")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange));
+    let blue = RGBColor(30, 90, 200);
+    c.draw_series(LineSeries::new(rs, blue.stroke_width(2)))?
+        .label("InService: rapidscale")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue));
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 fn pct(a: f64, b: f64) -> String {
     if b > 0.0 {
         format!("{:.1} %", 100.0 * a / b)
@@ -429,6 +607,39 @@ pub fn summary(r: &Report) -> String {
             }
         }
     }
+    if let Some(g) = &r.group {
+        let _ = writeln!(
+            s,
+            "{:<28} {:<11} {:>16} {:>12} {:>8} {:>9}",
+            "group", "policy", "failed requests", "cost USD", "changes", "inst-h"
+        );
+        for (p, f) in [("rapidscale", &g.rapidscale), ("aws_native", &g.aws_native)] {
+            let _ = writeln!(
+                s,
+                "{:<28} {:<11} {:>16.0} {:>12.2} {:>8} {:>9.1}",
+                g.group, p, f.failed_requests, f.cost_usd, f.scale_events, f.instance_hours
+            );
+        }
+    }
+    let replayed: Vec<String> = r
+        .resources
+        .iter()
+        .map(|x| x.resource.clone())
+        .chain(r.group.iter().map(|g| format!("group {}", g.group)))
+        .collect();
+    let _ = writeln!(s, "Replayed: {}.", replayed.join(", "));
+    if r.group.is_none() {
+        let _ = writeln!(s, "Not replayed: the group (the config has no [asg]).");
+    }
+    for k in &r.skipped {
+        let _ = writeln!(
+            s,
+            "Not replayed: {} {} ({}).",
+            k.resource,
+            k.op.as_str(),
+            k.reason
+        );
+    }
     s
 }
 
@@ -437,6 +648,7 @@ fn markdown(r: &Report, o: &Outcome) -> String {
     markdown_head(&mut s, r);
     markdown_surges(&mut s, r);
     markdown_summary(&mut s, r);
+    markdown_group(&mut s, r);
     markdown_robustness(&mut s, r);
     markdown_resources(&mut s, r, o);
     if !r.skipped.is_empty() {
@@ -445,7 +657,7 @@ fn markdown(r: &Report, o: &Outcome) -> String {
             let _ = writeln!(s, "- {} {}: {}", k.resource, k.op.as_str(), k.reason);
         }
     }
-    let _ = writeln!(s, "\n`timeline.csv` has every second: demand, and per policy provisioned and throttled units.");
+    let _ = writeln!(s, "\n`timeline.csv` has every second: demand, per policy provisioned and throttled units, and the group's desired, running, serving instances, failed and queued requests.");
     s
 }
 
@@ -534,6 +746,111 @@ fn markdown_surges(s: &mut String, r: &Report) {
         }
         let _ = writeln!(s);
     }
+}
+
+/// The group under both policies, and its surges.
+fn markdown_group(s: &mut String, r: &Report) {
+    let Some(g) = &r.group else {
+        let _ = writeln!(s, "\nThe config has no `[asg]`: no group was replayed.\n");
+        return;
+    };
+    let w = &r.simulator;
+    let t = &g.model.tracking;
+    let _ = writeln!(s, "\n## Group `{}`\n", g.group);
+    let _ = writeln!(
+        s,
+        "Both policies start with {} instances. An instance boots in {} s (median; log-normal, sigma {}){}, then serves up to {:.0} requests/s; requests beyond what the serving instances can do wait in one queue, and a request that would wait more than {} s fails. The native model is EC2 target tracking on the request count per target at the same target: {}-s datapoints visible {} s after their period, {} above the target to scale out, {} below {:.0} % of it to scale in (not while an instance is within its {} s warm-up); see `{}`. Instances cost ${}/h.\n",
+        g.initial_instances,
+        w.boot_time.as_secs_f64(),
+        w.boot_spread,
+        if w.warm_pool > 0 {
+            format!(
+                ", {} s from a warm pool of {}",
+                w.warm_boot_time.as_secs_f64(),
+                w.warm_pool
+            )
+        } else {
+            String::new()
+        },
+        w.instance_rps,
+        g.model.timeout_s,
+        t.period_s,
+        t.publish_delay_s,
+        t.out_datapoints,
+        t.in_datapoints,
+        100.0 * t.in_ratio,
+        t.warmup_s,
+        g.described_in,
+        r.pricing.instance_hour_usd,
+    );
+    let _ = writeln!(
+        s,
+        "| | rapidscale | EC2 target tracking model | rapidscale / native |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let (a, b) = (&g.rapidscale, &g.aws_native);
+    let rows: [(&str, f64, f64, usize); 6] = [
+        ("failed requests", a.failed_requests, b.failed_requests, 0),
+        (
+            "seconds with failures",
+            a.failed_seconds as f64,
+            b.failed_seconds as f64,
+            0,
+        ),
+        (
+            "queued request-seconds",
+            a.queued_request_seconds,
+            b.queued_request_seconds,
+            0,
+        ),
+        ("instance-hours", a.instance_hours, b.instance_hours, 1),
+        ("cost (USD)", a.cost_usd, b.cost_usd, 2),
+        (
+            "changes of desired capacity",
+            a.scale_events as f64,
+            b.scale_events as f64,
+            0,
+        ),
+    ];
+    for (name, x, y, digits) in rows {
+        let _ = writeln!(
+            s,
+            "| {name} | {x:.digits$} | {y:.digits$} | {} |",
+            pct(x, y)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| peak instances | {} | {} | |",
+        a.peak_instances, b.peak_instances
+    );
+    if r.surge_list.iter().any(|x| !x.group.is_empty()) {
+        let _ = writeln!(s, "\nPer surge, the whole story (first 10 minutes): when the table's capacity rose (first replayed capacity), when instances were launched and when the first new one served, failed requests.\n");
+        let _ = writeln!(s, "| start | table raised after (rapidscale / native) | launched after | served after | failed requests |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        let secs = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} s"));
+        for x in &r.surge_list {
+            let get = |p: Policy| x.group.get(&p).copied();
+            let (Some(rs), Some(nat)) = (get(Policy::Rapidscale), get(Policy::AwsNative)) else {
+                continue;
+            };
+            let raised = |p: Policy| secs(x.capacity_raised_after_s.get(&p).copied().flatten());
+            let _ = writeln!(
+                s,
+                "| {} | {} / {} | {} / {} | {} / {} | {:.0} / {:.0} |",
+                x.at.format("%Y-%m-%d %H:%M:%S"),
+                raised(Policy::Rapidscale),
+                raised(Policy::AwsNative),
+                secs(rs.launched_after_s),
+                secs(nat.launched_after_s),
+                secs(rs.served_after_s),
+                secs(nat.served_after_s),
+                rs.failed_requests,
+                nat.failed_requests,
+            );
+        }
+    }
+    let _ = writeln!(s, "\n![group]({GROUP_CHART})");
 }
 
 /// The same traffic in harsher worlds, the policy told of none of them.

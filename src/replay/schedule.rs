@@ -169,7 +169,10 @@ fn replay_choices(
     start: DateTime<Utc>,
     requests: &[f64],
 ) -> (Totals, Vec<(Quantile, Totals)>) {
-    let settings = SimSettings::replay(1);
+    let settings = SimSettings {
+        instance_rps: replay::default_instance_rps(config),
+        ..SimSettings::replay(1)
+    };
     let known_peak = Some(replay::peak_minute_rps(requests));
     let configs: Vec<Config> = std::iter::once(config.clone())
         .chain(Quantile::ALL.iter().map(|&quantile| {
@@ -178,8 +181,15 @@ fn replay_choices(
         }))
         .collect();
     let figures: Vec<Totals> = replay::two_at_a_time(&configs, 1, |c| {
-        let (o, _) =
-            replay::run_scratch(c, &settings, start, requests.to_vec(), known_peak, |_| {});
+        let (o, _) = replay::run_scratch(
+            c,
+            &settings,
+            &replay::FleetModel::default(),
+            start,
+            requests.to_vec(),
+            known_peak,
+            |_| {},
+        );
         totals(&o)
     })
     .into_iter()

@@ -17,8 +17,10 @@
 //!   exceeds provisioned; demand beyond both is throttled;
 //! - the decrease rule (4 at any time of a UTC day, then one whenever the
 //!   past hour had none, at most the quota, 27) enforced with LimitExceeded;
-//! - a group's new instances are Pending for `boot_time`, then InService;
-//!   each InService instance serves up to `instance_rps` requests/s;
+//! - a group's new instances are Pending for a boot time drawn around
+//!   `boot_time` (log-normal, `boot_spread`), or `warm_boot_time` when
+//!   taken from the group's warm pool, then InService; each InService
+//!   instance serves up to `instance_rps` requests/s;
 //! - CloudWatch (`metrics.rs`): what is put is kept; `AWS/DynamoDB` minute
 //!   metrics are computed from what the tables served and throttled;
 //! - the coordination table (`coordination.rs`): heartbeats and the lease
@@ -72,9 +74,19 @@ pub struct SimSettings {
     pub hot_key_share: f64,
     /// An index that throttles writes throttles the table's writes too.
     pub gsi_back_pressure: bool,
-    /// From a new instance launching to it being InService.
+    /// From a new instance launching to it being InService: the median.
     #[serde(serialize_with = "as_seconds")]
     pub boot_time: Duration,
+    /// Spread of boot times: the sigma of a log-normal around the median
+    /// (0: every instance boots in exactly the median).
+    pub boot_spread: f64,
+    /// Instances kept stopped in the group's warm pool; a launch takes one
+    /// while there is one, and boots in `warm_boot_time` instead. The pool
+    /// refills one instance per cold boot time.
+    pub warm_pool: u32,
+    /// From a warm pool instance launching to it being InService.
+    #[serde(serialize_with = "as_seconds")]
+    pub warm_boot_time: Duration,
     /// Requests/s one InService instance can serve.
     pub instance_rps: f64,
     /// DynamoDB's decrease rule (the account's quota).
@@ -104,6 +116,9 @@ impl Default for SimSettings {
             hot_key_share: 0.0,
             gsi_back_pressure: true,
             boot_time: Duration::from_secs(120),
+            boot_spread: 0.0,
+            warm_pool: 0,
+            warm_boot_time: Duration::from_secs(20),
             instance_rps: 350.0,
             decrease_rule: DecreaseRule::AWS,
             seed: 1,
@@ -315,11 +330,17 @@ impl SimTable {
 pub struct SimInstance {
     pub id: String,
     pub launched_at: DateTime<Utc>,
+    /// When its boot ends (drawn at launch).
+    pub ready_at: DateTime<Utc>,
     pub in_service: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimGroup {
+    /// Warm pool instances ready to launch fast.
+    pub warm_pool: u32,
+    /// When used warm pool instances are back in the pool.
+    pub refills: Vec<DateTime<Utc>>,
     pub desired: u32,
     pub min: u32,
     pub max: u32,
@@ -354,6 +375,7 @@ pub struct SimWorld {
     /// update delays.
     drain_rng: rand::rngs::StdRng,
     delay_rng: rand::rngs::StdRng,
+    boot_rng: rand::rngs::StdRng,
 }
 
 fn err(operation: &'static str, resource: &str, kind: CloudErrorKind, message: &str) -> CloudError {
@@ -414,6 +436,7 @@ impl SimWorld {
             scalable_targets: Vec::new(),
             drain_rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
             delay_rng: rand::rngs::StdRng::seed_from_u64(settings.seed ^ 0x5eed_de1a),
+            boot_rng: rand::rngs::StdRng::seed_from_u64(settings.seed ^ 0xb007),
             settings,
         }
     }
@@ -439,6 +462,16 @@ impl SimWorld {
             _ => 1.0,
         };
         Duration::from_secs_f64((median * factor).max(0.0))
+    }
+
+    /// How long one instance boots: `median`, spread log-normally.
+    fn draw_boot(&mut self, median: Duration) -> Duration {
+        let spread = self.settings.boot_spread;
+        let factor = match LogNormal::new(0.0, spread) {
+            Ok(d) if spread > 0.0 => d.sample(&mut self.boot_rng).clamp(0.25, 4.0),
+            _ => 1.0,
+        };
+        Duration::from_secs_f64(median.as_secs_f64() * factor)
     }
 
     /// Sets the highest capacity a table or index ever had (its partitions;
@@ -474,6 +507,8 @@ impl SimWorld {
     /// Adds a group with `desired` instances already InService.
     pub fn add_group(&mut self, name: &str, desired: u32, min: u32, max: u32, now: DateTime<Utc>) {
         let mut g = SimGroup {
+            warm_pool: self.settings.warm_pool,
+            refills: Vec::new(),
             desired,
             min,
             max,
@@ -484,6 +519,7 @@ impl SimWorld {
             g.instances.push(SimInstance {
                 id,
                 launched_at: now - delta(self.settings.boot_time),
+                ready_at: now,
                 in_service: true,
             });
         }
@@ -526,13 +562,15 @@ impl SimWorld {
                 }
             }
         }
-        let boot = delta(self.settings.boot_time);
         for g in self.groups.values_mut() {
             for i in &mut g.instances {
-                if !i.in_service && i.launched_at + boot <= now {
+                if !i.in_service && i.ready_at <= now {
                     i.in_service = true;
                 }
             }
+            let before = g.refills.len();
+            g.refills.retain(|at| *at > now);
+            g.warm_pool += (before - g.refills.len()) as u32;
         }
     }
 
@@ -927,15 +965,27 @@ impl SimWorld {
             ));
         }
         let have = g.instances.len() as u32;
+        let mut pool = g.warm_pool;
         let mut launched = Vec::new();
+        let mut refills = Vec::new();
         for _ in have..desired {
+            let boot = if pool > 0 {
+                pool -= 1;
+                refills.push(now + delta(self.draw_boot(self.settings.boot_time)));
+                self.draw_boot(self.settings.warm_boot_time)
+            } else {
+                self.draw_boot(self.settings.boot_time)
+            };
             launched.push(SimInstance {
                 id: self.new_instance_id(),
                 launched_at: now,
+                ready_at: now + delta(boot),
                 in_service: false,
             });
         }
         let g = self.groups.get_mut(name).expect("checked above");
+        g.warm_pool = pool;
+        g.refills.extend(refills);
         g.instances.extend(launched);
         // Scale-in: pending instances go first, then the newest.
         while g.instances.len() as u32 > desired {

@@ -344,6 +344,7 @@ fn the_replay_makes_the_daemons_decisions_on_six_hours_of_the_trace() {
     use rapidscale::clock::{SharedClock, TokioClock};
     use rapidscale::config::Config;
     use rapidscale::replay::engine::{replay_config, replay_world, served_trace_source};
+    use rapidscale::replay::fleet::FleetQueue;
     use rapidscale::replay::surges::{overlay, SurgeSpec};
     use rapidscale::sim::cloud::SimCloud;
     use rapidscale::sim::SimSettings;
@@ -373,6 +374,7 @@ fn the_replay_makes_the_daemons_decisions_on_six_hours_of_the_trace() {
     let (outcome, _) = rapidscale::replay::run(
         &config,
         &settings,
+        &rapidscale::replay::FleetModel::default(),
         start,
         requests.clone(),
         None,
@@ -381,7 +383,12 @@ fn the_replay_makes_the_daemons_decisions_on_six_hours_of_the_trace() {
     );
 
     let daemon_dir = tempfile::tempdir().unwrap();
-    let daemon_config = replay_config(&config, &outcome.targets, daemon_dir.path());
+    let group = outcome.group.as_ref().map(|g| g.target.clone());
+    assert!(
+        group.is_some(),
+        "the example config's group is replayed too"
+    );
+    let daemon_config = replay_config(&config, &outcome.targets, group.as_ref(), daemon_dir.path());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -390,7 +397,7 @@ fn the_replay_makes_the_daemons_decisions_on_six_hours_of_the_trace() {
     runtime.block_on(async {
         let clock: SharedClock = Arc::new(TokioClock::starting_at(start));
         let cloud = Arc::new(SimCloud::new(
-            replay_world(&settings, &outcome.targets),
+            replay_world(&settings, &outcome.targets, group.as_ref(), start),
             clock.clone(),
         ));
         // The same traffic served on the same simulated tables, throttles
@@ -400,6 +407,7 @@ fn the_replay_makes_the_daemons_decisions_on_six_hours_of_the_trace() {
             start,
             &requests,
             &outcome.targets,
+            group.clone().map(|g| (g, FleetQueue::new(2.0))),
             cloud.clone(),
         );
         let source = Source::Trace(source);
