@@ -178,6 +178,10 @@ struct ReplayCli {
     /// replay's time.
     #[arg(long)]
     no_robustness: bool,
+    /// Multipliers of the group's target_rps_per_instance replayed for the
+    /// report's frontier (failed requests against instance-hours); "" for none.
+    #[arg(long, value_delimiter = ',', default_value = "1,1.25,1.5,1.75,2")]
+    frontier: Vec<String>,
     #[command(flatten)]
     world: WorldCli,
 }
@@ -567,6 +571,17 @@ fn replay(args: ReplayCli) -> ExitCode {
         Ok(s) => s,
         Err(msg) => return bad_usage(msg),
     };
+    let mut frontier = Vec::new();
+    for m in args.frontier.iter().filter(|m| !m.trim().is_empty()) {
+        match m.trim().parse::<f64>() {
+            Ok(v) if v > 0.0 && v.is_finite() && v <= 100.0 => frontier.push(v),
+            _ => {
+                return bad_usage(format!(
+                    "--frontier takes multipliers in (0, 100], got {m:?}"
+                ))
+            }
+        }
+    }
     let replay_args = ReplayArgs {
         trace: args.trace,
         report_dir: args.report,
@@ -584,6 +599,7 @@ fn replay(args: ReplayCli) -> ExitCode {
         settings,
         fleet,
         robustness: !args.no_robustness,
+        frontier,
     };
     // A progress bar on a terminal only; logs and CI stay quiet.
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

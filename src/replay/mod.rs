@@ -502,6 +502,52 @@ pub struct ReplayArgs {
     pub fleet: FleetModel,
     /// Also replay in the robustness grid's worlds ([`ROBUSTNESS_GRID`]).
     pub robustness: bool,
+    /// Multipliers of the group's `target_rps_per_instance` the frontier
+    /// replays (empty: no frontier).
+    pub frontier: Vec<f64>,
+}
+
+/// The group replayed alone at several targets: failed requests against
+/// instance-hours, both policies at each target, the instances' capacity
+/// unchanged (`settings.instance_rps`).
+pub fn frontier(
+    config: &Config,
+    settings: &SimSettings,
+    fleet_model: &FleetModel,
+    start: DateTime<Utc>,
+    requests: &[f64],
+    multipliers: &[f64],
+    seed: u64,
+) -> Vec<report::FrontierPoint> {
+    let Some(asg) = &config.asg else {
+        return Vec::new();
+    };
+    let points = two_at_a_time(multipliers, seed, |&m| {
+        let mut c = config.clone();
+        c.dynamodb.tables.clear();
+        let mut a = asg.clone();
+        for h in a.hours.iter_mut() {
+            h.target_rps_per_instance *= m;
+        }
+        c.asg = Some(a);
+        let (o, _) = run_scratch(
+            &c,
+            settings,
+            fleet_model,
+            start,
+            requests.to_vec(),
+            None,
+            |_| {},
+        );
+        o.group.map(|g| report::FrontierPoint {
+            target_multiplier: m,
+            target_rps_per_instance: c.asg.as_ref().map_or(0.0, |a| {
+                c.schedule.row(&a.hours, start).target_rps_per_instance
+            }),
+            figures: g.figures,
+        })
+    });
+    points.into_iter().flatten().flatten().collect()
 }
 
 /// The worlds of the robustness table: the bucket's size (s) and the median
@@ -670,6 +716,19 @@ pub fn replay(
     } else {
         Vec::new()
     };
+    let frontier = if outcome.group.is_some() {
+        frontier(
+            config,
+            &args.settings,
+            &args.fleet,
+            start,
+            &outcome.requests,
+            &args.frontier,
+            args.seed,
+        )
+    } else {
+        Vec::new()
+    };
     let report = report::build(
         &outcome,
         report::ReportInput {
@@ -684,6 +743,7 @@ pub fn replay(
             replay_wall_s: wall,
             robustness,
             fleet: args.fleet,
+            frontier,
         },
     );
     let files = report::write_all(&args.report_dir, &report, &outcome).map_err(|source| {

@@ -75,6 +75,15 @@ impl GroupStory {
     }
 }
 
+/// The group replayed alone with its target multiplied.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontierPoint {
+    pub target_multiplier: f64,
+    /// The first hour's target after the multiplier.
+    pub target_rps_per_instance: f64,
+    pub figures: std::collections::BTreeMap<Policy, GroupFigures>,
+}
+
 /// The group under both policies.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupReport {
@@ -86,6 +95,9 @@ pub struct GroupReport {
     pub model: FleetModel,
     /// Where the group's models are described.
     pub described_in: &'static str,
+    /// Failed requests against instance-hours at several targets (empty:
+    /// `--frontier ""`).
+    pub frontier: Vec<FrontierPoint>,
 }
 
 /// Seconds of `[at, at + horizon)` in which demand above the provisioned
@@ -164,6 +176,7 @@ pub struct ReportInput<'a> {
     pub replay_wall_s: f64,
     pub robustness: Vec<RobustnessRow>,
     pub fleet: FleetModel,
+    pub frontier: Vec<FrontierPoint>,
 }
 
 /// The same replay in another world: what each policy throttled and cost.
@@ -306,6 +319,7 @@ pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
                 .unwrap_or_default(),
             model: input.fleet,
             described_in: "docs/replay.md#the-group",
+            frontier: input.frontier,
         }),
     }
 }
@@ -850,7 +864,33 @@ fn markdown_group(s: &mut String, r: &Report) {
             );
         }
     }
+    markdown_frontier(s, g);
     let _ = writeln!(s, "\n![group]({GROUP_CHART})");
+}
+
+/// Failed requests against instance-hours, both policies, at each target.
+fn markdown_frontier(s: &mut String, g: &GroupReport) {
+    if g.frontier.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n### Frontier\n");
+    let _ = writeln!(s, "The group replayed alone (same traffic, same instances) with `target_rps_per_instance` multiplied: a policy is better where it fails fewer requests for the same instance-hours.\n");
+    let _ = writeln!(s, "| target x | target req/s | rapidscale instance-hours | rapidscale failed | native instance-hours | native failed |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
+    for p in &g.frontier {
+        let f = |x: Policy| p.figures.get(&x).copied().unwrap_or_default();
+        let (a, b) = (f(Policy::Rapidscale), f(Policy::AwsNative));
+        let _ = writeln!(
+            s,
+            "| {:.2} | {:.0} | {:.1} | {:.0} | {:.1} | {:.0} |",
+            p.target_multiplier,
+            p.target_rps_per_instance,
+            a.instance_hours,
+            a.failed_requests,
+            b.instance_hours,
+            b.failed_requests
+        );
+    }
 }
 
 /// The same traffic in harsher worlds, the policy told of none of them.
