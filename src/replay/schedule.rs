@@ -44,8 +44,11 @@ pub enum SuggestError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Totals {
     pub throttled_units: f64,
+    /// The tables' provisioned capacity.
     pub cost_usd: f64,
     pub decreases_used: u64,
+    /// The group (None: the config has no `[asg]`).
+    pub group: Option<crate::replay::fleet::GroupFigures>,
 }
 
 pub struct Output {
@@ -74,6 +77,10 @@ fn totals(outcome: &replay::Outcome) -> Totals {
         t.cost_usd += r.cost_usd;
         t.decreases_used += r.decreases_used.values().sum::<u64>();
     }
+    t.group = outcome
+        .group
+        .as_ref()
+        .and_then(|g| g.figures.get(&Policy::Rapidscale).copied());
     t
 }
 
@@ -275,7 +282,7 @@ pub fn run(config: &Config, source: &Source, opts: SuggestOptions) -> Result<Out
         changes(&mut r, &title, &o.current_min, &o.min);
     }
     if let Some(g) = &suggestion.group {
-        let title = "group: min instances per hour (not replayed)";
+        let title = "group: min instances per hour";
         changes(&mut r, title, &g.current_min, &g.min);
     }
     let kept = kept_by_hand(config, &suggestion);
@@ -305,6 +312,18 @@ pub fn run(config: &Config, source: &Source, opts: SuggestOptions) -> Result<Out
     });
     row(&mut r, "cost (USD)", &|t| format!("{:.2}", t.cost_usd));
     row(&mut r, "decreases used", &|t| t.decreases_used.to_string());
+    if current.group.is_some() {
+        let g = |t: &Totals| t.group.unwrap_or_default();
+        row(&mut r, "group failed req", &|t| {
+            format!("{:.0}", g(t).failed_requests)
+        });
+        row(&mut r, "instance-hours", &|t| {
+            format!("{:.1}", g(t).instance_hours)
+        });
+        row(&mut r, "group cost (USD)", &|t| {
+            format!("{:.2}", g(t).cost_usd)
+        });
+    }
     r.push('\n');
     Ok(Output {
         profile,

@@ -119,6 +119,11 @@ fn the_fragment_merged_into_the_example_config_passes_check_config() {
         "{report}"
     );
     assert!(report.contains("(p99 chosen, --quantile)"), "{report}");
+    // The group is replayed with each schedule: its figures side by side.
+    let (hours_now, hours_p99) = replay_figures(&report, "instance-hours");
+    assert!(hours_now > 0.0 && hours_p99 > 0.0, "{report}");
+    let (failed_now, failed_p99) = replay_figures(&report, "group failed req");
+    assert!(failed_now >= 0.0 && failed_p99 >= 0.0, "{report}");
     let check = Command::new(bin())
         .arg("check-config")
         .arg(&merged)
