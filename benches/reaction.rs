@@ -16,7 +16,13 @@
 //! step until DescribeAutoScalingGroups shows a higher DesiredCapacity
 //! (polled every 25 ms). Run with `up_window = "1s"` and with the defaults.
 //!
-//! cargo bench --bench reaction [-- --trials N] [--only dynamodb|asg]
+//! ECS: a service of 2 tasks (100 requests/s each at target), the whole
+//! fleet's traffic to one rapidscale (`[fleet] view = "central"`), 140
+//! requests/s then a 3x step to 420. Measured from the first packet of the
+//! step until DescribeServices shows a higher desired count (polled every
+//! 25 ms). Run with `stabilization_up = "1s"` and with the defaults.
+//!
+//! cargo bench --bench reaction [-- --trials N] [--only dynamodb|asg|ecs]
 //!
 //! Needs moto: uses RAPIDSCALE_TEST_MOTO_URL when set, otherwise starts
 //! `.venv/bin/moto_server` (scripts/test installs it).
@@ -164,6 +170,7 @@ struct Moto {
     backend: AwsCloud,
     dynamodb: aws_sdk_dynamodb::Client,
     autoscaling: aws_sdk_autoscaling::Client,
+    ecs: aws_sdk_ecs::Client,
 }
 
 async fn moto_cloud(url: &str) -> Moto {
@@ -181,6 +188,7 @@ async fn moto_cloud(url: &str) -> Moto {
         .await,
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
+        ecs: aws_sdk_ecs::Client::new(&sdk),
     }
 }
 
@@ -486,6 +494,153 @@ stabilization = "1h"
     );
 }
 
+async fn run_service_variant(moto: &str, name: &str, extra: &str, trials: usize) {
+    use rapidscale::cloud::Capacity;
+    let cloud = moto_cloud(moto).await;
+    let cluster = format!("reaction-{}-{}", name, std::process::id());
+    let service = "web";
+    cloud
+        .ecs
+        .create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .unwrap();
+    cloud
+        .ecs
+        .register_task_definition()
+        .family("reaction-web")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image("nginx")
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    cloud
+        .ecs
+        .create_service()
+        .cluster(&cluster)
+        .service_name(service)
+        .task_definition("reaction-web")
+        .desired_count(2)
+        .send()
+        .await
+        .unwrap();
+    let d = start_daemon(
+        moto,
+        &format!(
+            r#"[fleet]
+view = "central"
+[[ecs.services]]
+cluster = "{cluster}"
+service = "{service}"
+target_rps_per_task = 100
+min = 1
+max = 20
+poll_interval = "1s"
+settle = "1s"
+stabilization_down = "1h"
+{extra}"#
+        ),
+    );
+    let (statsd, api) = (d.statsd, d.api);
+    let fleet = Arc::new(AtomicU64::new(140));
+    let changed_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let sender = {
+        let (fleet, changed_at) = (fleet.clone(), changed_at.clone());
+        tokio::spawn(async move {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            let mut last_rate = 0u64;
+            loop {
+                tick.tick().await;
+                let r = fleet.load(Ordering::SeqCst);
+                let packet = format!("http.requests:{}|c", r as f64 / 100.0);
+                let _ = socket.send_to(packet.as_bytes(), statsd).await;
+                if r != last_rate {
+                    *changed_at.lock().unwrap() = Some(Instant::now());
+                    last_rate = r;
+                }
+            }
+        })
+    };
+    let mut reactions = Vec::new();
+    for trial in 0..trials {
+        fleet.store(140, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cloud
+            .backend
+            .update_service(&cluster, service, 2)
+            .await
+            .unwrap();
+        // Wait until the daemon sees 2 settled tasks, then 3 s of baseline.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v: serde_json::Value = reqwest::get(format!("http://{api}/api/v1/status"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let svc = &v["ecs_services"][0];
+            if svc["desired"] == 2 && svc["counts"]["serving"] == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon never saw the reset service: {svc:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let desired = || async {
+            cloud
+                .backend
+                .describe_service(&cluster, service)
+                .await
+                .unwrap()
+                .desired
+        };
+        assert_eq!(
+            desired().await,
+            2,
+            "steady traffic must not move the service"
+        );
+        *changed_at.lock().unwrap() = None;
+        fleet.store(420, Ordering::SeqCst);
+        let give_up = Instant::now() + Duration::from_secs(30);
+        let (reached, size) = loop {
+            let n = desired().await;
+            if n > 2 {
+                break (Instant::now(), n);
+            }
+            assert!(
+                Instant::now() < give_up,
+                "reaction/ecs_{name}: trial {trial}: desired count stuck at 2"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        let step_at = changed_at.lock().unwrap().expect("the step was sent");
+        let secs = (reached - step_at).as_secs_f64();
+        println!("reaction/ecs_{name}: trial {trial:2}: {secs:.3} s to desired count {size}");
+        reactions.push(secs);
+    }
+    sender.abort();
+    reactions.sort_by(f64::total_cmp);
+    println!(
+        "reaction/ecs_{name}: {} trials: p50 {:.3} s, p95 {:.3} s, min {:.3} s, max {:.3} s",
+        reactions.len(),
+        percentile(&reactions, 0.50),
+        percentile(&reactions, 0.95),
+        reactions[0],
+        reactions[reactions.len() - 1]
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
@@ -508,14 +663,19 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned();
     rt.block_on(async {
-        if only.as_deref() != Some("asg") {
+        if only.is_none() || only.as_deref() == Some("dynamodb") {
             run_variant(&moto_url, "up_window_1s", "up_window = \"1s\"", trials).await;
             run_variant(&moto_url, "defaults", "", trials).await;
             run_variant(&moto_url, "per_second", "burst_share = 0.0", trials).await;
         }
-        if only.as_deref() != Some("dynamodb") {
+        if only.is_none() || only.as_deref() == Some("asg") {
             run_group_variant(&moto_url, "up_window_1s", "up_window = \"1s\"", trials).await;
             run_group_variant(&moto_url, "defaults", "", trials).await;
+        }
+        if only.is_none() || only.as_deref() == Some("ecs") {
+            let fast = "stabilization_up = \"1s\"";
+            run_service_variant(&moto_url, "stabilization_up_1s", fast, trials).await;
+            run_service_variant(&moto_url, "defaults", "", trials).await;
         }
     });
 }

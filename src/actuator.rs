@@ -172,7 +172,8 @@ impl TableUpdate {
 /// One SetDesiredCapacity call.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct GroupChange {
-    pub group: String,
+    /// The group, or the ECS service.
+    pub fleet: crate::cloud::FleetId,
     pub from: u32,
     pub to: u32,
     pub rule: &'static str,
@@ -430,8 +431,8 @@ impl<C: Capacity + Coordination> Actuator<C> {
             id: id.to_string(),
             time: self.clock.now(),
             phase,
-            service: "asg".into(),
-            resource: change.group.clone(),
+            service: change.fleet.aws_service().into(),
+            resource: change.fleet.key(),
             mode: change.mode,
             outcome,
             changes: vec![change.audit_change()],
@@ -456,7 +457,7 @@ impl<C: Capacity + Coordination> Actuator<C> {
         if let Err(e) = self.audit.append(&rec) {
             tracing::warn!(error = %e, "Cannot write the audit log; the record is kept in memory only.");
         }
-        tracing::info!(group = %change.group, outcome = ?outcome, from = change.from, to = change.to, rule = change.rule, "Group size decision.");
+        tracing::info!(fleet = %change.fleet.key(), outcome = ?outcome, from = change.from, to = change.to, rule = change.rule, "Fleet size decision.");
     }
 
     /// Sets a group's desired capacity: audit, call with retries, audit,
@@ -482,7 +483,7 @@ impl<C: Capacity + Coordination> Actuator<C> {
             .audit
             .append(&record(Phase::Decided, Outcome::Pending, None, None))
         {
-            tracing::error!(group = %change.group, error = %e, "Audit log unavailable: not changing the group without a record.");
+            tracing::error!(fleet = %change.fleet.key(), error = %e, "Audit log unavailable: not changing the fleet without a record.");
             let _ = self.audit.append(&record(
                 Phase::Completed,
                 Outcome::Skipped,
@@ -491,12 +492,13 @@ impl<C: Capacity + Coordination> Actuator<C> {
             ));
             return Outcome::Skipped;
         }
-        tracing::info!(group = %change.group, from = change.from, to = change.to, rule = change.rule, "Setting desired capacity.");
+        tracing::info!(fleet = %change.fleet.key(), from = change.from, to = change.to, rule = change.rule, "Setting desired capacity.");
+        let key = change.fleet.key();
         let (outcome, reason, error) = self
             .call_with_retries(
-                &change.group,
+                &key,
                 &shutdown,
-                || self.cloud.set_desired_capacity(&change.group, change.to),
+                || change.fleet.set_desired(self.cloud.as_ref(), change.to),
                 |_| {},
             )
             .await;
@@ -504,11 +506,11 @@ impl<C: Capacity + Coordination> Actuator<C> {
             .audit
             .append(&record(Phase::Completed, outcome, reason, error))
         {
-            tracing::error!(group = %change.group, error = %e, "Cannot complete the audit record.");
+            tracing::error!(fleet = %key, error = %e, "Cannot complete the audit record.");
         }
         if outcome == Outcome::Applied {
-            let result = self.cloud.describe_group(&change.group).await;
-            tracker::store_group(&self.view, result, self.clock.now());
+            let result = change.fleet.describe(self.cloud.as_ref()).await;
+            tracker::store_fleet(&self.view, &change.fleet, result, self.clock.now());
         }
         outcome
     }

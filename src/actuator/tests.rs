@@ -334,7 +334,7 @@ async fn scaling_activity_in_progress_is_retried_with_backoff() {
         calls_in_flight: Default::default(),
     };
     let change = GroupChange {
-        group: "web".into(),
+        fleet: crate::cloud::FleetId::Group { name: "web".into() },
         from: 2,
         to: 6,
         rule: "surge",

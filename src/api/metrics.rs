@@ -421,12 +421,13 @@ fn register_dynamodb(r: &mut Registry, status: &Status) {
     );
 }
 
-/// The group by state, its desired and recommended size.
+/// The group (and each ECS service, `group="cluster/service"`, tasks as
+/// instances) by state, its desired and recommended size.
 fn register_group(r: &mut Registry, status: &Status) {
     let instances = Family::<GroupStateLabels, Gauge>::default();
     let desired = Family::<GroupLabels, Gauge>::default();
     let recommended_size = Family::<GroupLabels, Gauge>::default();
-    if let Some(g) = &status.asg {
+    for g in status.asg.iter().chain(status.ecs_services.iter()) {
         let c = &g.counts;
         for (state, n) in [
             ("serving", c.serving),

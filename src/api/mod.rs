@@ -102,6 +102,8 @@ pub(crate) struct Status {
     pub dynamodb: Vec<ResourceAdvice>,
     /// The group decider's view: counts by state, the fleet's figure, verdict.
     pub asg: Option<GroupAdvice>,
+    /// Each ECS service's decider (`[[ecs.services]]`), tasks as instances.
+    pub ecs_services: Vec<GroupAdvice>,
     /// How the fleet's demand is read (`[fleet]`), and whether it is seen.
     pub fleet: Option<FleetReading>,
     /// The newest decisions, newest first.
@@ -140,6 +142,7 @@ impl ApiState {
             cloud: b.cloud.get(),
             dynamodb: b.decisions.tables.get(),
             asg: b.decisions.group.get(),
+            ecs_services: b.decisions.services.get(),
             fleet: b.decisions.fleet.get(),
             decisions: self.audit.recent(None, 20),
             coordination: b.coordination.get(),
@@ -549,6 +552,7 @@ pub(crate) struct Tick {
     pub streams: Vec<TickStream>,
     pub dynamodb: Vec<ResourceAdvice>,
     pub asg: Option<GroupAdvice>,
+    pub ecs_services: Vec<GroupAdvice>,
 }
 
 #[derive(Debug, Serialize)]
@@ -586,6 +590,7 @@ impl ApiState {
             streams,
             dynamodb: self.board.decisions.tables.get(),
             asg: self.board.decisions.group.get(),
+            ecs_services: self.board.decisions.services.get(),
         }
     }
 }

@@ -160,10 +160,24 @@ impl<C: CloudBackend> Core<C> {
                         a.metadata_endpoint.as_str()
                     });
                 let ecs = std::env::var("ECS_CONTAINER_METADATA_URI_V4").ok();
-                match crate::cloud::identity::discover(endpoint, ecs.as_deref()).await {
-                    Ok(i) => i.instance_id,
+                let found = match crate::cloud::identity::discover(endpoint, ecs.as_deref()).await {
+                    Ok(i) => Ok(i.instance_id),
+                    // No instance metadata (Fargate): the task's own id.
+                    Err(e) => match ecs.as_deref() {
+                        Some(uri) => crate::cloud::identity::task_identity(uri)
+                            .await
+                            .map(|i| {
+                                tracing::info!(task = %i.instance_id, "No instance metadata: this sidecar is known by its ECS task id.");
+                                i.instance_id
+                            })
+                            .map_err(|te| format!("{e}; {te}")),
+                        None => Err(e.to_string()),
+                    },
+                };
+                match found {
+                    Ok(id) => id,
                     Err(e) => {
-                        tracing::error!(error = %e, "Coordination needs this instance's id: set coordination.instance_id or run on EC2.");
+                        tracing::error!(error = %e, "Coordination needs this instance's id: set coordination.instance_id, or run on EC2 or ECS.");
                         return None;
                     }
                 }
@@ -222,6 +236,30 @@ impl<C: CloudBackend> Core<C> {
             tasks.spawn(resolve.instrument(tracing::info_span!("asg")));
             rx
         });
+        let mut services = Vec::new();
+        for svc in &config.ecs_services {
+            let fleet = crate::cloud::FleetId::Service {
+                cluster: svc.cluster.clone(),
+                service: svc.service.clone(),
+            };
+            tasks.spawn(
+                tracker::track_service(
+                    cloud.clone(),
+                    fleet.clone(),
+                    svc.fleet.poll_interval,
+                    self.board.cloud.clone(),
+                    self.clock.clone(),
+                    stop.clone(),
+                )
+                .instrument(tracing::info_span!("ecs", service = %fleet.key())),
+            );
+            services.push(GroupDecider::new(
+                self.config.clone(),
+                fleet,
+                svc.fleet.clone(),
+                Vec::new(),
+            ));
+        }
         let decide = DecideLoop {
             inputs: Inputs {
                 config: self.config.clone(),
@@ -238,6 +276,7 @@ impl<C: CloudBackend> Core<C> {
             tables: (!config.dynamodb.tables.is_empty())
                 .then(|| TableDecider::new(self.config.clone())),
             group,
+            services,
             actuator,
             decisions: self.board.decisions.clone(),
             tasks: tasks.clone(),
@@ -375,7 +414,12 @@ async fn resolve_group<C: Capacity>(
         tracker::track_group(cloud, group.clone(), asg.poll_interval, view, clock, stop)
             .instrument(tracing::info_span!("asg")),
     );
-    let _ = decider.send(GroupDecider::new(config, group, foreign));
+    let _ = decider.send(GroupDecider::new(
+        config,
+        crate::cloud::FleetId::Group { name: group },
+        asg,
+        foreign,
+    ));
 }
 
 /// The group's name: configured, or discovered from instance metadata.

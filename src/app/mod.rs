@@ -43,6 +43,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let needs_aws = !config.dynamodb.tables.is_empty()
         || config.asg.is_some()
+        || !config.ecs_services.is_empty()
         || config.coordination.is_some()
         || config.cloudwatch.publish;
     let cloud = if needs_aws {

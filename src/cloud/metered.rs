@@ -123,6 +123,36 @@ impl<C: Capacity> Capacity for Metered<C> {
             .await
     }
 
+    async fn ecs_scalable_targets(&self) -> Result<Vec<ScalableTarget>, CloudError> {
+        self.timed("DescribeScalableTargets", self.inner.ecs_scalable_targets())
+            .await
+    }
+
+    async fn describe_service(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<GroupDescription, CloudError> {
+        self.timed(
+            "DescribeServices",
+            self.inner.describe_service(cluster, service),
+        )
+        .await
+    }
+
+    async fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> Result<(), CloudError> {
+        self.timed(
+            "UpdateService",
+            self.inner.update_service(cluster, service, desired),
+        )
+        .await
+    }
+
     async fn group_of_instance(&self, instance_id: &str) -> Result<Option<String>, CloudError> {
         self.timed(
             "DescribeAutoScalingInstances",

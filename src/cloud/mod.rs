@@ -94,6 +94,66 @@ impl GroupDescription {
     }
 }
 
+/// A fleet of replicas rapidscale sizes from the fleet's requests/s: an
+/// EC2 Auto Scaling group, or an ECS service (its tasks).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FleetId {
+    Group { name: String },
+    Service { cluster: String, service: String },
+}
+
+impl FleetId {
+    /// The audit log's and the API's name: the group's, or `cluster/service`.
+    pub fn key(&self) -> String {
+        match self {
+            FleetId::Group { name } => name.clone(),
+            FleetId::Service { cluster, service } => format!("{cluster}/{service}"),
+        }
+    }
+
+    /// The audit log's `service`.
+    pub fn aws_service(&self) -> &'static str {
+        match self {
+            FleetId::Group { .. } => "asg",
+            FleetId::Service { .. } => "ecs",
+        }
+    }
+
+    /// Describes it: a group, or a service with its tasks as instances.
+    pub async fn describe<C: Capacity>(&self, cloud: &C) -> Result<GroupDescription, CloudError> {
+        match self {
+            FleetId::Group { name } => cloud.describe_group(name).await,
+            FleetId::Service { cluster, service } => cloud.describe_service(cluster, service).await,
+        }
+    }
+
+    /// Sets its desired capacity (group) or desired count (service).
+    pub async fn set_desired<C: Capacity>(
+        &self,
+        cloud: &C,
+        desired: u32,
+    ) -> Result<(), CloudError> {
+        match self {
+            FleetId::Group { name } => cloud.set_desired_capacity(name, desired).await,
+            FleetId::Service { cluster, service } => {
+                cloud.update_service(cluster, service, desired).await
+            }
+        }
+    }
+}
+
+/// An ECS task's `lastStatus` as the lifecycle state of a group's
+/// instance: PROVISIONING / PENDING / ACTIVATING are `Pending`, RUNNING is
+/// `InService`, the rest `Terminating` (leaving).
+pub fn task_lifecycle_state(last_status: &str) -> &'static str {
+    match last_status {
+        "PROVISIONING" | "PENDING" | "ACTIVATING" => "Pending",
+        "RUNNING" => "InService",
+        _ => "Terminating",
+    }
+}
+
 /// How a cloud call failed, decided once for every caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -184,6 +244,26 @@ pub trait Capacity: Send + Sync + 'static {
     fn dynamodb_scalable_targets(
         &self,
     ) -> impl Future<Output = Result<Vec<ScalableTarget>, CloudError>> + Send;
+    /// Every ECS service's desired count registered with Application Auto
+    /// Scaling (Service Auto Scaling) in the region.
+    fn ecs_scalable_targets(
+        &self,
+    ) -> impl Future<Output = Result<Vec<ScalableTarget>, CloudError>> + Send;
+    /// An ECS service as a group: desired count, and its tasks as instances
+    /// (DescribeServices, ListTasks, DescribeTasks); min 0, max unbounded
+    /// (a service has neither).
+    fn describe_service(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<GroupDescription, CloudError>> + Send;
+    /// Sets a service's desired count (UpdateService).
+    fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
 /// A capacity of a table or index registered with Application Auto Scaling
@@ -198,6 +278,11 @@ pub struct ScalableTarget {
 }
 
 impl ScalableTarget {
+    /// The resource id of an ECS service.
+    pub fn service_resource_id(cluster: &str, service: &str) -> String {
+        format!("service/{cluster}/{service}")
+    }
+
     /// The resource id of a table (`index` None) or of one of its indexes.
     pub fn resource_id_of(table: &str, index: Option<&str>) -> String {
         match index {

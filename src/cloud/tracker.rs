@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::members::Membership;
-use super::{Capacity, CloudError, GroupDescription, ScalableTarget, TableDescription};
+use super::{Capacity, CloudError, FleetId, GroupDescription, ScalableTarget, TableDescription};
 use crate::clock::SharedClock;
 use crate::slot::Slot;
 
@@ -46,9 +46,59 @@ pub(crate) struct CloudView {
     pub members: Membership,
     /// DynamoDB capacities registered with Application Auto Scaling.
     pub auto_scaling: Tracked<Vec<ScalableTarget>>,
+    /// ECS services by `cluster/service`, with their tasks' membership.
+    pub services: BTreeMap<String, TrackedFleet>,
+    /// ECS services registered with Application Auto Scaling (Service
+    /// Auto Scaling).
+    pub ecs_auto_scaling: Tracked<Vec<ScalableTarget>>,
+}
+
+/// A fleet other than the group: its description and membership.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct TrackedFleet {
+    pub desc: Tracked<GroupDescription>,
+    pub members: Membership,
 }
 
 impl CloudView {
+    /// A fleet's newest description and its membership.
+    pub(crate) fn fleet(&self, id: &FleetId) -> Option<(&Tracked<GroupDescription>, &Membership)> {
+        match id {
+            FleetId::Group { .. } => self.group.as_ref().map(|g| (g, &self.members)),
+            FleetId::Service { .. } => self.services.get(&id.key()).map(|f| (&f.desc, &f.members)),
+        }
+    }
+
+    /// Why rapidscale may not apply to an ECS service: Service Auto Scaling
+    /// manages its desired count, or that cannot be told yet.
+    pub(crate) fn ecs_auto_scaling(&self, cluster: &str, service: &str) -> Option<String> {
+        let Some(targets) = &self.ecs_auto_scaling.current else {
+            return Some(match &self.ecs_auto_scaling.last_error {
+                Some(e) if e.kind == super::CloudErrorKind::AccessDenied => "cannot tell whether Service Auto Scaling manages it: access denied (grant application-autoscaling:DescribeScalableTargets)".to_string(),
+                Some(e) => format!(
+                    "cannot tell whether Service Auto Scaling manages it ({:?})",
+                    e.kind
+                ),
+                None => "Service Auto Scaling not read yet".to_string(),
+            });
+        };
+        let id = ScalableTarget::service_resource_id(cluster, service);
+        // The resource id names the cluster by name; an ARN given in the
+        // config matches on its last part.
+        let short = ScalableTarget::service_resource_id(
+            cluster.rsplit('/').next().unwrap_or(cluster),
+            service,
+        );
+        targets
+            .iter()
+            .any(|t| t.resource_id == id || t.resource_id == short)
+            .then(|| {
+                format!(
+                    "registered with Application Auto Scaling (ecs:service:DesiredCount): Service Auto Scaling sizes {short}; deregister the scalable target to let rapidscale apply"
+                )
+            })
+    }
+
     /// Why rapidscale may not apply to a table (`index` None) or index:
     /// Application Auto Scaling manages it, or that cannot be told yet.
     pub(crate) fn aws_auto_scaling(&self, table: &str, index: Option<&str>) -> Option<String> {
@@ -263,6 +313,65 @@ fn store_table_in(
             );
         }
     });
+}
+
+/// Polls an ECS service every `interval` (and Service Auto Scaling's
+/// registrations every minute) until `shutdown`.
+pub(crate) async fn track_service<C: Capacity>(
+    cloud: Arc<C>,
+    fleet: FleetId,
+    interval: Duration,
+    view: Slot<CloudView>,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = Ticker::new(interval, &clock);
+    let mut auto_scaling_read: Option<DateTime<Utc>> = None;
+    while ticker.tick(&shutdown).await {
+        let now = clock.now();
+        if auto_scaling_read
+            .is_none_or(|at| (now - at).to_std().unwrap_or_default() >= AUTO_SCALING_EVERY)
+        {
+            let Some(result) = until_shutdown(&shutdown, cloud.ecs_scalable_targets()).await else {
+                return;
+            };
+            if result.is_ok() {
+                auto_scaling_read = Some(now);
+            }
+            let at = clock.now();
+            view.update(|v| apply(&mut v.ecs_auto_scaling, result, at, |_, _| {}));
+        }
+        let Some(result) = until_shutdown(&shutdown, fleet.describe(cloud.as_ref())).await else {
+            return;
+        };
+        ticker.outcome(result.is_err(), false);
+        store_fleet(&view, &fleet, result, clock.now());
+    }
+}
+
+/// Records one description of a fleet (the group, or a service).
+pub(crate) fn store_fleet(
+    view: &Slot<CloudView>,
+    fleet: &FleetId,
+    result: Result<GroupDescription, CloudError>,
+    now: DateTime<Utc>,
+) {
+    match fleet {
+        FleetId::Group { .. } => store_group(view, result, now),
+        FleetId::Service { .. } => view.update(|v| {
+            let entry = v.services.entry(fleet.key()).or_default();
+            if let Ok(desc) = &result {
+                for e in entry.members.update(desc, now) {
+                    tracing::info!(service = %desc.name, task = %e.instance, change = ?e.change, state = %e.lifecycle_state, "Service tasks changed.");
+                }
+            }
+            apply(&mut entry.desc, result, now, |old, new| {
+                if old.is_none_or(|o| o.desired != new.desired || o.instances.len() != new.instances.len()) {
+                    tracing::info!(service = %new.name, desired = new.desired, tasks = new.instances.len(), running = new.serving(), "Service observed.");
+                }
+            });
+        }),
+    }
 }
 
 /// Polls the group every `interval` until `shutdown`.

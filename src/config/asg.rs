@@ -159,7 +159,23 @@ pub(super) fn read(root: &mut TableReader, p: &mut Problems) -> Option<AsgConfig
 }
 
 fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
-    let name = t.string(p, "name").map(|n| n.value);
+    read_fleet(t, p, "target_rps_per_instance", true)
+}
+
+/// A fleet's section: `[asg]` (`group`: with `name` and
+/// `metadata_endpoint`), or one `[[ecs.services]]` (its per-replica target
+/// named `target_key`).
+pub(super) fn read_fleet(
+    t: &mut TableReader,
+    p: &mut Problems,
+    target_key: &str,
+    group: bool,
+) -> AsgConfig {
+    let name = if group {
+        t.string(p, "name").map(|n| n.value)
+    } else {
+        None
+    };
     let mode = t
         .string(p, "mode")
         .and_then(|m| enum_value(p, &m, Mode::parse, "\"dry-run\" or \"apply\""));
@@ -167,7 +183,7 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
         .duration(p, "poll_interval")
         .map(|d| d.value)
         .unwrap_or(AsgConfig::DEFAULT_POLL_INTERVAL);
-    let target = t.float(p, "target_rps_per_instance");
+    let target = t.float(p, target_key);
     let check_rps = |p: &mut Problems, v: &Located<f64>| {
         if !(v.value > 0.0 && v.value.is_finite()) {
             p.push(
@@ -179,10 +195,13 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
     };
     match &target {
         Some(v) => check_rps(p, v),
-        None if !t.has("target_rps_per_instance") => p.push(
+        None if !t.has(target_key) => p.push(
             t.span(),
-            &t.key_path("target_rps_per_instance"),
-            "missing: how many requests/s one instance serves at the target load",
+            &t.key_path(target_key),
+            format!(
+                "missing: how many requests/s one {} serves at the target load",
+                if group { "instance" } else { "task" }
+            ),
         ),
         None => {}
     }
@@ -206,10 +225,11 @@ fn read_asg(t: &mut TableReader, p: &mut Problems) -> AsgConfig {
         max: max.as_ref().map(|m| as_u32(p, m)).unwrap_or(u32::MAX),
         target_rps_per_instance: target.as_ref().map(|t| t.value).unwrap_or(1.0),
     };
-    let (hours, overridden) = read_hours(t, p, base, min.as_ref());
+    let (hours, overridden) = read_hours(t, p, base, min.as_ref(), target_key);
     let policy = read_policy(t, p);
-    let metadata_endpoint = t
-        .string(p, "metadata_endpoint")
+    let metadata_endpoint = group
+        .then(|| t.string(p, "metadata_endpoint"))
+        .flatten()
         .map(|m| m.value.trim_end_matches('/').to_string())
         .unwrap_or_else(|| AsgConfig::DEFAULT_METADATA_ENDPOINT.to_string());
     AsgConfig {
@@ -231,6 +251,7 @@ fn read_hours(
     p: &mut Problems,
     base: GroupLimits,
     min: Option<&Located<u64>>,
+    target_key: &str,
 ) -> (HourTable<GroupLimits>, [bool; 24]) {
     let check_rps = |p: &mut Problems, v: &Located<f64>| {
         if !(v.value > 0.0 && v.value.is_finite()) {
@@ -287,7 +308,7 @@ fn read_hours(
         };
         let hmin = h.uint(p, "min");
         let hmax = h.uint(p, "max");
-        let htarget = h.float(p, "target_rps_per_instance");
+        let htarget = h.float(p, target_key);
         if let Some(v) = &htarget {
             check_rps(p, v);
         }

@@ -55,7 +55,7 @@ pub(super) fn read(
     p: &mut Problems,
     mode: Mode,
     dynamodb: &DynamoDbConfig,
-    asg: Option<&AsgConfig>,
+    fleets: &[&AsgConfig],
     coordination: Option<&CoordinationConfig>,
 ) -> FleetView {
     let default = if coordination.is_some() {
@@ -95,12 +95,18 @@ pub(super) fn read(
     }
     let applies = mode == Mode::Apply
         || dynamodb.tables.iter().any(|t| t.mode == Some(Mode::Apply))
-        || asg.is_some_and(|a| a.mode == Some(Mode::Apply));
-    let fleet_min = asg.map_or(0, |a| a.hours.iter().map(|h| h.min).max().unwrap_or(0));
+        || fleets.iter().any(|a| a.mode == Some(Mode::Apply));
+    let fleet_min = fleets
+        .iter()
+        .flat_map(|a| a.hours.iter().map(|h| h.min))
+        .max()
+        .unwrap_or(0);
     if view == FleetView::Single && applies && fleet_min > 1 {
         let (span, key) = located.unwrap_or_else(|| {
             (
-                root.span_of("asg").unwrap_or(root.span()),
+                root.span_of("asg")
+                    .or_else(|| root.span_of("ecs"))
+                    .unwrap_or(root.span()),
                 "fleet.view".to_string(),
             )
         });
@@ -108,7 +114,7 @@ pub(super) fn read(
             span,
             &key,
             format!(
-                "\"single\" (the default without [coordination]) sees one instance's traffic, but the group keeps at least {fleet_min} instances and rapidscale applies: its decisions would be about {fleet_min}x too small; {FLEET_FIX}"
+                "\"single\" (the default without [coordination]) sees one instance's traffic, but the group (or an ECS service) keeps at least {fleet_min} instances (tasks) and rapidscale applies: its decisions would be about {fleet_min}x too small; {FLEET_FIX}"
             ),
         );
     }

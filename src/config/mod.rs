@@ -12,6 +12,7 @@ mod aws;
 mod cloudwatch;
 mod coordination;
 mod dynamodb;
+mod ecs;
 mod fleet;
 mod ingest;
 mod pricing;
@@ -33,6 +34,7 @@ pub use dynamodb::{
     throttled_stream, units_stream, CapacityLimits, CapacityRef, CapacitySpec, DynamoDbConfig,
     DynamoPolicy, IndexConfig, TableConfig,
 };
+pub use ecs::EcsService;
 pub use fleet::{FleetView, FLEET_FIX};
 pub use ingest::{
     AccessLogConfig, IngestConfig, StartAt, StatsdConfig, StatusKind, StatusPageConfig,
@@ -80,6 +82,8 @@ pub struct Config {
     pub api: Option<ApiConfig>,
     pub dynamodb: DynamoDbConfig,
     pub asg: Option<AsgConfig>,
+    /// `[[ecs.services]]`: ECS services sized like the group, per task.
+    pub ecs_services: Vec<EcsService>,
     pub pricing: Pricing,
     pub coordination: Option<CoordinationConfig>,
     pub cloudwatch: CloudWatchConfig,
@@ -255,6 +259,7 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
     let has_statsd = ingest.statsd.is_some();
     let dynamodb = dynamodb::read(root, p, has_statsd);
     let asg = asg::read(root, p);
+    let ecs_services = ecs::read(root, p);
     let coordination = coordination::read(root, p, asg.as_ref());
     let cloudwatch = cloudwatch::read(root, p);
     let pricing = pricing::read(root, p);
@@ -263,7 +268,9 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
         p,
         mode,
         &dynamodb,
-        asg.as_ref(),
+        &asg.iter()
+            .chain(ecs_services.iter().map(|s| &s.fleet))
+            .collect::<Vec<_>>(),
         coordination.as_ref(),
     );
     Config {
@@ -276,6 +283,7 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
         api,
         dynamodb,
         asg,
+        ecs_services,
         pricing,
         coordination,
         cloudwatch,

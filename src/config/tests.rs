@@ -523,7 +523,7 @@ fn a_fleet_that_cannot_be_seen_is_refused_in_apply_mode() {
         &fleet_config("mode = \"apply\"", 2),
         5,
         "fleet.view",
-        "sees one instance's traffic, but the group keeps at least 2 instances",
+        "sees one instance's traffic, but the group (or an ECS service) keeps at least 2 instances",
     );
     check_rejects(
         &fleet_config("mode = \"apply\"\n[fleet]\nview = \"single\"", 3),
@@ -613,4 +613,24 @@ fn group_rate_rules_tolerance_and_renamed_windows() {
     check_rejects(bad, 7, "asg.scale_down_select", "max");
     check_rejects(bad, 9, "asg.scale_up[0].instances", "at least 1");
     check_rejects(bad, 11, "asg.scale_up[1].per", "missing");
+}
+
+#[test]
+fn ecs_services_are_read_with_their_hours_and_checked() {
+    let text = "[ingest.statsd]\nlisten = \"127.0.0.1:8125\"\nrequests = [\"http.requests\"]\n[[ecs.services]]\ncluster = \"app\"\nservice = \"web\"\ntarget_rps_per_task = 50\nmin = 2\nmax = 30\nstabilization_down = \"120s\"\n[[ecs.services.hours]]\nhours = \"9-18\"\nmin = 6\n";
+    let c = Config::parse("t.toml", text).expect("valid");
+    let s = &c.ecs_services[0];
+    assert_eq!((s.cluster.as_str(), s.service.as_str()), ("app", "web"));
+    assert_eq!(s.fleet.hours[10].min, 6);
+    assert_eq!(s.fleet.hours[3].min, 2);
+    assert_eq!(s.fleet.hours[3].target_rps_per_instance, 50.0);
+    assert_eq!(s.fleet.policy.stabilization, Duration::from_secs(120));
+    // Missing keys, a group's keys on a service, a service listed twice,
+    // and "single" in apply mode with a service of 2 tasks or more.
+    let bad = "mode = \"apply\"\n[ingest.statsd]\nlisten = \"127.0.0.1:8125\"\nrequests = [\"http.requests\"]\n[[ecs.services]]\ncluster = \"app\"\nname = \"web\"\nmax = 3\n[[ecs.services]]\ncluster = \"app\"\nservice = \"api\"\ntarget_rps_per_task = 50\nmin = 2\nmax = 10\n[[ecs.services]]\ncluster = \"app\"\nservice = \"api\"\ntarget_rps_per_task = 50\nmax = 10\n";
+    check_rejects(bad, 5, "ecs.services[0].service", "missing");
+    check_rejects(bad, 5, "ecs.services[0].target_rps_per_task", "missing");
+    check_rejects(bad, 7, "ecs.services[0].name", "unknown key");
+    check_rejects(bad, 17, "ecs.services[2].service", "listed twice");
+    check_rejects(bad, 5, "fleet.view", "an ECS service");
 }

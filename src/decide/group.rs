@@ -19,6 +19,7 @@ use crate::actuator::GroupChange;
 use crate::audit::Outcome;
 use crate::cloud::members::{GroupCounts, MembershipEvent};
 use crate::cloud::tracker::CloudView;
+use crate::cloud::FleetId;
 use crate::config::{AsgConfig, Config, GroupLimits, Mode};
 use crate::policy::asg::{
     decide_group, GroupContext, GroupHold, GroupState, GroupVerdict, PastChange,
@@ -28,7 +29,10 @@ use crate::series::SeriesStore;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupAdvice {
+    /// The group's name, or `cluster/service`.
     pub group: String,
+    /// Which kind of fleet: the Auto Scaling group, or an ECS service.
+    pub resource: FleetId,
     pub mode: Mode,
     pub desired: u32,
     pub min: u32,
@@ -97,7 +101,12 @@ pub(crate) struct GroupStep {
 
 pub(crate) struct GroupDecider {
     config: Arc<Config>,
+    /// The group, or the ECS service, this decider sizes.
+    fleet: FleetId,
+    /// Its key (the group's name, or `cluster/service`).
     group: String,
+    /// `[asg]`, or the service's `[[ecs.services]]` block.
+    settings: AsgConfig,
     foreign_policies: Vec<String>,
     last_recorded: Option<String>,
     /// A SetDesiredCapacity call not answered yet.
@@ -111,10 +120,19 @@ pub(crate) struct GroupDecider {
 }
 
 impl GroupDecider {
-    pub(crate) fn new(config: Arc<Config>, group: String, foreign_policies: Vec<String>) -> Self {
+    /// The decider of a fleet (the group, or an ECS service), with its
+    /// own settings (`[asg]`, or the service's block).
+    pub(crate) fn new(
+        config: Arc<Config>,
+        fleet: FleetId,
+        settings: AsgConfig,
+        foreign_policies: Vec<String>,
+    ) -> Self {
         Self {
             config,
-            group,
+            group: fleet.key(),
+            fleet,
+            settings,
             foreign_policies,
             last_recorded: None,
             in_flight: false,
@@ -122,6 +140,10 @@ impl GroupDecider {
             sent: None,
             made: Default::default(),
         }
+    }
+
+    pub(crate) fn fleet(&self) -> &FleetId {
+        &self.fleet
     }
 
     /// The change sent to the actuator ended with `outcome`.
@@ -160,10 +182,9 @@ impl GroupDecider {
         common: &Common,
     ) -> GroupStep {
         let config = self.config.clone();
-        let Some(asg) = config.asg.as_ref() else {
-            return GroupStep::default();
-        };
-        let Some(tracked) = &cloud.group else {
+        let settings = self.settings.clone();
+        let asg = &settings;
+        let Some((tracked, members)) = cloud.fleet(&self.fleet) else {
             return GroupStep::default();
         };
         let Some(desc) = &tracked.current else {
@@ -171,8 +192,8 @@ impl GroupDecider {
         };
         let now = common.now;
         // The group's own boot times, once seen, replace the configured warm-up.
-        let warmup = cloud.members.warmup(asg.policy.warmup);
-        let counts = cloud.members.counts(desc, now, warmup, asg.policy.settle);
+        let warmup = members.warmup(asg.policy.warmup);
+        let counts = members.counts(desc, now, warmup, asg.policy.settle);
         let ctx = group_context(&config, asg, now, warmup);
         let stale_s = config.ingest.stale_after.as_secs() as i64;
         let own = self.own_demand(store, asg, now);
@@ -198,13 +219,20 @@ impl GroupDecider {
         let runtime = common.overrides.effective(&[&self.group], configured);
         let mode = runtime.acting().unwrap_or(configured);
         let within = chrono::TimeDelta::from_std(asg.poll_interval * 3).unwrap_or_default();
+        let aws_auto_scaling: Option<String>;
         let gate = first_gate(&GateInputs {
             runtime,
             mode,
             may_act: common.may_act,
             fleet_unseen: fleet.unseen.as_deref(),
             audit_unavailable: common.audit_unavailable.as_deref(),
-            aws_auto_scaling: None,
+            aws_auto_scaling: match &self.fleet {
+                FleetId::Service { cluster, service } => {
+                    aws_auto_scaling = cloud.ecs_auto_scaling(cluster, service);
+                    aws_auto_scaling.as_deref()
+                }
+                FleetId::Group { .. } => None,
+            },
             cooldown: self.cooldown.wait(&self.group, now),
             what: "group",
             described_recently: tracked.last_ok.is_some_and(|t| now - t <= within),
@@ -215,7 +243,7 @@ impl GroupDecider {
         let action = match &verdict {
             GroupVerdict::Set { to, rule, evidence } => {
                 let change = GroupChange {
-                    group: self.group.clone(),
+                    fleet: self.fleet.clone(),
                     from: desc.desired,
                     to: *to,
                     rule: rule.as_str(),
@@ -247,9 +275,10 @@ impl GroupDecider {
         let shown_gate = gate.filter(|_| matches!(verdict, GroupVerdict::Set { .. }));
         let advice = GroupAdvice {
             group: self.group.clone(),
+            resource: self.fleet.clone(),
             mode,
             warmup_s: warmup.as_secs_f64(),
-            warmup_learned: cloud.members.boots_s.len() >= crate::cloud::members::BOOTS_TO_LEARN,
+            warmup_learned: members.boots_s.len() >= crate::cloud::members::BOOTS_TO_LEARN,
             desired: desc.desired,
             min: desc.min,
             max: desc.max,
@@ -262,14 +291,7 @@ impl GroupDecider {
             verdict,
             gate: shown_gate.map(|g| g.to_string()),
             foreign_policies: self.foreign_policies.clone(),
-            recent_events: cloud
-                .members
-                .events
-                .iter()
-                .rev()
-                .take(20)
-                .cloned()
-                .collect(),
+            recent_events: members.events.iter().rev().take(20).cloned().collect(),
         };
         GroupStep {
             advice: Some(advice),

@@ -41,6 +41,8 @@ use crate::state::BudgetStore;
 pub struct Decisions {
     pub tables: Slot<Vec<ResourceAdvice>>,
     pub group: Slot<Option<GroupAdvice>>,
+    /// One per `[[ecs.services]]`.
+    pub services: Slot<Vec<GroupAdvice>>,
     pub fleet: Slot<Option<FleetReading>>,
 }
 
@@ -63,7 +65,7 @@ pub(crate) struct Inputs {
 /// A change that ended: which resource, and how.
 enum Completion {
     Table(String, Outcome),
-    Group(Outcome),
+    Fleet(crate::cloud::FleetId, Outcome),
 }
 
 /// Everything a step reads that can change between two ticks of a second.
@@ -86,6 +88,8 @@ pub(crate) struct DecideLoop<C> {
     /// The group decider, once the group is known (its name may be
     /// discovered from instance metadata after start).
     pub group: Option<oneshot::Receiver<GroupDecider>>,
+    /// The ECS services' deciders.
+    pub services: Vec<GroupDecider>,
     pub actuator: Arc<Actuator<C>>,
     pub decisions: Decisions,
     /// Applies in flight run here.
@@ -125,14 +129,16 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                             t.completed(&table, outcome, now);
                         }
                     }
-                    Completion::Group(outcome) => {
-                        if let Some(g) = &mut group {
-                            g.completed(outcome, now);
+                    Completion::Fleet(fleet, outcome) => {
+                        for g in group.iter_mut().chain(self.services.iter_mut()) {
+                            if *g.fleet() == fleet {
+                                g.completed(outcome, now);
+                            }
                         }
                     }
                 }
             }
-            let Some((table_actions, group_action)) =
+            let Some((table_actions, fleet_actions)) =
                 self.step(group.as_mut(), news, &mut last_seen)
             else {
                 continue;
@@ -140,7 +146,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             for action in table_actions {
                 self.dispatch_table(action, &done_tx, &stop);
             }
-            if let Some(action) = group_action {
+            for action in fleet_actions {
                 self.dispatch_group(action, &done_tx, &stop);
             }
         }
@@ -153,7 +159,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
         group: Option<&mut GroupDecider>,
         news: bool,
         last_seen: &mut Option<Seen>,
-    ) -> Option<(Vec<TableAction>, Option<GroupAction>)> {
+    ) -> Option<(Vec<TableAction>, Vec<GroupAction>)> {
         let inputs = &self.inputs;
         let now = inputs.clock.now();
         let mut store = lock(&inputs.store);
@@ -178,10 +184,19 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
         }
         *last_seen = Some(seen);
         let common = inputs.cloud.read(|cloud| {
+            // The serving replicas a "single" view's estimate multiplies
+            // by: the group's instances, else the first service's tasks.
             let serving = cloud
                 .group
                 .as_ref()
                 .and_then(|g| g.current.as_ref())
+                .or_else(|| {
+                    cloud
+                        .services
+                        .values()
+                        .next()
+                        .and_then(|s| s.desc.current.as_ref())
+                })
                 .map(|g| g.serving() as u32);
             let scale = inputs.coordination.read(|c| {
                 fleet_scale(
@@ -205,7 +220,8 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                 cloudwatch_throttled: inputs.reported_throttles.get(),
             }
         });
-        let (table_step, group_step) = inputs.cloud.read(|cloud| {
+        let services = &mut self.services;
+        let (table_step, group_step, service_steps) = inputs.cloud.read(|cloud| {
             let table_step = self.tables.as_mut().map(|t| {
                 let mut budget = inputs.budget.lock().unwrap_or_else(|p| p.into_inner());
                 let step = t.step(store, cloud, &mut budget, &common);
@@ -217,7 +233,11 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                 step
             });
             let group_step = group.map(|g| g.step(store, cloud, &common));
-            (table_step, group_step)
+            let service_steps: Vec<_> = services
+                .iter_mut()
+                .map(|s| s.step(store, cloud, &common))
+                .collect();
+            (table_step, group_step, service_steps)
         });
         self.decisions.fleet.set(Some(common.fleet));
         let mut table_actions = Vec::new();
@@ -225,12 +245,20 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             self.decisions.tables.set(step.advice);
             table_actions = step.actions;
         }
-        let mut group_action = None;
+        let mut fleet_actions = Vec::new();
         if let Some(step) = group_step {
             self.decisions.group.set(step.advice);
-            group_action = step.action;
+            fleet_actions.extend(step.action);
         }
-        Some((table_actions, group_action))
+        if !self.services.is_empty() {
+            let mut advice = Vec::new();
+            for step in service_steps {
+                advice.extend(step.advice);
+                fleet_actions.extend(step.action);
+            }
+            self.decisions.services.set(advice);
+        }
+        Some((table_actions, fleet_actions))
     }
 
     fn dispatch_table(
@@ -267,8 +295,9 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             Disposition::Apply => {
                 let (actuator, done, stop) = (self.actuator.clone(), done.clone(), stop.clone());
                 self.tasks.spawn(async move {
+                    let fleet = action.change.fleet.clone();
                     let outcome = actuator.apply_group(action.change, stop).await;
-                    let _ = done.send(Completion::Group(outcome));
+                    let _ = done.send(Completion::Fleet(fleet, outcome));
                 });
             }
         }

@@ -86,6 +86,36 @@ impl Capacity for SimCloud {
         Ok(Vec::new())
     }
 
+    async fn ecs_scalable_targets(&self) -> Result<Vec<crate::cloud::ScalableTarget>, CloudError> {
+        self.call("DescribeScalableTargets", |w, now| {
+            w.ecs_scalable_targets(now)
+        })
+        .await
+    }
+
+    async fn describe_service(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<GroupDescription, CloudError> {
+        self.call("DescribeServices", |w, now| {
+            w.describe_service(cluster, service, now)
+        })
+        .await
+    }
+
+    async fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> Result<(), CloudError> {
+        self.call("UpdateService", |w, now| {
+            w.update_service(cluster, service, desired, now)
+        })
+        .await
+    }
+
     async fn group_of_instance(&self, instance_id: &str) -> Result<Option<String>, CloudError> {
         self.call("DescribeAutoScalingInstances", |w, now| {
             w.group_of_instance(instance_id, now)

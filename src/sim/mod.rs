@@ -771,7 +771,79 @@ impl SimWorld {
         now: DateTime<Utc>,
     ) -> Result<Vec<crate::cloud::ScalableTarget>, CloudError> {
         self.check("DescribeScalableTargets", "dynamodb", now)?;
-        Ok(self.scalable_targets.clone())
+        Ok(self
+            .scalable_targets
+            .iter()
+            .filter(|t| t.dimension.starts_with("dynamodb:"))
+            .cloned()
+            .collect())
+    }
+
+    /// DescribeScalableTargets for the `ecs` namespace.
+    pub fn ecs_scalable_targets(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::cloud::ScalableTarget>, CloudError> {
+        self.check("DescribeScalableTargets", "ecs", now)?;
+        Ok(self
+            .scalable_targets
+            .iter()
+            .filter(|t| t.dimension.starts_with("ecs:"))
+            .cloned()
+            .collect())
+    }
+
+    /// The group a simulated ECS service is kept as (its tasks boot as
+    /// instances do).
+    fn service_key(cluster: &str, service: &str) -> String {
+        format!("ecs:{cluster}/{service}")
+    }
+
+    /// Adds an ECS service with `desired` tasks RUNNING.
+    pub fn add_service(&mut self, cluster: &str, service: &str, desired: u32, now: DateTime<Utc>) {
+        self.add_group(
+            &Self::service_key(cluster, service),
+            desired,
+            0,
+            u32::MAX,
+            now,
+        );
+    }
+
+    pub fn service(&self, cluster: &str, service: &str) -> Option<&SimGroup> {
+        self.groups.get(&Self::service_key(cluster, service))
+    }
+
+    pub fn describe_service(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        now: DateTime<Utc>,
+    ) -> Result<GroupDescription, CloudError> {
+        let key = Self::service_key(cluster, service);
+        self.check("DescribeServices", &key, now)?;
+        let mut d = self.describe_group(&key, now).map_err(|mut e| {
+            e.operation = "DescribeServices";
+            e
+        })?;
+        d.name = format!("{cluster}/{service}");
+        Ok(d)
+    }
+
+    pub fn update_service(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(), CloudError> {
+        let key = Self::service_key(cluster, service);
+        self.check("UpdateService", &key, now)?;
+        self.set_desired_capacity(&key, desired, now)
+            .map_err(|mut e| {
+                e.operation = "UpdateService";
+                e
+            })
     }
 
     pub fn describe_table(

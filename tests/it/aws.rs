@@ -22,6 +22,7 @@ pub struct Moto {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub application_autoscaling: aws_sdk_applicationautoscaling::Client,
+    pub ecs: aws_sdk_ecs::Client,
 }
 
 impl std::ops::Deref for Moto {
@@ -56,6 +57,7 @@ pub async fn moto_at(url: &str) -> Moto {
         autoscaling: aws_sdk_autoscaling::Client::new(&sdk),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
         application_autoscaling: aws_sdk_applicationautoscaling::Client::new(&sdk),
+        ecs: aws_sdk_ecs::Client::new(&sdk),
     }
 }
 

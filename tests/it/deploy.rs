@@ -65,6 +65,7 @@ fn sdk_operations() -> BTreeMap<&'static str, BTreeSet<String>> {
         ("aws-sdk-autoscaling", "autoscaling"),
         ("aws-sdk-cloudwatch", "cloudwatch"),
         ("aws-sdk-applicationautoscaling", "application-autoscaling"),
+        ("aws-sdk-ecs", "ecs"),
     ] {
         let lock = read("Cargo.lock");
         // The version the binary links (dev-dependencies may pull others).
@@ -197,6 +198,8 @@ fn iam_policy_grants_exactly_what_the_code_calls() {
         "autoscaling:SetDesiredCapacity",
         "cloudwatch:GetMetricData",
         "dynamodb:PutItem",
+        "ecs:UpdateService",
+        "ecs:ListTasks",
     ] {
         assert!(called.contains(a), "{a} not found in src/cloud: {called:?}");
     }
@@ -218,6 +221,7 @@ fn iam_policy_grants_exactly_what_the_code_calls() {
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "autoscaling:SetDesiredCapacity",
+        "ecs:UpdateService",
     ];
     for s in policy["Statement"].as_array().unwrap() {
         assert_eq!(s["Effect"], "Allow");

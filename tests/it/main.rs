@@ -11,6 +11,7 @@ mod dashboard;
 mod demo;
 mod deploy;
 mod dynamodb;
+mod ecs;
 mod faults;
 mod harness;
 mod hourly;

@@ -24,6 +24,7 @@ pub struct AwsCloud {
     autoscaling: aws_sdk_autoscaling::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
     application_autoscaling: aws_sdk_applicationautoscaling::Client,
+    ecs: aws_sdk_ecs::Client,
 }
 
 impl AwsCloud {
@@ -69,6 +70,7 @@ impl AwsCloud {
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             application_autoscaling: aws_sdk_applicationautoscaling::Client::new(sdk),
+            ecs: aws_sdk_ecs::Client::new(sdk),
         }
     }
 }
@@ -279,28 +281,67 @@ impl Capacity for AwsCloud {
 
     async fn dynamodb_scalable_targets(&self) -> Result<Vec<ScalableTarget>, CloudError> {
         use aws_sdk_applicationautoscaling::types::ServiceNamespace;
-        let mut targets = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let out = self
-                .application_autoscaling
-                .describe_scalable_targets()
-                .service_namespace(ServiceNamespace::Dynamodb)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| classify("DescribeScalableTargets", "dynamodb", e))?;
-            targets.extend(out.scalable_targets().iter().map(|t| ScalableTarget {
-                resource_id: t.resource_id().to_string(),
-                dimension: t.scalable_dimension().as_str().to_string(),
-            }));
-            match out.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_string()),
-                _ => return Ok(targets),
-            }
-        }
+        self.scalable_targets(ServiceNamespace::Dynamodb).await
     }
 
+    async fn ecs_scalable_targets(&self) -> Result<Vec<ScalableTarget>, CloudError> {
+        use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+        self.scalable_targets(ServiceNamespace::Ecs).await
+    }
+
+    async fn describe_service(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<GroupDescription, CloudError> {
+        let key = format!("{cluster}/{service}");
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeServices", &key, e))?;
+        let s = out
+            .services()
+            .iter()
+            .find(|s| s.status() != Some("INACTIVE"))
+            .ok_or_else(|| CloudError {
+                operation: "DescribeServices",
+                resource: key.clone(),
+                kind: CloudErrorKind::NotFound,
+                message: format!("ECS service {key} not found (or INACTIVE)"),
+            })?;
+        let count = |v: i32| v.max(0) as u32;
+        let (running, pending) = (count(s.running_count()), count(s.pending_count()));
+        let tasks = self.service_tasks(cluster, service, &key).await?;
+        Ok(service_description(
+            key,
+            count(s.desired_count()),
+            running,
+            pending,
+            tasks,
+        ))
+    }
+
+    async fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> Result<(), CloudError> {
+        let key = format!("{cluster}/{service}");
+        self.ecs
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .desired_count(desired.min(i32::MAX as u32) as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("UpdateService", &key, e))
+    }
     async fn scaling_policies(&self, group: &str) -> Result<Vec<String>, CloudError> {
         let out = self
             .autoscaling
@@ -368,6 +409,150 @@ impl Capacity for AwsCloud {
                 })
                 .collect(),
         })
+    }
+}
+
+impl AwsCloud {
+    /// Every scalable target of one namespace (all pages).
+    async fn scalable_targets(
+        &self,
+        namespace: aws_sdk_applicationautoscaling::types::ServiceNamespace,
+    ) -> Result<Vec<ScalableTarget>, CloudError> {
+        let label = namespace.as_str().to_string();
+        let mut targets = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .application_autoscaling
+                .describe_scalable_targets()
+                .service_namespace(namespace.clone())
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify("DescribeScalableTargets", &label, e))?;
+            targets.extend(out.scalable_targets().iter().map(|t| ScalableTarget {
+                resource_id: t.resource_id().to_string(),
+                dimension: t.scalable_dimension().as_str().to_string(),
+            }));
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(targets),
+            }
+        }
+    }
+
+    /// The service's tasks (ListTasks by service name, then DescribeTasks
+    /// 100 at a time): (id, lastStatus, healthStatus).
+    async fn service_tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+        key: &str,
+    ) -> Result<Vec<(String, String, String)>, CloudError> {
+        let mut arns = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .ecs
+                .list_tasks()
+                .cluster(cluster)
+                .service_name(service)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify("ListTasks", key, e))?;
+            arns.extend(out.task_arns().iter().cloned());
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        let mut tasks = Vec::new();
+        for chunk in arns.chunks(100) {
+            let out = self
+                .ecs
+                .describe_tasks()
+                .cluster(cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify("DescribeTasks", key, e))?;
+            let group = format!("service:{service}");
+            tasks.extend(
+                out.tasks()
+                    .iter()
+                    // ListTasks by service name is trusted, but an
+                    // emulator may list every task of the cluster.
+                    .filter(|t| t.group().is_none_or(|g| g == group))
+                    .map(|t| {
+                        let id = t.task_arn().unwrap_or_default();
+                        (
+                            id.rsplit('/').next().unwrap_or(id).to_string(),
+                            t.last_status().unwrap_or("PENDING").to_string(),
+                            t.health_status()
+                                .map(|h| h.as_str().to_string())
+                                .unwrap_or_default(),
+                        )
+                    }),
+            );
+        }
+        Ok(tasks)
+    }
+}
+
+/// A service as a group: its tasks as instances (states as
+/// `task_lifecycle_state` maps them, UNHEALTHY tasks Unhealthy); when the
+/// tasks listed cover fewer than the service's running and pending counts
+/// (tasks starting between the calls, or an emulator that launches none),
+/// the difference is filled with entries named after the counts, so the
+/// counts are never read lower than ECS reports them.
+fn service_description(
+    key: String,
+    desired: u32,
+    running: u32,
+    pending: u32,
+    tasks: Vec<(String, String, String)>,
+) -> GroupDescription {
+    let mut instances: Vec<InstanceDescription> = tasks
+        .into_iter()
+        .map(|(id, status, health)| InstanceDescription {
+            id,
+            lifecycle_state: crate::cloud::task_lifecycle_state(&status).to_string(),
+            health: if health == "UNHEALTHY" {
+                "Unhealthy"
+            } else {
+                "Healthy"
+            }
+            .to_string(),
+            availability_zone: None,
+        })
+        .collect();
+    let seen = |state: &str| {
+        instances
+            .iter()
+            .filter(|i| i.lifecycle_state == state)
+            .count() as u32
+    };
+    let (seen_running, seen_pending) = (seen("InService"), seen("Pending"));
+    for (state, missing) in [
+        ("InService", running.saturating_sub(seen_running)),
+        ("Pending", pending.saturating_sub(seen_pending)),
+    ] {
+        for n in 0..missing {
+            instances.push(InstanceDescription {
+                id: format!("{key}#{}-{n}", state.to_lowercase()),
+                lifecycle_state: state.to_string(),
+                health: "Healthy".to_string(),
+                availability_zone: None,
+            });
+        }
+    }
+    GroupDescription {
+        name: key,
+        desired,
+        min: 0,
+        max: u32::MAX,
+        instances,
     }
 }
 
