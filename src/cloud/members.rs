@@ -74,6 +74,9 @@ pub(crate) struct InstanceTimes {
     /// It joined after rapidscale's first description: its Pending time
     /// started when it launched, so its boot time can be learnt.
     pub joined_seen: bool,
+    /// It came out of the group's warm pool (seen Warmed:* before): it
+    /// boots faster, and its boot is learnt apart.
+    pub from_warm_pool: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -83,6 +86,8 @@ pub(crate) struct Membership {
     /// Seconds from Pending to InService of the newest instances seen
     /// making the whole transition (oldest first).
     pub boots_s: VecDeque<f64>,
+    /// The same for instances that came out of the warm pool.
+    pub warm_boots_s: VecDeque<f64>,
     #[serde(skip)]
     last: Option<GroupDescription>,
 }
@@ -137,7 +142,14 @@ impl Membership {
                 pending_since: None,
                 in_service_since: None,
                 joined_seen: seen_before,
+                from_warm_pool: false,
             });
+            let was_warm = old.is_some_and(|o| o.lifecycle_state.starts_with("Warmed"));
+            if was_warm && !i.lifecycle_state.starts_with("Warmed") {
+                // Out of the pool into the group: its boot starts now.
+                times.from_warm_pool = true;
+                times.joined_seen = true;
+            }
             let was_in_service = old.is_some_and(|o| o.lifecycle_state == "InService");
             if i.lifecycle_state != "InService" {
                 times.in_service_since = None;
@@ -145,10 +157,15 @@ impl Membership {
                 times.in_service_since = Some(now);
                 // A boot seen from its start: its time is the group's own.
                 if let Some(since) = times.pending_since.filter(|_| times.joined_seen) {
-                    if self.boots_s.len() == BOOTS_KEPT {
-                        self.boots_s.pop_front();
+                    let boots = if times.from_warm_pool {
+                        &mut self.warm_boots_s
+                    } else {
+                        &mut self.boots_s
+                    };
+                    if boots.len() == BOOTS_KEPT {
+                        boots.pop_front();
                     }
-                    self.boots_s.push_back((now - since).as_seconds_f64());
+                    boots.push_back((now - since).as_seconds_f64());
                 }
             }
             times.pending_since = match (is_pending(&i.lifecycle_state), times.pending_since) {
@@ -185,32 +202,38 @@ impl Membership {
     /// its way: the slowest of the group's recent boots x [`BOOT_MARGIN`]
     /// once [`BOOTS_TO_LEARN`] were seen, otherwise `configured`.
     pub(crate) fn warmup(&self, configured: Duration) -> Duration {
-        if self.boots_s.len() < BOOTS_TO_LEARN {
-            return configured;
-        }
-        let slowest = self.boots_s.iter().copied().fold(0.0, f64::max);
-        Duration::from_secs_f64((slowest * BOOT_MARGIN).max(MIN_LEARNED_WARMUP_S))
+        learnt(&self.boots_s, configured)
     }
 
-    /// Counts by capacity meaning at `now`.
+    /// The same for instances out of the warm pool (`configured`: the
+    /// `warm_pool_warmup`), never longer than the cold warm-up.
+    pub(crate) fn warm_warmup(&self, configured: Duration, cold: Duration) -> Duration {
+        learnt(&self.warm_boots_s, configured).min(cold)
+    }
+
+    /// Counts by capacity meaning at `now`; an instance out of the warm
+    /// pool is capacity on its way for `warmups.1`, any other for `warmups.0`.
     pub(crate) fn counts(
         &self,
         desc: &GroupDescription,
         now: DateTime<Utc>,
-        warmup: Duration,
+        warmups: (Duration, Duration),
         settle: Duration,
     ) -> GroupCounts {
         let mut c = GroupCounts::default();
-        let warmup = chrono::TimeDelta::from_std(warmup).unwrap_or(chrono::TimeDelta::MAX);
+        let delta = |d: Duration| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
+        let (cold, warm) = (delta(warmups.0), delta(warmups.1));
         let settle = chrono::TimeDelta::from_std(settle).unwrap_or(chrono::TimeDelta::MAX);
         for i in &desc.instances {
             let s = i.lifecycle_state.as_str();
             if is_pending(s) {
-                let since = self
-                    .instances
-                    .get(&i.id)
-                    .and_then(|t| t.pending_since)
-                    .unwrap_or(now);
+                let times = self.instances.get(&i.id);
+                let since = times.and_then(|t| t.pending_since).unwrap_or(now);
+                let warmup = if times.is_some_and(|t| t.from_warm_pool) {
+                    warm
+                } else {
+                    cold
+                };
                 if now - since < warmup {
                     c.warming += 1;
                 } else {
@@ -237,6 +260,17 @@ impl Membership {
         }
         c
     }
+}
+
+/// The slowest of `boots` x [`BOOT_MARGIN`] (at least
+/// [`MIN_LEARNED_WARMUP_S`]) once [`BOOTS_TO_LEARN`] were seen, otherwise
+/// `configured`.
+fn learnt(boots: &VecDeque<f64>, configured: Duration) -> Duration {
+    if boots.len() < BOOTS_TO_LEARN {
+        return configured;
+    }
+    let slowest = boots.iter().copied().fold(0.0, f64::max);
+    Duration::from_secs_f64((slowest * BOOT_MARGIN).max(MIN_LEARNED_WARMUP_S))
 }
 
 #[cfg(test)]
@@ -322,7 +356,7 @@ mod tests {
             ("i-7", "InService", "Unhealthy"),
         ]);
         m.update(&g, t(0));
-        let c = m.counts(&g, t(100), warmup, Duration::from_secs(30));
+        let c = m.counts(&g, t(100), (warmup, warmup), Duration::from_secs(30));
         assert_eq!(
             c,
             GroupCounts {
@@ -339,7 +373,7 @@ mod tests {
         // Still pending after the warm-up: no longer capacity on its way.
         m.update(&g, t(150));
         assert_eq!(m.instances["i-2"].pending_since, Some(t(0)));
-        let c = m.counts(&g, t(200), warmup, Duration::from_secs(30));
+        let c = m.counts(&g, t(200), (warmup, warmup), Duration::from_secs(30));
         assert_eq!((c.warming, c.pending_too_long), (0, 2));
     }
 
@@ -359,13 +393,13 @@ mod tests {
             ("i-2", "InService", "Healthy"),
         ]);
         m.update(&g, t(60));
-        let c = m.counts(&g, t(70), warmup, settle);
+        let c = m.counts(&g, t(70), (warmup, warmup), settle);
         assert_eq!(
             (c.serving, c.settling),
             (1, 1),
             "i-1 was InService when first seen: settled"
         );
-        let c = m.counts(&g, t(90), warmup, settle);
+        let c = m.counts(&g, t(90), (warmup, warmup), settle);
         assert_eq!((c.serving, c.settling), (2, 0));
     }
 
@@ -408,11 +442,91 @@ mod tests {
         let c = m.counts(
             &g,
             t(now + 70),
-            m.warmup(configured),
+            (m.warmup(configured), m.warmup(configured)),
             Duration::from_secs(30),
         );
         assert_eq!((c.warming, c.pending_too_long), (0, 1));
-        let c = m.counts(&g, t(now + 70), configured, Duration::from_secs(30));
+        let c = m.counts(
+            &g,
+            t(now + 70),
+            (configured, configured),
+            Duration::from_secs(30),
+        );
         assert_eq!((c.warming, c.pending_too_long), (1, 0));
+    }
+
+    #[test]
+    fn instances_out_of_the_warm_pool_boot_faster_and_are_learnt_apart() {
+        let mut m = Membership::default();
+        let cold = Duration::from_secs(180);
+        let warm_configured = Duration::from_secs(60);
+        m.update(
+            &group(&[
+                ("a", "InService", "Healthy"),
+                ("p1", "Warmed:Stopped", "Healthy"),
+            ]),
+            t(0),
+        );
+        assert_eq!(
+            m.counts(
+                &group(&[
+                    ("a", "InService", "Healthy"),
+                    ("p1", "Warmed:Stopped", "Healthy")
+                ]),
+                t(0),
+                (cold, warm_configured),
+                Duration::ZERO
+            )
+            .warm_pool,
+            1
+        );
+        // Three pool instances leave the pool and boot in 20 s each, one cold
+        // instance in 120 s.
+        for (k, id) in ["p1", "p2", "p3"].iter().enumerate() {
+            let at = 100 * (k as i64 + 1);
+            m.update(
+                &group(&[
+                    ("a", "InService", "Healthy"),
+                    (id, "Warmed:Stopped", "Healthy"),
+                ]),
+                t(at),
+            );
+            m.update(
+                &group(&[("a", "InService", "Healthy"), (id, "Pending", "Healthy")]),
+                t(at + 1),
+            );
+            // Pending 70 s later: past the warm-pool warm-up, not capacity on its way.
+            if k == 0 {
+                let c = m.counts(
+                    &group(&[("a", "InService", "Healthy"), (id, "Pending", "Healthy")]),
+                    t(at + 71),
+                    (cold, warm_configured),
+                    Duration::ZERO,
+                );
+                assert_eq!((c.warming, c.pending_too_long), (0, 1));
+            }
+            m.update(
+                &group(&[("a", "InService", "Healthy"), (id, "InService", "Healthy")]),
+                t(at + 21),
+            );
+        }
+        m.update(&group(&[("a", "InService", "Healthy")]), t(500));
+        m.update(
+            &group(&[("a", "InService", "Healthy"), ("c", "Pending", "Healthy")]),
+            t(501),
+        );
+        m.update(
+            &group(&[("a", "InService", "Healthy"), ("c", "InService", "Healthy")]),
+            t(621),
+        );
+        assert_eq!(m.warm_boots_s.len(), 3);
+        assert_eq!(m.boots_s.len(), 1);
+        // The pool's warm-up is learnt (20 s x 1.25, at least 30 s); the
+        // cold one is not yet (one boot).
+        assert_eq!(
+            m.warm_warmup(warm_configured, cold),
+            Duration::from_secs(30)
+        );
+        assert_eq!(m.warmup(cold), cold);
     }
 }

@@ -97,6 +97,9 @@ pub struct AsgPolicy {
     pub up_window: Duration,
     /// A pending instance counts as capacity on its way for this long.
     pub warmup: Duration,
+    /// The same for an instance out of the group's warm pool (until the
+    /// pool's own boots are learnt).
+    pub warm_pool_warmup: Duration,
     /// A new InService instance takes this long to get its share of the
     /// traffic; until then it is capacity on its way, not a serving share.
     pub settle: Duration,
@@ -124,6 +127,7 @@ impl AsgPolicy {
             tolerance: 0.1,
             up_window: Duration::from_secs(5),
             warmup: Duration::from_secs(180),
+            warm_pool_warmup: Duration::from_secs(60),
             settle: Duration::from_secs(30),
             stabilization: Duration::from_secs(300),
             scale_up: RateRules::UNLIMITED,
@@ -469,6 +473,7 @@ fn read_policy(t: &mut TableReader, p: &mut Problems) -> AsgPolicy {
         t.duration(p, key).map(|d| d.value).unwrap_or(default)
     };
     let warmup = dur(p, "warmup", d.warmup);
+    let warm_pool_warmup = dur(p, "warm_pool_warmup", d.warm_pool_warmup);
     let settle = dur(p, "settle", d.settle);
     // The prewarm defaults to the warm-up: new instances serve when the hour starts.
     let prewarm = dur(p, "prewarm", warmup);
@@ -499,6 +504,7 @@ fn read_policy(t: &mut TableReader, p: &mut Problems) -> AsgPolicy {
         tolerance: fraction(tolerance, d.tolerance, 0.0, 0.5),
         up_window,
         warmup,
+        warm_pool_warmup,
         settle,
         stabilization,
         scale_up,

@@ -193,7 +193,9 @@ impl GroupDecider {
         let now = common.now;
         // The group's own boot times, once seen, replace the configured warm-up.
         let warmup = members.warmup(asg.policy.warmup);
-        let counts = members.counts(desc, now, warmup, asg.policy.settle);
+        // Instances out of the warm pool are faster capacity: shorter warm-up.
+        let warm_warmup = members.warm_warmup(asg.policy.warm_pool_warmup, warmup);
+        let counts = members.counts(desc, now, (warmup, warm_warmup), asg.policy.settle);
         let ctx = group_context(&config, asg, now, warmup);
         let stale_s = config.ingest.stale_after.as_secs() as i64;
         let own = self.own_demand(store, asg, now);

@@ -177,6 +177,18 @@ async fn cloud_backend_describes_tables_and_groups() {
         g.instances.iter().all(|i| i.lifecycle_state == "InService"),
         "{g:?}"
     );
+    // With a warm pool the group is described with DescribeWarmPool too
+    // (moto serves it and lists no pool instance).
+    cloud
+        .autoscaling
+        .put_warm_pool()
+        .auto_scaling_group_name(&group)
+        .min_size(2)
+        .send()
+        .await
+        .expect("put warm pool in moto");
+    let g = cloud.describe_group(&group).await.expect("describe with pool");
+    assert_eq!(g.instances.len(), 3, "{g:?}");
 
     let missing = cloud.describe_table("no-such-table").await.unwrap_err();
     assert_eq!(missing.kind, CloudErrorKind::NotFound, "{missing:?}");

@@ -390,15 +390,49 @@ impl Capacity for AwsCloud {
                 message: format!("auto scaling group {name} not found"),
             })?;
         let count = |v: Option<i32>| v.unwrap_or(0).max(0) as u32;
+        let mut instances: Vec<InstanceDescription> = g
+            .instances()
+            .iter()
+            .map(|i| InstanceDescription {
+                id: i.instance_id().unwrap_or_default().to_string(),
+                lifecycle_state: i
+                    .lifecycle_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                health: i.health_status().unwrap_or_default().to_string(),
+                availability_zone: i.availability_zone().map(str::to_string),
+            })
+            .collect();
+        // The warm pool's instances (Warmed:*) are not in the group's list.
+        if g.warm_pool_configuration().is_some() {
+            instances.extend(self.warm_pool(name).await?);
+        }
         Ok(GroupDescription {
             name: g.auto_scaling_group_name().unwrap_or(name).to_string(),
             desired: count(g.desired_capacity()),
             min: count(g.min_size()),
             max: count(g.max_size()),
-            instances: g
-                .instances()
-                .iter()
-                .map(|i| InstanceDescription {
+            instances,
+        })
+    }
+}
+
+impl AwsCloud {
+    /// The group's warm pool instances (DescribeWarmPool, all pages).
+    async fn warm_pool(&self, group: &str) -> Result<Vec<InstanceDescription>, CloudError> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .autoscaling
+                .describe_warm_pool()
+                .auto_scaling_group_name(group)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify("DescribeWarmPool", group, e))?;
+            out.extend(page.instances().iter().map(|i| {
+                InstanceDescription {
                     id: i.instance_id().unwrap_or_default().to_string(),
                     lifecycle_state: i
                         .lifecycle_state()
@@ -406,13 +440,15 @@ impl Capacity for AwsCloud {
                         .unwrap_or_default(),
                     health: i.health_status().unwrap_or_default().to_string(),
                     availability_zone: i.availability_zone().map(str::to_string),
-                })
-                .collect(),
-        })
+                }
+            }));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
     }
-}
 
-impl AwsCloud {
     /// Every scalable target of one namespace (all pages).
     async fn scalable_targets(
         &self,
