@@ -187,7 +187,10 @@ async fn cloud_backend_describes_tables_and_groups() {
         .send()
         .await
         .expect("put warm pool in moto");
-    let g = cloud.describe_group(&group).await.expect("describe with pool");
+    let g = cloud
+        .describe_group(&group)
+        .await
+        .expect("describe with pool");
     assert_eq!(g.instances.len(), 3, "{g:?}");
 
     let missing = cloud.describe_table("no-such-table").await.unwrap_err();
