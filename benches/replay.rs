@@ -29,6 +29,7 @@ fn replay_one_day(c: &mut Criterion) {
             per_day: 6,
             amplitude: 5.0,
             seed: 1,
+            announced: Vec::new(),
         },
     );
     let settings = SimSettings::replay(1);

@@ -170,6 +170,11 @@ struct ReplayCli {
     /// A surge jumps to this many times the hour's mean.
     #[arg(long, default_value_t = 5.0)]
     surge_amp: f64,
+    /// An announced surge every day at this local time (the config's
+    /// time zone), e.g. 14:00; repeatable. Its hour's `min` in the config
+    /// is what pre-warms for it.
+    #[arg(long = "announced-surge", value_name = "HH:MM")]
+    announced_surge: Vec<String>,
     /// Seed of the surge times and noise, and of the minute spreading.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -571,6 +576,13 @@ fn replay(args: ReplayCli) -> ExitCode {
         Ok(s) => s,
         Err(msg) => return bad_usage(msg),
     };
+    let mut announced = Vec::new();
+    for t in &args.announced_surge {
+        match chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M") {
+            Ok(v) => announced.push(v),
+            Err(_) => return bad_usage(format!("--announced-surge takes HH:MM, got {t:?}")),
+        }
+    }
     let mut frontier = Vec::new();
     for m in args.frontier.iter().filter(|m| !m.trim().is_empty()) {
         match m.trim().parse::<f64>() {
@@ -588,6 +600,7 @@ fn replay(args: ReplayCli) -> ExitCode {
         scale: args.slice.scale,
         surges: args.surges,
         surge_amp: args.surge_amp,
+        announced,
         seed: args.seed,
         skip_days: args.slice.skip_days,
         days: args.slice.days,

@@ -492,6 +492,9 @@ pub struct ReplayArgs {
     pub scale: f64,
     pub surges: u32,
     pub surge_amp: f64,
+    /// Local times of day (the config's time zone) of announced surges,
+    /// laid every day besides the random ones.
+    pub announced: Vec<chrono::NaiveTime>,
     pub seed: u64,
     /// Whole days of the trace skipped before the replay starts.
     pub skip_days: u32,
@@ -648,6 +651,39 @@ pub enum ReplayError {
     Write { dir: String, source: std::io::Error },
 }
 
+/// The seconds of a trace of `len` seconds from `start` at which each local
+/// time of `times` (the config's time zone) falls, every day.
+pub fn announced_seconds(
+    config: &Config,
+    start: DateTime<Utc>,
+    len: usize,
+    times: &[chrono::NaiveTime],
+) -> Vec<usize> {
+    use chrono::TimeZone;
+    let tz = config.schedule.timezone;
+    let end = start + TimeDelta::seconds(len as i64);
+    let first_day = start.with_timezone(&tz).date_naive() - TimeDelta::days(1);
+    let mut out = Vec::new();
+    let mut day = first_day;
+    while tz
+        .from_local_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .earliest()
+        .is_some_and(|d| d.with_timezone(&Utc) < end)
+    {
+        for t in times {
+            if let Some(at) = tz.from_local_datetime(&day.and_time(*t)).earliest() {
+                let at = at.with_timezone(&Utc);
+                if at >= start && at < end {
+                    out.push((at - start).num_seconds() as usize);
+                }
+            }
+        }
+        day += TimeDelta::days(1);
+    }
+    out.sort_unstable();
+    out
+}
+
 /// Loads the trace, scales it, lays the surges, replays both policies and
 /// writes the report; returns it with the files written.
 pub fn replay(
@@ -679,9 +715,11 @@ pub fn replay(
         .collect();
     // The tables have served this traffic before; the surges are new.
     let known_peak = peak_minute_rps(&requests);
-    let spec = (args.surges > 0).then_some(surges::SurgeSpec {
+    let announced = announced_seconds(config, start, requests.len(), &args.announced);
+    let spec = (args.surges > 0 || !announced.is_empty()).then_some(surges::SurgeSpec {
         per_day: args.surges,
         amplitude: args.surge_amp,
+        announced,
         seed: args.seed,
     });
     let surge_list = spec

@@ -35,6 +35,8 @@ pub struct TraceInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct SurgeInfo {
     pub at: DateTime<Utc>,
+    /// Its time was known in advance (`--announced-surge`).
+    pub announced: bool,
     pub hour_mean_rps: f64,
     pub extra_peak_rps: f64,
     /// Per policy: seconds from the surge's start until the first
@@ -283,6 +285,7 @@ pub fn build(outcome: &Outcome, input: ReportInput) -> Report {
                     .collect();
                 SurgeInfo {
                     group,
+                    announced: s.announced,
                     at: outcome.start + TimeDelta::seconds(s.at as i64),
                     hour_mean_rps: s.hour_mean,
                     extra_peak_rps: s.extra_peak,
@@ -851,8 +854,9 @@ fn markdown_group(s: &mut String, r: &Report) {
             let raised = |p: Policy| secs(x.capacity_raised_after_s.get(&p).copied().flatten());
             let _ = writeln!(
                 s,
-                "| {} | {} / {} | {} / {} | {} / {} | {:.0} / {:.0} |",
+                "| {}{} | {} / {} | {} / {} | {} / {} | {:.0} / {:.0} |",
                 x.at.format("%Y-%m-%d %H:%M:%S"),
+                if x.announced { " (announced)" } else { "" },
                 raised(Policy::Rapidscale),
                 raised(Policy::AwsNative),
                 secs(rs.launched_after_s),
@@ -863,6 +867,23 @@ fn markdown_group(s: &mut String, r: &Report) {
                 nat.failed_requests,
             );
         }
+    }
+    let announced: Vec<&SurgeInfo> = r.surge_list.iter().filter(|x| x.announced).collect();
+    if !announced.is_empty() {
+        let failed = |p: Policy| -> f64 {
+            announced
+                .iter()
+                .filter_map(|x| x.group.get(&p))
+                .map(|g| g.failed_requests)
+                .sum()
+        };
+        let (a, b) = (failed(Policy::Rapidscale), failed(Policy::AwsNative));
+        let _ = writeln!(
+            s,
+            "\nAnnounced surges ({}, at a time known in advance; the config's hours pre-warm for them): failed requests in their first 10 minutes, rapidscale {a:.0} / native {b:.0} ({}).",
+            announced.len(),
+            pct(a, b)
+        );
     }
     markdown_frontier(s, g);
     let _ = writeln!(s, "\n![group]({GROUP_CHART})");

@@ -14,17 +14,22 @@ pub const DECAY_S: f64 = 300.0;
 /// A surge is laid down until its extra demand has decayed to under 1 %.
 const LENGTH_S: usize = (RISE_S + 5.0 * DECAY_S) as usize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SurgeSpec {
     pub per_day: u32,
     pub amplitude: f64,
     pub seed: u64,
+    /// Seconds of the trace where an announced surge starts (a push sent at
+    /// a time known in advance), besides the random ones.
+    pub announced: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Surge {
     /// Second of the trace where it starts.
     pub at: usize,
+    /// Its time was known in advance (`--announced-surge`).
+    pub announced: bool,
     /// The hour's mean requests/s it multiplies.
     pub hour_mean: f64,
     /// Extra requests/s at the top of the shape.
@@ -52,10 +57,22 @@ pub fn overlay(requests: &mut [f64], spec: &SurgeSpec) -> Vec<Surge> {
             let hour_mean = hour.iter().sum::<f64>() / hour.len() as f64;
             surges.push(Surge {
                 at,
+                announced: false,
                 hour_mean,
                 extra_peak: (spec.amplitude - 1.0).max(0.0) * hour_mean,
             });
         }
+    }
+    for &at in spec.announced.iter().filter(|&&a| a < requests.len()) {
+        let hour_start = at - at % 3600;
+        let hour = &requests[hour_start..(hour_start + 3600).min(requests.len())];
+        let hour_mean = hour.iter().sum::<f64>() / hour.len() as f64;
+        surges.push(Surge {
+            at,
+            announced: true,
+            hour_mean,
+            extra_peak: (spec.amplitude - 1.0).max(0.0) * hour_mean,
+        });
     }
     surges.sort_by_key(|s| s.at);
     // Means are taken before any surge is added, so overlapping surges do not compound.
@@ -92,10 +109,17 @@ mod tests {
             per_day: 3,
             amplitude: 5.0,
             seed: 7,
+            announced: vec![3600 * 20],
         };
         let surges = overlay(&mut r, &spec);
-        assert_eq!(surges.len(), 6);
-        assert_eq!(surges.iter().filter(|s| s.at < 86_400).count(), 3);
+        assert_eq!(surges.len(), 7);
+        assert_eq!(surges.iter().filter(|s| s.at < 86_400).count(), 4);
+        let announced: Vec<usize> = surges
+            .iter()
+            .filter(|s| s.announced)
+            .map(|s| s.at)
+            .collect();
+        assert_eq!(announced, [72_000]);
         for s in &surges {
             assert_eq!(s.hour_mean, 100.0);
             assert_eq!(s.extra_peak, 400.0);
