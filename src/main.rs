@@ -60,7 +60,14 @@ enum Command {
         config: PathBuf,
     },
     /// Validate a config file: list every problem, or print the effective per-hour tables.
-    CheckConfig { file: PathBuf },
+    CheckConfig {
+        /// The config file (as every other command takes it).
+        #[arg(long = "config", value_name = "FILE", conflicts_with = "file")]
+        config: Option<PathBuf>,
+        /// The config file, positional (the older form).
+        #[arg(value_name = "FILE", required_unless_present = "config")]
+        file: Option<PathBuf>,
+    },
     /// Replay recorded traffic through the simulator with rapidscale's
     /// policy and a model of AWS's native auto scaling, and write a report.
     Replay(ReplayCli),
@@ -334,14 +341,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match cli.command {
-        Command::CheckConfig { file } => match load(&file) {
-            Ok(config) => {
-                print!("{}", rapidscale::config::report::effective_tables(&config));
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
-            }
-            Err(code) => code,
-        },
+        Command::CheckConfig { config, file } => {
+            let Some(file) = config.or(file) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            check_config(&file)
+        }
         Command::Replay(args) => replay(args),
         Command::SuggestSchedule(args) => suggest_schedule(args),
         Command::Init { config } => init(&config),
@@ -549,6 +554,18 @@ Suggested schedule:
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `check-config`: every problem, or the effective per-hour tables.
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match load(file) {
+        Ok(config) => {
+            print!("{}", rapidscale::config::report::effective_tables(&config));
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
 }
 
 fn replay(args: ReplayCli) -> ExitCode {

@@ -97,6 +97,9 @@ pub struct TableReader<'a, 'i> {
     table: &'a DeTable<'i>,
     span: Range<usize>,
     used: Vec<&'a str>,
+    /// Every key a reader asked for, present or not: the known keys an
+    /// unknown one is compared with.
+    asked: Vec<String>,
 }
 
 impl<'a, 'i> TableReader<'a, 'i> {
@@ -106,6 +109,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
             table: table.get_ref(),
             span: table.span(),
             used: Vec::new(),
+            asked: Vec::new(),
         }
     }
 
@@ -137,6 +141,9 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     fn take(&mut self, key: &str) -> Option<&'a Spanned<DeValue<'i>>> {
+        if !self.asked.iter().any(|a| a == key) {
+            self.asked.push(key.to_string());
+        }
         let (k, v) = self.table.get_key_value(key)?;
         self.used.push(k.get_ref().as_ref());
         Some(v)
@@ -283,6 +290,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 table: t,
                 span: v.span(),
                 used: Vec::new(),
+                asked: Vec::new(),
             }),
             _ => {
                 self.wrong_type(p, key, v, "a table");
@@ -308,6 +316,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
                             table: t,
                             span: item.span(),
                             used: Vec::new(),
+                            asked: Vec::new(),
                         }),
                         other => p.push(
                             item.span(),
@@ -323,6 +332,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 table: t,
                 span: v.span(),
                 used: Vec::new(),
+                asked: Vec::new(),
             }],
             _ => {
                 self.wrong_type(p, key, v, "an array of tables");
@@ -336,10 +346,35 @@ impl<'a, 'i> TableReader<'a, 'i> {
         for (k, _) in self.table.iter() {
             let name: &str = k.get_ref().as_ref();
             if !self.used.contains(&name) {
-                p.push(k.span(), &self.key_path(name), "unknown key");
+                let reason = match nearest(name, self.asked.iter().map(String::as_str)) {
+                    Some(near) => format!("unknown key; did you mean `{near}`?"),
+                    None => "unknown key".to_string(),
+                };
+                p.push(k.span(), &self.key_path(name), reason);
             }
         }
     }
+}
+
+/// The candidate nearest to `word` when it is close enough to be a typo
+/// (a normalized Damerau-Levenshtein similarity of 0.7 or more, or the same letters
+/// in another case).
+pub(super) fn nearest<'c>(
+    word: &str,
+    candidates: impl Iterator<Item = &'c str>,
+) -> Option<&'c str> {
+    candidates
+        .map(|c| {
+            let score = if c.eq_ignore_ascii_case(word) {
+                1.0
+            } else {
+                strsim::normalized_damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase())
+            };
+            (c, score)
+        })
+        .filter(|(_, score)| *score >= 0.7)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| c)
 }
 
 fn number(v: &DeValue) -> Option<f64> {

@@ -152,6 +152,23 @@ impl Schedule {
 }
 
 /// Reads `[schedule]`; every problem goes to `p`.
+/// Why a time zone name is refused, with the nearest IANA name when one is
+/// close (a typo, another case, or the city alone).
+fn unknown_zone(name: &str) -> String {
+    let names = || chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+    let city = names().find(|n| {
+        n.rsplit('/')
+            .next()
+            .is_some_and(|c| c.eq_ignore_ascii_case(name.trim()))
+    });
+    match city.or_else(|| super::reader::nearest(name.trim(), names())) {
+        Some(near) => format!("unknown time zone {name:?}; did you mean {near:?}?"),
+        None => format!(
+            "unknown time zone {name:?}; use an IANA name such as \"Europe/Paris\" or \"UTC\""
+        ),
+    }
+}
+
 pub(super) fn read(root: &mut TableReader, p: &mut Problems) -> Schedule {
     let Some(mut t) = root.table(p, "schedule") else {
         return Schedule::default();
@@ -161,14 +178,7 @@ pub(super) fn read(root: &mut TableReader, p: &mut Problems) -> Schedule {
         .and_then(|s| match s.value.parse::<Tz>() {
             Ok(tz) => Some(tz),
             Err(_) => {
-                p.push(
-                    s.span,
-                    &s.key,
-                    format!(
-                        "unknown time zone {:?}; use an IANA name like \"Asia/Seoul\"",
-                        s.value
-                    ),
-                );
+                p.push(s.span, &s.key, unknown_zone(&s.value));
                 None
             }
         })
@@ -285,5 +295,17 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(schedule.local_hour(at), 14);
+    }
+
+    #[test]
+    fn an_unknown_zone_names_the_nearest_iana_name() {
+        assert!(unknown_zone("Asia/Seol").contains("did you mean \"Asia/Seoul\""));
+        assert!(unknown_zone("europe/paris").contains("did you mean \"Europe/Paris\""));
+        assert!(unknown_zone("Tokyo").contains("did you mean \"Asia/Tokyo\""));
+        let far = unknown_zone("Nowhere at all");
+        assert!(
+            !far.contains("did you mean") && far.contains("IANA"),
+            "{far}"
+        );
     }
 }

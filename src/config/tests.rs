@@ -117,14 +117,28 @@ fn minimal_files_are_valid() {
 
 #[test]
 fn unknown_key() {
-    check_rejects("mode = \"dry-run\"\nmodee = 1\n", 2, "modee", "unknown key");
+    check_rejects(
+        "mode = \"dry-run\"\nmodee = 1\n",
+        2,
+        "modee",
+        "unknown key; did you mean `mode`?",
+    );
     check_rejects(
         &format!("{MINIMAL_TABLE}\n[api.extra]\n"),
         11,
         "api.extra",
         "unknown key",
     );
-    check_rejects("[[dynamodb.tables]]\nname = \"t\"\nread = { min = 1, max = 2, per_request = 1, tagret = 0.5 }\n", 3, "dynamodb.tables[0].read.tagret", "unknown key");
+    check_rejects("[[dynamodb.tables]]\nname = \"t\"\nread = { min = 1, max = 2, per_request = 1, tagret = 0.5 }\n", 3, "dynamodb.tables[0].read.tagret", "did you mean `target`?");
+    check_rejects(
+        "[asg]\nname = \"w\"\ntarget_rps_per_instance = 1\nmax = 2\nstabilisation_down = \"1m\"\n",
+        5,
+        "asg.stabilisation_down",
+        "did you mean `stabilization_down`?",
+    );
+    // Nothing close: no guess.
+    let found = problems("zzzzzz = 1\n");
+    assert!(found.iter().any(|p| p.reason == "unknown key"), "{found:?}");
 }
 
 #[test]

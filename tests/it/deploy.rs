@@ -502,6 +502,10 @@ fn the_dockerfile_builds_in_stages_and_runs_unprivileged() {
     let user = lines.iter().rev().find(|l| l.starts_with("USER ")).unwrap();
     assert!(!user.contains(" 0") && !user.contains("root"), "{user}");
     assert!(text.contains("cargo build --release --locked"));
+    // A stripped binary ships, its symbols kept in the build stage.
+    assert!(text.contains("ARG STRIP=true"), "{text}");
+    assert!(text.contains("strip --strip-all /out/rapidscale"), "{text}");
+    assert!(text.contains("objcopy --only-keep-debug"), "{text}");
     assert!(text.contains(r#"CMD ["/usr/local/bin/rapidscale", "healthcheck""#));
     // Everything the build stage copies exists in the repository.
     for l in lines

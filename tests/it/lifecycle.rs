@@ -26,6 +26,16 @@ fn check_config_accepts_the_example() {
     // The 14-15 override shows in the effective hour table.
     assert!(stdout.contains("  14     500     1000    0.60"), "{stdout}");
     assert!(stdout.contains("  13       5     1000    0.70"), "{stdout}");
+    // `--config FILE`, as every other command takes it, says the same.
+    let flag = Command::new(bin())
+        .args(["check-config", "--config", "config/rapidscale.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(flag.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&flag.stdout), stdout);
+    // Neither: a usage error.
+    let none = Command::new(bin()).arg("check-config").output().unwrap();
+    assert_eq!(none.status.code(), Some(2));
 }
 
 #[test]
