@@ -843,7 +843,7 @@ fn markdown_group(s: &mut String, r: &Report) {
     );
     if r.surge_list.iter().any(|x| !x.group.is_empty()) {
         let _ = writeln!(s, "\nPer surge, the whole story (first 10 minutes): when the table's capacity rose (first replayed capacity), when instances were launched and when the first new one served, failed requests.\n");
-        let _ = writeln!(s, "| start | table raised after (rapidscale / native) | launched after | served after | failed requests |");
+        let _ = writeln!(s, "| start | table raised after (rapidscale / native) | instances launched after (rapidscale / native) | first new instance served after (rapidscale / native) | failed requests (rapidscale / native) |");
         let _ = writeln!(s, "|---|---:|---:|---:|---:|");
         let secs = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} s"));
         for x in &r.surge_list {
