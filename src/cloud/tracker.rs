@@ -72,15 +72,9 @@ impl CloudView {
     /// Why rapidscale may not apply to an ECS service: Service Auto Scaling
     /// manages its desired count, or that cannot be told yet.
     pub(crate) fn ecs_auto_scaling(&self, cluster: &str, service: &str) -> Option<String> {
-        let Some(targets) = &self.ecs_auto_scaling.current else {
-            return Some(match &self.ecs_auto_scaling.last_error {
-                Some(e) if e.kind == super::CloudErrorKind::AccessDenied => "cannot tell whether Service Auto Scaling manages it: access denied (grant application-autoscaling:DescribeScalableTargets)".to_string(),
-                Some(e) => format!(
-                    "cannot tell whether Service Auto Scaling manages it ({:?})",
-                    e.kind
-                ),
-                None => "Service Auto Scaling not read yet".to_string(),
-            });
+        let targets = match &self.ecs_auto_scaling.current {
+            Some(t) => t,
+            None => return Some(not_read(&self.ecs_auto_scaling, "Service Auto Scaling")),
         };
         let id = ScalableTarget::service_resource_id(cluster, service);
         // The resource id names the cluster by name; an ARN given in the
@@ -102,15 +96,9 @@ impl CloudView {
     /// Why rapidscale may not apply to a table (`index` None) or index:
     /// Application Auto Scaling manages it, or that cannot be told yet.
     pub(crate) fn aws_auto_scaling(&self, table: &str, index: Option<&str>) -> Option<String> {
-        let Some(targets) = &self.auto_scaling.current else {
-            return Some(match &self.auto_scaling.last_error {
-                Some(e) if e.kind == super::CloudErrorKind::AccessDenied => "cannot tell whether Application Auto Scaling manages it: access denied (grant application-autoscaling:DescribeScalableTargets)".to_string(),
-                Some(e) => format!(
-                    "cannot tell whether Application Auto Scaling manages it ({:?})",
-                    e.kind
-                ),
-                None => "Application Auto Scaling not read yet".to_string(),
-            });
+        let targets = match &self.auto_scaling.current {
+            Some(t) => t,
+            None => return Some(not_read(&self.auto_scaling, "Application Auto Scaling")),
         };
         let id = ScalableTarget::resource_id_of(table, index);
         let dimensions: Vec<&str> = targets
@@ -124,6 +112,16 @@ impl CloudView {
                 dimensions.join(", ")
             )
         })
+    }
+}
+
+/// Why registrations not read yet (or not readable) keep rapidscale from
+/// applying: `who` may manage the resource for all it can tell.
+fn not_read(t: &Tracked<Vec<ScalableTarget>>, who: &str) -> String {
+    match &t.last_error {
+        Some(e) if e.kind == super::CloudErrorKind::AccessDenied => format!("cannot tell whether {who} manages it: access denied (grant application-autoscaling:DescribeScalableTargets)"),
+        Some(e) => format!("cannot tell whether {who} manages it ({:?})", e.kind),
+        None => format!("{who} not read yet"),
     }
 }
 

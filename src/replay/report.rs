@@ -449,50 +449,71 @@ fn chart(path: &Path, o: &Outcome, i: usize, k: usize) -> Result<(), Box<dyn std
         let s = &o.series[&p][i][k];
         per_minute(&|r| s.provisioned[r.end - 1] as f64)
     };
-    let rs = prov(Policy::Rapidscale);
-    let native = prov(Policy::AwsNative);
-    let y_max = demand_peak
-        .iter()
-        .chain(&rs)
-        .chain(&native)
-        .map(|p| p.1)
-        .fold(1.0, f64::max)
-        * 1.05;
-    let root = SVGBackend::new(path, (1400, 500)).into_drawing_area();
-    root.fill(&WHITE)?;
     let title = format!(
         "{} {} capacity units: demand vs provisioned (start {})",
         t.key(),
         op.op.as_str(),
         o.start.format("%Y-%m-%d %H:%M UTC")
     );
+    let lines = [
+        (GREY, 1, "demand, peak second of the minute", demand_peak),
+        (DARK, 1, "demand, minute mean", demand_mean),
+        (
+            ORANGE,
+            2,
+            "provisioned: AWS native model",
+            prov(Policy::AwsNative),
+        ),
+        (BLUE, 2, "provisioned: rapidscale", prov(Policy::Rapidscale)),
+    ];
+    draw_lines(path, &title, "units/s", hours(minutes), 1.05, &lines)
+}
+
+const GREY: RGBColor = RGBColor(190, 190, 190);
+const DARK: RGBColor = RGBColor(90, 90, 90);
+const ORANGE: RGBColor = RGBColor(230, 120, 20);
+const BLUE: RGBColor = RGBColor(30, 90, 200);
+
+/// One line of a chart: colour, stroke width, legend, points (hours, y).
+type Line<'a> = (RGBColor, u32, &'a str, Vec<(f64, f64)>);
+
+/// A chart of `lines` against hours since the start, y from 0 to the
+/// highest point x `headroom`, the legend upper left.
+fn draw_lines(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    x_max: f64,
+    headroom: f64,
+    lines: &[Line],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let y_max = lines
+        .iter()
+        .flat_map(|l| l.3.iter().map(|p| p.1))
+        .fold(1.0, f64::max)
+        * headroom;
+    let root = SVGBackend::new(path, (1400, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
     let mut c = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..hours(minutes), 0.0..y_max)?;
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
     c.configure_mesh()
         .x_desc("hours since start")
-        .y_desc("units/s")
+        .y_desc(y_desc)
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    let grey = RGBColor(190, 190, 190);
-    c.draw_series(LineSeries::new(demand_peak, grey.stroke_width(1)))?
-        .label("demand, peak second of the minute")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
-    let dark = RGBColor(90, 90, 90);
-    c.draw_series(LineSeries::new(demand_mean, dark.stroke_width(1)))?
-        .label("demand, minute mean")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], dark));
-    let orange = RGBColor(230, 120, 20);
-    c.draw_series(LineSeries::new(native, orange.stroke_width(2)))?
-        .label("provisioned: AWS native model")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange));
-    let blue = RGBColor(30, 90, 200);
-    c.draw_series(LineSeries::new(rs, blue.stroke_width(2)))?
-        .label("provisioned: rapidscale")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue));
+    for (color, width, label, points) in lines {
+        let color = *color;
+        c.draw_series(LineSeries::new(
+            points.iter().copied(),
+            color.stroke_width(*width),
+        ))?
+        .label(*label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
     c.configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -532,50 +553,31 @@ fn group_chart(
             .map(|m| (hours(m), s.serving[range(m).end - 1] as f64))
             .collect()
     };
-    let (rs, native) = (serving(Policy::Rapidscale), serving(Policy::AwsNative));
-    let y_max = needed
-        .iter()
-        .chain(&rs)
-        .chain(&native)
-        .map(|p| p.1)
-        .fold(1.0, f64::max)
-        * 1.1;
-    let root = SVGBackend::new(path, (1400, 500)).into_drawing_area();
-    root.fill(&WHITE)?;
     let title = format!(
         "group {name}: instances needed at the target vs InService (start {})",
         o.start.format("%Y-%m-%d %H:%M UTC")
     );
-    let mut c = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..hours(minutes), 0.0..y_max)?;
-    c.configure_mesh()
-        .x_desc("hours since start")
-        .y_desc("instances")
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
-    let dark = RGBColor(90, 90, 90);
-    c.draw_series(LineSeries::new(needed, dark.stroke_width(1)))?
-        .label("needed: minute mean requests/s / target_rps_per_instance")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], dark));
-    let orange = RGBColor(230, 120, 20);
-    c.draw_series(LineSeries::new(native, orange.stroke_width(2)))?
-        .label("InService: EC2 target tracking model")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange));
-    let blue = RGBColor(30, 90, 200);
-    c.draw_series(LineSeries::new(rs, blue.stroke_width(2)))?
-        .label("InService: rapidscale")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue));
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    let lines = [
+        (
+            DARK,
+            1,
+            "needed: minute mean requests/s / target_rps_per_instance",
+            needed,
+        ),
+        (
+            ORANGE,
+            2,
+            "InService: EC2 target tracking model",
+            serving(Policy::AwsNative),
+        ),
+        (
+            BLUE,
+            2,
+            "InService: rapidscale",
+            serving(Policy::Rapidscale),
+        ),
+    ];
+    draw_lines(path, &title, "instances", hours(minutes), 1.1, &lines)
 }
 
 fn pct(a: f64, b: f64) -> String {

@@ -44,6 +44,21 @@ async fn create_service(aws: &Moto, cluster: &str, service: &str, desired: i32) 
         .expect("create service in moto");
 }
 
+/// Registers the service with Application Auto Scaling (Service Auto Scaling).
+async fn register_with_service_auto_scaling(aws: &Moto, cluster: &str, service: &str) {
+    use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+    aws.application_autoscaling
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(format!("service/{cluster}/{service}"))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .min_capacity(1)
+        .max_capacity(10)
+        .send()
+        .await
+        .expect("register a scalable target in moto");
+}
+
 fn config(mode: &str, cluster: &str, service: &str) -> String {
     format!(
         r#"
@@ -116,18 +131,7 @@ async fn moto_serves_services_counts_and_update_service_but_launches_no_tasks() 
     let e = aws.describe_service(&cluster, "nope").await.unwrap_err();
     assert_eq!(e.kind, rapidscale::cloud::CloudErrorKind::NotFound, "{e}");
     // Service Auto Scaling's registrations are read in the ecs namespace.
-    aws.application_autoscaling
-        .register_scalable_target()
-        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
-        .resource_id(format!("service/{cluster}/{service}"))
-        .scalable_dimension(
-            aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount,
-        )
-        .min_capacity(1)
-        .max_capacity(10)
-        .send()
-        .await
-        .unwrap();
+    register_with_service_auto_scaling(&aws, &cluster, &service).await;
     let targets = aws.ecs_scalable_targets().await.unwrap();
     assert!(
         targets
@@ -191,18 +195,7 @@ async fn service_auto_scaling_on_the_service_refuses_the_apply_and_dry_run_only_
     let aws = cloud().await;
     let (cluster, service) = (unique("ecs-aas"), "web".to_string());
     create_service(&aws, &cluster, &service, 2).await;
-    aws.application_autoscaling
-        .register_scalable_target()
-        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
-        .resource_id(format!("service/{cluster}/{service}"))
-        .scalable_dimension(
-            aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount,
-        )
-        .min_capacity(1)
-        .max_capacity(10)
-        .send()
-        .await
-        .unwrap();
+    register_with_service_auto_scaling(&aws, &cluster, &service).await;
     let (dry_cluster, dry_service) = (unique("ecs-dry"), "web".to_string());
     create_service(&aws, &dry_cluster, &dry_service, 2).await;
     let applying = Daemon::start(&config("apply", &cluster, &service)).await;

@@ -390,19 +390,8 @@ impl Capacity for AwsCloud {
                 message: format!("auto scaling group {name} not found"),
             })?;
         let count = |v: Option<i32>| v.unwrap_or(0).max(0) as u32;
-        let mut instances: Vec<InstanceDescription> = g
-            .instances()
-            .iter()
-            .map(|i| InstanceDescription {
-                id: i.instance_id().unwrap_or_default().to_string(),
-                lifecycle_state: i
-                    .lifecycle_state()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                health: i.health_status().unwrap_or_default().to_string(),
-                availability_zone: i.availability_zone().map(str::to_string),
-            })
-            .collect();
+        let mut instances: Vec<InstanceDescription> =
+            g.instances().iter().map(instance_description).collect();
         // The warm pool's instances (Warmed:*) are not in the group's list.
         if g.warm_pool_configuration().is_some() {
             instances.extend(self.warm_pool(name).await?);
@@ -431,17 +420,7 @@ impl AwsCloud {
                 .send()
                 .await
                 .map_err(|e| classify("DescribeWarmPool", group, e))?;
-            out.extend(page.instances().iter().map(|i| {
-                InstanceDescription {
-                    id: i.instance_id().unwrap_or_default().to_string(),
-                    lifecycle_state: i
-                        .lifecycle_state()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                    health: i.health_status().unwrap_or_default().to_string(),
-                    availability_zone: i.availability_zone().map(str::to_string),
-                }
-            }));
+            out.extend(page.instances().iter().map(instance_description));
             match page.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_string()),
                 _ => return Ok(out),
@@ -533,6 +512,19 @@ impl AwsCloud {
             );
         }
         Ok(tasks)
+    }
+}
+
+/// An instance of a group or of its warm pool (both are `Instance`).
+fn instance_description(i: &aws_sdk_autoscaling::types::Instance) -> InstanceDescription {
+    InstanceDescription {
+        id: i.instance_id().unwrap_or_default().to_string(),
+        lifecycle_state: i
+            .lifecycle_state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        health: i.health_status().unwrap_or_default().to_string(),
+        availability_zone: i.availability_zone().map(str::to_string),
     }
 }
 
