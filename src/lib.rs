@@ -11,6 +11,7 @@
 #![warn(unreachable_pub)]
 
 pub(crate) mod actuator;
+pub mod announce;
 pub mod api;
 pub mod app;
 pub mod audit;

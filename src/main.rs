@@ -59,6 +59,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Tell the running daemon a surge is coming (or list or cancel
+    /// announcements): capacity is raised ahead of it by each resource's lead time.
+    Announce(AnnounceCli),
     /// Validate a config file: list every problem, or print the effective per-hour tables.
     CheckConfig {
         /// The config file (as every other command takes it).
@@ -93,6 +96,41 @@ enum Command {
         #[arg(long, default_value_t = 240)]
         surge_every: u64,
     },
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("what").args(["rps", "times", "list", "cancel"]).required(true)))]
+struct AnnounceCli {
+    /// The daemon's config (its `api.listen` and `api.token` are used).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Expected requests/s across the fleet during the surge.
+    #[arg(long)]
+    rps: Option<f64>,
+    /// Expected multiple of the usual rate of the surge's local hour.
+    #[arg(long)]
+    times: Option<f64>,
+    /// When the surge starts: RFC 3339 (2026-12-02T20:00:00Z) or "now".
+    #[arg(long, conflicts_with = "in_")]
+    at: Option<String>,
+    /// Or how long from now it starts (10m).
+    #[arg(long = "in", id = "in_", value_name = "DURATION")]
+    in_: Option<String>,
+    /// How long the surge lasts (15m).
+    #[arg(long = "for", value_name = "DURATION", required_unless_present_any = ["list", "cancel"])]
+    for_: Option<String>,
+    /// A note kept with the announcement (the campaign's name, say).
+    #[arg(long)]
+    note: Option<String>,
+    /// List the announcements instead.
+    #[arg(long)]
+    list: bool,
+    /// Cancel the announcement with this id instead.
+    #[arg(long, value_name = "ID")]
+    cancel: Option<String>,
+    /// The API's URL (default: from the config's `api.listen`).
+    #[arg(long)]
+    url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -350,6 +388,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::SuggestSchedule(args) => suggest_schedule(args),
         Command::Init { config } => init(&config),
+        Command::Announce(cli) => announce(cli),
         Command::Demo {
             config,
             listen,
@@ -383,6 +422,47 @@ fn main() -> ExitCode {
 }
 
 /// `rapidscale init`: creates the coordination table (safe to run again).
+fn announce(cli: AnnounceCli) -> ExitCode {
+    use rapidscale::api::client::{self, AnnounceCall};
+    let config = match load(&cli.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let call = if cli.list {
+        AnnounceCall::List
+    } else if let Some(id) = cli.cancel {
+        AnnounceCall::Cancel(id)
+    } else {
+        AnnounceCall::Announce(rapidscale::announce::AnnounceRequest {
+            at: cli.at,
+            in_: cli.in_,
+            rps: cli.rps,
+            times: cli.times,
+            for_: cli.for_.unwrap_or_default(),
+            note: cli.note,
+        })
+    };
+    let Some(api) = config.api else {
+        eprintln!("rapidscale announce: the config has no [api] section: the daemon takes no announcements");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let base = cli.url.unwrap_or_else(|| client::base_url(api.listen));
+    let runtime = match runtime(false) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(client::announce(&base, api.token.as_deref(), call)) {
+        Ok(answer) => {
+            println!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("rapidscale announce: {why}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
 fn init(config: &std::path::Path) -> ExitCode {
     let config = match load(config) {
         Ok(c) => c,

@@ -7,6 +7,7 @@
 //! (Server-Sent Events, one per second), `POST /api/v1/ingest` (StatsD
 //! lines, at most 1 MiB). Every error is JSON: `{"error": "..."}`.
 
+pub mod client;
 pub(crate) mod metrics;
 
 use std::sync::Arc;
@@ -71,6 +72,10 @@ pub(crate) struct Controls {
     pub token: Option<String>,
     /// Resources `POST /api/v1/mode` accepts.
     pub known_resources: Vec<String>,
+    /// Announced surges (`POST /api/v1/announce`).
+    pub announcements: crate::announce::Book,
+    /// Who receives announcements here (the instance id, or "local").
+    pub received_by: String,
 }
 
 #[derive(Clone)]
@@ -116,6 +121,8 @@ pub(crate) struct Status {
     pub calibration: Vec<crate::policy::calibrate::Calibration>,
     /// DynamoDB's own metrics read back: leads over CloudWatch, throttling.
     pub cloudwatch_watch: crate::cloudwatch::watch::WatchStatus,
+    /// Announced surges.
+    pub announcements: Vec<crate::announce::Announcement>,
 }
 
 impl ApiState {
@@ -149,6 +156,7 @@ impl ApiState {
             cloudwatch: b.publish.get(),
             calibration: b.calibration.get(),
             cloudwatch_watch: b.watch.get(),
+            announcements: self.controls.announcements.list(),
         }
     }
 }
@@ -343,6 +351,12 @@ pub(crate) fn router(state: ApiState) -> Router {
             }),
         )
         .route("/api/v1/mode", post(set_mode))
+        .route("/api/v1/announce", post(announce))
+        .route("/api/v1/announcements", get(announcements))
+        .route(
+            "/api/v1/announcements/{id}",
+            axum::routing::delete(cancel_announcement),
+        )
         .route("/api/v1/series", get(series))
         .route("/api/v1/decisions", get(decisions))
         .route("/api/v1/hourly", get(hourly))
@@ -486,6 +500,91 @@ async fn set_mode(
     })))
 }
 
+/// An audit record of an operator's (or a push sender's) word.
+fn operator_record(s: &ApiState, service: &str, resource: &str, reason: String) -> AuditRecord {
+    AuditRecord {
+        id: s.audit.new_id(),
+        time: s.clock.now(),
+        phase: crate::audit::Phase::Completed,
+        service: service.into(),
+        resource: resource.into(),
+        mode: s.mode(),
+        outcome: crate::audit::Outcome::Applied,
+        changes: Vec::new(),
+        decrease: false,
+        reason: Some(reason),
+        error: None,
+        fencing: None,
+        observed: None,
+    }
+}
+
+/// `POST /api/v1/announce`: a surge is coming; audited first.
+async fn announce(
+    State(s): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<crate::announce::AnnounceRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<crate::announce::Announcement>), ApiError> {
+    authorize(&s, &headers)?;
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let now = s.clock.now();
+    let id = format!("ann-{}", s.audit.new_id());
+    let a = req
+        .build(id, now, &s.controls.received_by)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let reason = format!(
+        "surge announced: {} from {} for {}s{}",
+        a.expect,
+        a.start.to_rfc3339(),
+        a.duration_s,
+        a.note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
+    s.audit
+        .append(&operator_record(&s, "announce", &a.id, reason))
+        .map_err(|e| ApiError::AuditUnavailable(e.to_string()))?;
+    s.controls.announcements.add(a.clone(), now);
+    tracing::info!(id = %a.id, expect = %a.expect, start = %a.start.to_rfc3339(), duration_s = a.duration_s, "Surge announced.");
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+/// `GET /api/v1/announcements`: every announcement not over for a day.
+async fn announcements(State(s): State<ApiState>) -> Json<Vec<crate::announce::Announcement>> {
+    Json(s.controls.announcements.list())
+}
+
+/// `DELETE /api/v1/announcements/{id}`: cancels one; audited first.
+async fn cancel_announcement(
+    State(s): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<crate::announce::Announcement>, ApiError> {
+    authorize(&s, &headers)?;
+    if !s.controls.announcements.list().iter().any(|a| a.id == id) {
+        return Err(ApiError::Body {
+            status: StatusCode::NOT_FOUND,
+            message: format!("no announcement {id:?}"),
+        });
+    }
+    s.audit
+        .append(&operator_record(
+            &s,
+            "announce",
+            &id,
+            "announcement cancelled through the API".into(),
+        ))
+        .map_err(|e| ApiError::AuditUnavailable(e.to_string()))?;
+    let a = s
+        .controls
+        .announcements
+        .cancel(&id, s.clock.now())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    tracing::info!(id = %a.id, "Announcement cancelled.");
+    Ok(Json(a))
+}
+
 async fn readyz(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
     let reasons = s.not_ready();
     if reasons.is_empty() {
@@ -553,6 +652,7 @@ pub(crate) struct Tick {
     pub dynamodb: Vec<ResourceAdvice>,
     pub asg: Option<GroupAdvice>,
     pub ecs_services: Vec<GroupAdvice>,
+    pub announcements: Vec<crate::announce::Announcement>,
 }
 
 #[derive(Debug, Serialize)]
@@ -591,6 +691,7 @@ impl ApiState {
             dynamodb: self.board.decisions.tables.get(),
             asg: self.board.decisions.group.get(),
             ecs_services: self.board.decisions.services.get(),
+            announcements: self.controls.announcements.list(),
         }
     }
 }

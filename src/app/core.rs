@@ -53,6 +53,8 @@ pub(crate) struct Core<C> {
     pub audit: Arc<AuditLog>,
     pub budget: Arc<Mutex<BudgetStore>>,
     pub modes: Arc<ModeSwitch>,
+    /// Announced surges, saved in `state_dir` (not for a replay).
+    pub announcements: crate::announce::Book,
     pub call_metrics: CallMetrics,
     /// Every call of the port, counted.
     pub cloud: Option<Arc<Metered<C>>>,
@@ -68,6 +70,13 @@ fn store_config(config: &Config) -> StoreConfig {
         minutes_kept: (config.series.per_minute.as_secs() / 60).max(60) as usize,
         grace_s: config.ingest.grace.as_secs_f64().ceil() as i64,
         silence_after_s: config.ingest.stale_after.as_secs().max(1) as i64,
+    }
+}
+
+impl<C> Core<C> {
+    /// This sidecar's instance id, once coordination knows it.
+    pub(crate) fn instance_id(&self) -> Option<String> {
+        self.coordinated.as_ref().map(|c| c.instance_id.clone())
     }
 }
 
@@ -114,6 +123,10 @@ impl<C: CloudBackend> Core<C> {
             calibration: Slot::new(initial_calibration(&config)),
             ..Board::default()
         };
+        let announcements = crate::announce::Book::open(
+            (persistence == Persistence::Durable)
+                .then(|| config.state_dir.join("announcements.json")),
+        );
         let mut core = Core {
             store: Arc::new(Mutex::new(SeriesStore::new(store_config(&config)))),
             config: Arc::new(config),
@@ -122,6 +135,7 @@ impl<C: CloudBackend> Core<C> {
             audit: Arc::new(audit),
             budget: Arc::new(Mutex::new(budget)),
             modes: Arc::new(ModeSwitch::default()),
+            announcements,
             call_metrics,
             cloud,
             actuator: None,
@@ -272,6 +286,7 @@ impl<C: CloudBackend> Core<C> {
                 coordination: self.board.coordination.clone(),
                 calibration: self.board.calibration.clone(),
                 reported_throttles: self.board.reported_throttles.clone(),
+                announcements: self.announcements.slot(),
             },
             tables: (!config.dynamodb.tables.is_empty())
                 .then(|| TableDecider::new(self.config.clone())),
@@ -322,6 +337,7 @@ impl<C: CloudBackend> Core<C> {
             view: self.board.cloud.clone(),
             clock: self.clock.clone(),
             status: self.board.coordination.clone(),
+            announcements: self.announcements.clone(),
         };
         tasks.spawn(
             heartbeats

@@ -118,6 +118,8 @@ pub async fn run_with<C: CloudBackend>(
                 http_ingest: ingest.http_ingest.clone(),
                 token: api_cfg.token.clone(),
                 known_resources: known_resources(&config),
+                announcements: core.announcements.clone(),
+                received_by: core.instance_id().unwrap_or_else(|| "local".into()),
             },
             streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_STREAMS)),
         };

@@ -12,6 +12,15 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// Seconds a heartbeat item outlives its sidecar before TTL deletes it.
 pub const HEARTBEAT_TTL_S: i64 = 3600;
 
+/// One announced surge in the coordination table: its id, its JSON (the
+/// `announce` module's), and when the item expires (unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnouncementItem {
+    pub id: String,
+    pub body: String,
+    pub expires_at_s: i64,
+}
+
 /// What `init` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InitReport {

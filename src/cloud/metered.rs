@@ -225,6 +225,25 @@ impl<C: Coordination> Coordination for Metered<C> {
             .await
     }
 
+    async fn put_announcement(
+        &self,
+        table: &str,
+        cluster: &str,
+        item: &crate::cloud::AnnouncementItem,
+    ) -> Result<(), CloudError> {
+        self.timed("PutItem", self.inner.put_announcement(table, cluster, item))
+            .await
+    }
+
+    async fn query_announcements(
+        &self,
+        table: &str,
+        cluster: &str,
+    ) -> Result<Vec<crate::cloud::AnnouncementItem>, CloudError> {
+        self.timed("Query", self.inner.query_announcements(table, cluster))
+            .await
+    }
+
     async fn take_or_renew_lease(
         &self,
         table: &str,

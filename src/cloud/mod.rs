@@ -23,7 +23,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use coordination::{Heartbeat, InitReport, Lease};
+pub use coordination::{AnnouncementItem, Heartbeat, InitReport, Lease};
 pub use metrics::{Datum, DynamoMetric, MetricUnit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -341,6 +341,20 @@ pub trait Coordination: Send + Sync + 'static {
         table: &str,
         cluster: &str,
     ) -> impl Future<Output = Result<Vec<Heartbeat>, CloudError>> + Send;
+    /// Writes one announced surge, as its JSON, under the cluster (one
+    /// PutItem; the item expires at `expires_at_s`).
+    fn put_announcement(
+        &self,
+        table: &str,
+        cluster: &str,
+        item: &AnnouncementItem,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Every announced surge of the cluster (one Query).
+    fn query_announcements(
+        &self,
+        table: &str,
+        cluster: &str,
+    ) -> impl Future<Output = Result<Vec<AnnouncementItem>, CloudError>> + Send;
     /// Takes the cluster's lease when it is free or expired (the fencing
     /// token goes up by one), or renews it when `held` is ours (the token
     /// stays). Ok(None): the lease is someone else's.

@@ -43,6 +43,9 @@ pub(crate) struct Heartbeats<C> {
     pub clock: SharedClock,
     pub status: Slot<Option<CoordinationStatus>>,
     pub role: Slot<Role>,
+    /// Announced surges: written to the table by whoever received them,
+    /// read back by everyone (the leader acts on them).
+    pub announcements: crate::announce::Book,
 }
 
 impl<C: Coordination> Heartbeats<C> {
@@ -154,9 +157,51 @@ impl<C: Coordination> Heartbeats<C> {
                 }
             }
             self.status.set(Some(status));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.sync_announcements(&table, &cluster, seq) => {}
+            }
+        }
+    }
+
+    /// Writes the announcements received here; every
+    /// [`ANNOUNCEMENTS_READ_EVERY`] rounds reads the cluster's back.
+    async fn sync_announcements(&self, table: &str, cluster: &str, seq: u64) {
+        let book = &self.announcements;
+        let mut unsynced = book.take_unsynced();
+        while let Some(a) = unsynced.first() {
+            let item = crate::cloud::AnnouncementItem {
+                id: a.id.clone(),
+                body: serde_json::to_string(a).unwrap_or_default(),
+                expires_at_s: a.end().timestamp() + 86_400,
+            };
+            if let Err(e) = self.cloud.put_announcement(table, cluster, &item).await {
+                tracing::warn!(error = %e, "Cannot write an announcement to the coordination table; retrying.");
+                book.return_unsynced(unsynced);
+                return;
+            }
+            unsynced.remove(0);
+        }
+        if seq % ANNOUNCEMENTS_READ_EVERY != 1 {
+            return;
+        }
+        match self.cloud.query_announcements(table, cluster).await {
+            Ok(items) => {
+                let read = items
+                    .iter()
+                    .filter_map(|i| serde_json::from_str(&i.body).ok())
+                    .collect();
+                if book.merge(read, self.clock.now()) {
+                    tracing::info!("Announcements read from the coordination table.");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Cannot read the announcements back."),
         }
     }
 }
+
+/// Heartbeat rounds between two reads of the cluster's announcements.
+const ANNOUNCEMENTS_READ_EVERY: u64 = 2;
 
 /// This sidecar's place in the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

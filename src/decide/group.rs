@@ -84,6 +84,7 @@ pub(crate) fn group_context(
     GroupContext {
         limits,
         prewarm_min: (next.min > limits.min).then_some(next.min),
+        announced_min: None,
         warmup_s: warmup.as_secs_f64(),
     }
 }
@@ -196,7 +197,8 @@ impl GroupDecider {
         // Instances out of the warm pool are faster capacity: shorter warm-up.
         let warm_warmup = members.warm_warmup(asg.policy.warm_pool_warmup, warmup);
         let counts = members.counts(desc, now, (warmup, warm_warmup), asg.policy.settle);
-        let ctx = group_context(&config, asg, now, warmup);
+        let mut ctx = group_context(&config, asg, now, warmup);
+        ctx.announced_min = self.announced(store, common, &ctx, warmup + asg.policy.settle);
         let stale_s = config.ingest.stale_after.as_secs() as i64;
         let own = self.own_demand(store, asg, now);
         let own_rps = own.newest(1).first().copied().filter(|v| !v.is_nan());
@@ -302,6 +304,39 @@ impl GroupDecider {
     }
 
     /// This rapidscale's own requests/s over the window the policy needs.
+    /// The instances an announced surge holding now needs (`lead` ahead
+    /// of it: the learnt warm-up and `settle`): its fleet requests/s, or
+    /// the multiple of the hour's usual, at the hour's target per instance.
+    fn announced(
+        &self,
+        store: &SeriesStore,
+        common: &Common,
+        ctx: &crate::policy::asg::GroupContext,
+        lead: std::time::Duration,
+    ) -> Option<u32> {
+        if common.announcements.is_empty() {
+            return None;
+        }
+        let requests = self
+            .config
+            .ingest
+            .requests_stream
+            .as_deref()
+            .and_then(|n| store.id(n));
+        let usual = |a: &crate::announce::Announcement| {
+            let id = requests?;
+            crate::announce::usual_rate(store, id, &self.config.schedule, a.start)
+                .map(|u| u * common.fleet.factor)
+        };
+        let (rate, _) =
+            crate::announce::floor_rate(&common.announcements, common.now, lead, usual)?;
+        Some(crate::policy::asg::needed(
+            rate,
+            &ctx.limits,
+            self.settings.policy.headroom,
+        ))
+    }
+
     fn own_demand(&self, store: &SeriesStore, asg: &AsgConfig, now: DateTime<Utc>) -> DemandView {
         let history = asg.policy.stabilization.max(asg.policy.up_window).as_secs() as usize + 2;
         match self

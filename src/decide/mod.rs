@@ -49,6 +49,8 @@ pub(crate) struct Common {
     pub calibration: Vec<Calibration>,
     /// Throttled minutes CloudWatch reported: resource, operation, minute (unix s).
     pub cloudwatch_throttled: Vec<ReportedThrottle>,
+    /// Announced surges (`announce`), cancelled ones included.
+    pub announcements: Vec<crate::announce::Announcement>,
 }
 
 /// A throttled minute CloudWatch reported: resource, operation, minute (unix s).

@@ -60,6 +60,8 @@ pub(crate) struct Inputs {
     pub calibration: Slot<Vec<Calibration>>,
     /// What CloudWatch reported (throttled minutes lower the burst counted on).
     pub reported_throttles: Slot<Vec<super::ReportedThrottle>>,
+    /// Announced surges (`announce::Book`).
+    pub announcements: Slot<Vec<crate::announce::Announcement>>,
 }
 
 /// A change that ended: which resource, and how.
@@ -76,6 +78,7 @@ struct Seen {
     coordination: u64,
     calibration: u64,
     reported_throttles: u64,
+    announcements: u64,
     role: Option<Role>,
     overrides: crate::mode::Overrides,
     audit_unavailable: Option<String>,
@@ -174,6 +177,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             coordination: inputs.coordination.version(),
             calibration: inputs.calibration.version(),
             reported_throttles: inputs.reported_throttles.version(),
+            announcements: inputs.announcements.version(),
             role,
             overrides: inputs.modes.snapshot(),
             audit_unavailable: self.actuator.audit.unavailable(),
@@ -218,6 +222,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                 ),
                 calibration: inputs.calibration.get(),
                 cloudwatch_throttled: inputs.reported_throttles.get(),
+                announcements: inputs.announcements.get(),
             }
         });
         let services = &mut self.services;

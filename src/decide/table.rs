@@ -561,13 +561,14 @@ impl TableDecider {
                 .provisioned
                 .map(|t| if op == Op::Read { t.read } else { t.write });
             let throttled = throttled_at(views, r, op, common.now);
-            let ctx = OpContext::at(
+            let mut ctx = OpContext::at(
                 &spec.hours,
                 &self.config.schedule,
                 common.now,
                 current.unwrap_or(0),
                 &p,
             );
+            ctx.announced_min = self.announced(r, op, spec, views, common, &ctx.limits);
             let key = r.key();
             let reported = common
                 .cloudwatch_throttled
@@ -745,6 +746,70 @@ impl TableDecider {
             }
         }
         started
+    }
+
+    /// The capacity an announced surge holding now needs: the announced
+    /// fleet requests/s (or the multiple of the hour's usual) x the units
+    /// per request (configured, calibrated, or the ratio of the newest 15
+    /// minutes), at the hour's target. The floor holds from
+    /// `2 x update_time` before the surge to its end.
+    fn announced(
+        &self,
+        r: &Resource,
+        op: Op,
+        spec: &CapacitySpec,
+        views: &Views,
+        common: &Common,
+        limits: &CapacityLimits,
+    ) -> Option<u64> {
+        use crate::announce::{floor_rate, recent_rate, usual_rate, Expect};
+        let list = &common.announcements;
+        if list.is_empty() {
+            return None;
+        }
+        let (store, schedule) = (views.store, &self.config.schedule);
+        let lead = self.config.dynamodb.policy.update_time * 2;
+        let factor = common.fleet.factor;
+        let requests = self
+            .config
+            .ingest
+            .requests_stream
+            .as_deref()
+            .and_then(|n| store.id(n));
+        let metric = spec
+            .metric
+            .as_ref()
+            .and_then(|_| store.id(&units_stream(&r.table.name, r.index, op.as_str())));
+        let recent = |id| recent_rate(store, id);
+        let per_request = if spec.auto {
+            crate::policy::calibrate::in_effect(&common.calibration, &r.key(), op)
+        } else {
+            spec.per_request
+        }
+        .or_else(|| match (metric, requests) {
+            (Some(m), Some(q)) => Some(recent(m)? / recent(q)?).filter(|k| k.is_finite()),
+            _ => None,
+        });
+        let by_requests = per_request.zip(requests).and_then(|(k, q)| {
+            let usual = |a: &crate::announce::Announcement| {
+                usual_rate(store, q, schedule, a.start).map(|u| u * factor)
+            };
+            floor_rate(list, common.now, lead, usual).map(|(rate, _)| rate * k)
+        });
+        let units = by_requests.or_else(|| {
+            let m = metric?;
+            let times: Vec<_> = list
+                .iter()
+                .filter(|a| matches!(a.expect, Expect::Times(_)))
+                .cloned()
+                .collect();
+            let usual = |a: &crate::announce::Announcement| {
+                usual_rate(store, m, schedule, a.start).map(|u| u * factor)
+            };
+            floor_rate(&times, common.now, lead, usual).map(|(units, _)| units)
+        })?;
+        let need = (units / limits.target).ceil().max(0.0) as u64;
+        Some(need.clamp(limits.min, limits.max))
     }
 
     /// Reported units win while fresh; otherwise requests/s x per_request.

@@ -33,6 +33,8 @@ pub enum GroupRule {
     HourMax,
     Surge,
     Stabilized,
+    /// An announced surge's instances, in service ahead of it.
+    Announced,
 }
 
 impl GroupRule {
@@ -43,6 +45,7 @@ impl GroupRule {
             GroupRule::HourMax => "hour_max",
             GroupRule::Surge => "surge",
             GroupRule::Stabilized => "stabilized",
+            GroupRule::Announced => "announced",
         }
     }
 }
@@ -157,14 +160,21 @@ pub(crate) struct GroupContext {
     pub limits: GroupLimits,
     /// The min of the hour starting within `prewarm`, when higher than this hour's.
     pub prewarm_min: Option<u32>,
+    /// The instances an announced surge needs, while its floor holds.
+    pub announced_min: Option<u32>,
     /// The warm-up in effect (learnt or configured), in seconds.
     pub warmup_s: f64,
 }
 
 /// Bounds from the hour and the group itself; the group's own limits win.
-fn bounds(state: &GroupState, limits: &GroupLimits) -> (u32, u32) {
+fn bounds(state: &GroupState, ctx: &GroupContext) -> (u32, u32) {
+    let limits = &ctx.limits;
     let hi = limits.max.min(state.group_max);
-    let lo = limits.min.max(state.group_min).min(hi);
+    let lo = limits
+        .min
+        .max(state.group_min)
+        .max(ctx.announced_min.unwrap_or(0))
+        .min(hi);
     (lo, hi)
 }
 
@@ -179,6 +189,43 @@ fn exact_need(fleet_rps: f64, limits: &GroupLimits, headroom: f64) -> f64 {
     fleet_rps.max(0.0) / limits.target_rps_per_instance * (1.0 + headroom)
 }
 
+/// What the schedule and announcements ask for, before demand is read.
+fn scheduled(desired: u32, ctx: &GroupContext, lo: u32, hi: u32) -> Option<GroupVerdict> {
+    if let Some(m) = ctx.announced_min.map(|m| m.min(hi)) {
+        if m > desired && m >= lo {
+            return Some(GroupVerdict::Set {
+                to: m,
+                rule: GroupRule::Announced,
+                evidence: GroupEvidence::SCHEDULE,
+            });
+        }
+    }
+    if desired < lo {
+        return Some(GroupVerdict::Set {
+            to: lo,
+            rule: GroupRule::HourMin,
+            evidence: GroupEvidence::SCHEDULE,
+        });
+    }
+    if let Some(m) = ctx.prewarm_min.map(|m| m.min(hi)) {
+        if m > desired {
+            return Some(GroupVerdict::Set {
+                to: m,
+                rule: GroupRule::Prewarm,
+                evidence: GroupEvidence::SCHEDULE,
+            });
+        }
+    }
+    if desired > hi {
+        return Some(GroupVerdict::Set {
+            to: hi,
+            rule: GroupRule::HourMax,
+            evidence: GroupEvidence::SCHEDULE,
+        });
+    }
+    None
+}
+
 /// Decides the group's desired capacity. `fleet` is fleet requests/s per
 /// second (oldest first; the current second's rate so far counts);
 /// `history` the changes this policy made recently.
@@ -190,30 +237,10 @@ pub(crate) fn decide_group(
     stale_after_s: i64,
     history: &[PastChange],
 ) -> GroupVerdict {
-    let (lo, hi) = bounds(state, &ctx.limits);
+    let (lo, hi) = bounds(state, ctx);
     let desired = state.desired;
-    if desired < lo {
-        return GroupVerdict::Set {
-            to: lo,
-            rule: GroupRule::HourMin,
-            evidence: GroupEvidence::SCHEDULE,
-        };
-    }
-    if let Some(m) = ctx.prewarm_min.map(|m| m.min(hi)) {
-        if m > desired {
-            return GroupVerdict::Set {
-                to: m,
-                rule: GroupRule::Prewarm,
-                evidence: GroupEvidence::SCHEDULE,
-            };
-        }
-    }
-    if desired > hi {
-        return GroupVerdict::Set {
-            to: hi,
-            rule: GroupRule::HourMax,
-            evidence: GroupEvidence::SCHEDULE,
-        };
+    if let Some(v) = scheduled(desired, ctx, lo, hi) {
+        return v;
     }
     if fleet.is_stale(stale_after_s) {
         return GroupVerdict::Hold {
@@ -364,6 +391,7 @@ mod tests {
         GroupContext {
             limits: LIMITS,
             prewarm_min: None,
+            announced_min: None,
             warmup_s: 180.0,
         }
     }
@@ -697,6 +725,25 @@ mod tests {
             state(10, 10, 0),
             c,
             set(15, GroupRule::Prewarm),
+        );
+        let c = GroupContext {
+            announced_min: Some(18),
+            ..ctx()
+        };
+        check(
+            &flat(900.0, 120),
+            state(10, 10, 0),
+            c,
+            set(18, GroupRule::Announced),
+        );
+        // While it holds, quiet traffic does not scale in below it.
+        check(
+            &flat(10.0, 600),
+            state(18, 18, 0),
+            c,
+            GroupVerdict::Hold {
+                reason: GroupHold::Steady,
+            },
         );
     }
 

@@ -45,6 +45,8 @@ pub enum Rule {
     WithTable,
     HourMax,
     LowDemand,
+    /// An announced surge's capacity, in place ahead of it.
+    Announced,
 }
 
 impl Rule {
@@ -59,6 +61,7 @@ impl Rule {
             Rule::WithTable => "with_table",
             Rule::HourMax => "hour_max",
             Rule::LowDemand => "low_demand",
+            Rule::Announced => "announced",
         }
     }
 }
@@ -138,6 +141,9 @@ pub struct OpContext {
     pub upcoming_min: u64,
     /// The min of the hour starting within `prewarm`, when it is higher than this hour's.
     pub prewarm_min: Option<u64>,
+    /// The capacity an announced surge needs, while its floor holds
+    /// (`announce`): raised to ahead of the surge, never lowered past.
+    pub announced_min: Option<u64>,
     /// Burst capacity banked, as modelled ([`super::burst::BurstModel`]).
     pub burst: f64,
     /// The app reported throttling in the newest seconds: no bet on burst.
@@ -172,6 +178,7 @@ impl OpContext {
             limits,
             upcoming_min,
             prewarm_min: (next.min > limits.min).then_some(next.min),
+            announced_min: None,
             burst: 0.0,
             throttled: false,
             hold_s: None,
@@ -229,6 +236,9 @@ pub fn decide_op(
     }
     if let Some(m) = ctx.prewarm_min {
         wanted.consider(cur, m.min(limits.max), Rule::Prewarm, Evidence::SCHEDULE);
+    }
+    if let Some(m) = ctx.announced_min {
+        wanted.consider(cur, m.min(limits.max), Rule::Announced, Evidence::SCHEDULE);
     }
     let stale = view.is_stale(stale_after_s);
     if !stale {
@@ -495,7 +505,11 @@ fn low_demand(
         }
         percentile(&known, 0.99)
     };
-    let floor = ctx.limits.min.max(ctx.upcoming_min);
+    let floor = ctx
+        .limits
+        .min
+        .max(ctx.upcoming_min)
+        .max(ctx.announced_min.unwrap_or(0).min(ctx.limits.max));
     let mut to = round_up(demand / ctx.limits.target, unit)
         .max(floor)
         .min(ctx.limits.max.max(floor));
@@ -564,7 +578,11 @@ pub fn expected_lower(
         return None;
     }
     let minutes_to_base = ((level - base) / -fit.slope).clamp(1.0, 60.0);
-    let floor = ctx.limits.min.max(ctx.upcoming_min);
+    let floor = ctx
+        .limits
+        .min
+        .max(ctx.upcoming_min)
+        .max(ctx.announced_min.unwrap_or(0).min(ctx.limits.max));
     let to = ((base / ctx.limits.target).ceil() as u64)
         .max(floor)
         .min(ctx.limits.max.max(floor));

@@ -183,6 +183,39 @@ impl Coordination for SimCloud {
             .await
     }
 
+    async fn put_announcement(
+        &self,
+        table: &str,
+        cluster: &str,
+        item: &crate::cloud::AnnouncementItem,
+    ) -> Result<(), CloudError> {
+        self.call("PutItem", |w, now| {
+            w.coordination_table("PutItem", table, now)?
+                .announcements
+                .insert((cluster.to_string(), item.id.clone()), item.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn query_announcements(
+        &self,
+        table: &str,
+        cluster: &str,
+    ) -> Result<Vec<crate::cloud::AnnouncementItem>, CloudError> {
+        self.call("Query", |w, now| {
+            let t = w.coordination_table("Query", table, now)?;
+            t.announcements
+                .retain(|_, a| a.expires_at_s > now.timestamp());
+            Ok(t.announcements
+                .iter()
+                .filter(|((c, _), _)| c == cluster)
+                .map(|(_, a)| a.clone())
+                .collect())
+        })
+        .await
+    }
+
     async fn take_or_renew_lease(
         &self,
         table: &str,

@@ -23,6 +23,8 @@ pub struct SimCoordinationTable {
     pub heartbeats: BTreeMap<(String, String), Heartbeat>,
     /// cluster -> lease.
     pub leases: BTreeMap<String, LeaseItem>,
+    /// (cluster, id) -> announced surge.
+    pub announcements: BTreeMap<(String, String), crate::cloud::AnnouncementItem>,
 }
 
 impl SimCoordinationTable {

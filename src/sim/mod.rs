@@ -1125,7 +1125,7 @@ impl SimWorld {
         })
     }
 
-    fn coordination_table(
+    pub(crate) fn coordination_table(
         &mut self,
         operation: &'static str,
         table: &str,

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per scenario. They run the real
 //! daemon; AWS is moto's server, started by scripts/test.
 
+mod announce;
 mod api;
 mod architecture;
 mod asg;

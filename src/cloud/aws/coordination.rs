@@ -13,7 +13,9 @@ use aws_sdk_dynamodb::types::{
 
 use super::{classify, AwsCloud};
 use crate::cloud::coordination::{HEARTBEAT_TTL_S, TTL_ATTRIBUTE};
-use crate::cloud::{CloudError, CloudErrorKind, Coordination, Heartbeat, InitReport, Lease};
+use crate::cloud::{
+    AnnouncementItem, CloudError, CloudErrorKind, Coordination, Heartbeat, InitReport, Lease,
+};
 
 impl Coordination for AwsCloud {
     async fn ensure_coordination_table(&self, name: &str) -> Result<InitReport, CloudError> {
@@ -155,6 +157,60 @@ impl Coordination for AwsCloud {
                 .await
                 .map_err(|e| classify("Query", table, e))?;
             out.extend(r.items().iter().filter_map(heartbeat_from));
+            match r.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn put_announcement(
+        &self,
+        table: &str,
+        cluster: &str,
+        item: &AnnouncementItem,
+    ) -> Result<(), CloudError> {
+        self.dynamodb
+            .put_item()
+            .table_name(table)
+            .item("pk", s(format!("ann#{cluster}")))
+            .item("sk", s(&item.id))
+            .item("body", s(&item.body))
+            .item(TTL_ATTRIBUTE, n(item.expires_at_s))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem", table, e))?;
+        Ok(())
+    }
+
+    /// Paged past 1 MB.
+    async fn query_announcements(
+        &self,
+        table: &str,
+        cluster: &str,
+    ) -> Result<Vec<AnnouncementItem>, CloudError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let r = self
+                .dynamodb
+                .query()
+                .table_name(table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("ann#{cluster}")))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query", table, e))?;
+            out.extend(r.items().iter().filter_map(|item| {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                Some(AnnouncementItem {
+                    id: text("sk")?,
+                    body: text("body")?,
+                    expires_at_s: num(item, TTL_ATTRIBUTE).unwrap_or(0.0) as i64,
+                })
+            }));
             match r.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
                 _ => return Ok(out),

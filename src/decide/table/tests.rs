@@ -186,6 +186,7 @@ fn common(now: i64, unseen: Option<&str>) -> Common {
         },
         calibration: Vec::new(),
         cloudwatch_throttled: Vec::new(),
+        announcements: Vec::new(),
     }
 }
 

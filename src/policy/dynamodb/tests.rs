@@ -28,6 +28,7 @@ fn ctx(provisioned: u64) -> OpContext {
         limits: LIMITS,
         upcoming_min: LIMITS.min,
         prewarm_min: None,
+        announced_min: None,
         burst: 0.0,
         throttled: false,
         hold_s: None,
@@ -212,6 +213,56 @@ fn scheduled_prewarm() {
     let mut s = flat(50.0, 60);
     s.extend([400.0, 400.0]);
     check_up(&s, None, c, up(800, Rule::Surge));
+}
+
+#[test]
+fn an_announced_surge_raises_ahead_and_holds_decreases_above_it() {
+    let c = OpContext {
+        announced_min: Some(500),
+        ..ctx(100)
+    };
+    // Quiet demand, or none at all: the announcement's capacity goes in.
+    check_up(&flat(5.0, 120), None, c, up(500, Rule::Announced));
+    let silent = DemandView {
+        seconds: flat(5.0, 120),
+        partial_rate: None,
+        silent_for: Some(60),
+    };
+    assert!(matches!(
+        decide_op(&silent, &c, &policy(), 5),
+        OpVerdict::Up {
+            to: 500,
+            rule: Rule::Announced,
+            ..
+        }
+    ));
+    // Never past the hour's max.
+    let capped = OpContext {
+        limits: CapacityLimits { max: 300, ..LIMITS },
+        ..c
+    };
+    check_up(&flat(5.0, 120), None, capped, up(300, Rule::Announced));
+    // Once in place, quiet demand does not take it down while it holds.
+    let held = OpContext {
+        announced_min: Some(500),
+        ..ctx(500)
+    };
+    assert!(
+        !matches!(
+            decide_op(
+                &DemandView {
+                    seconds: flat(5.0, 1200),
+                    partial_rate: None,
+                    silent_for: Some(0),
+                },
+                &held,
+                &policy(),
+                5
+            ),
+            OpVerdict::Down { .. }
+        ),
+        "no decrease below an announced surge's capacity"
+    );
 }
 
 #[test]
