@@ -148,6 +148,8 @@ pub struct AuditLog {
     counts: Mutex<std::collections::BTreeMap<(String, String, Outcome), u64>>,
     /// Why the newest write failed (None after a write that succeeded).
     failing: Mutex<Option<String>>,
+    /// Every record as it is appended, for notifications (never waits).
+    appended: tokio::sync::broadcast::Sender<AuditRecord>,
 }
 
 impl AuditLog {
@@ -185,6 +187,7 @@ impl AuditLog {
             next_id: AtomicU64::new(1),
             counts: Mutex::new(Default::default()),
             failing: Mutex::new(failing),
+            appended: tokio::sync::broadcast::channel(1024).0,
         };
         (log, err)
     }
@@ -204,8 +207,17 @@ impl AuditLog {
 
     /// Writes one record and fsyncs it; then keeps it in memory. The memory
     /// copy is kept even when the disk write fails.
+    /// Every record appended from now on (a slow reader misses records,
+    /// it never slows a writer).
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AuditRecord> {
+        self.appended.subscribe()
+    }
+
     pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
         self.remember(record.clone());
+        if self.appended.receiver_count() > 0 {
+            let _ = self.appended.send(record.clone());
+        }
         *self
             .counts
             .lock()

@@ -27,6 +27,8 @@ pub(crate) struct Board {
     pub calibration: Slot<Vec<Calibration>>,
     /// DynamoDB's own metrics read back: leads, throttling.
     pub watch: Slot<WatchStatus>,
+    /// `[[notify]]`: each target's counters.
+    pub notify: Slot<Vec<crate::notify::deliver::TargetStatus>>,
     /// The throttled minutes of `watch`, as the deciders read them.
     pub reported_throttles: Slot<Vec<crate::decide::ReportedThrottle>>,
 }

@@ -25,6 +25,7 @@ pub(crate) mod decide;
 pub mod demo;
 pub mod ingest;
 pub(crate) mod mode;
+pub(crate) mod notify;
 pub mod policy;
 pub mod profile;
 pub mod replay;

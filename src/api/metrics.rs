@@ -249,6 +249,7 @@ pub(crate) fn render(s: &ApiState) -> String {
         register_coordination(&mut r, c);
     }
     register_mode(&mut r, &status);
+    register_notifications(&mut r, &status);
     let mut out = String::new();
     if encode(&mut out, &r).is_err() {
         out.clear();
@@ -627,6 +628,61 @@ fn register_coordination(r: &mut Registry, c: &CoordinationStatus) {
 }
 
 /// The global mode in effect.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotifyLabels {
+    target: String,
+    outcome: String,
+}
+
+/// `[[notify]]`: messages per target by outcome, and the newest latency.
+fn register_notifications(r: &mut Registry, status: &Status) {
+    if status.notifications.is_empty() {
+        return;
+    }
+    let total = Family::<NotifyLabels, Counter>::default();
+    let latency = Family::<TargetLabels, FloatGauge>::default();
+    for t in &status.notifications {
+        for (outcome, n) in [
+            ("sent", t.sent),
+            ("failed", t.failed),
+            ("retried", t.retried),
+            ("dropped", t.dropped),
+            ("limited", t.limited),
+            ("folded", t.folded),
+        ] {
+            total
+                .get_or_create(&NotifyLabels {
+                    target: t.name.clone(),
+                    outcome: outcome.into(),
+                })
+                .inc_by(n);
+        }
+        if let Some(s) = t.last_latency_s {
+            latency
+                .get_or_create(&TargetLabels {
+                    target: t.name.clone(),
+                })
+                .set(s);
+        }
+    }
+    r.register(
+        "notifications",
+        "Notifications per target: sent, failed after retries, retried attempts, dropped (queue full), limited (max_per_minute), folded into a follow-up",
+        total,
+    );
+    r.register_with_unit(
+        "notification_latency",
+        "From the event to the target's answer, newest message",
+        Unit::Seconds,
+        latency,
+    );
+}
+
 fn register_mode(r: &mut Registry, status: &Status) {
     let mode = Family::<ModeLabels, Gauge>::default();
     for m in ["dry-run", "apply", "paused"] {

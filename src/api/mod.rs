@@ -123,6 +123,8 @@ pub(crate) struct Status {
     pub cloudwatch_watch: crate::cloudwatch::watch::WatchStatus,
     /// Announced surges.
     pub announcements: Vec<crate::announce::Announcement>,
+    /// `[[notify]]` targets: messages sent, failed, retried, dropped.
+    pub notifications: Vec<crate::notify::deliver::TargetStatus>,
 }
 
 impl ApiState {
@@ -157,11 +159,65 @@ impl ApiState {
             calibration: b.calibration.get(),
             cloudwatch_watch: b.watch.get(),
             announcements: self.controls.announcements.list(),
+            notifications: b.notify.get(),
         }
     }
 }
 
 impl ApiState {
+    /// The conditions notifications tell of: ingestion silent, AWS
+    /// unavailable (from the readiness reasons), and decrease budgets at
+    /// or below `budget_low`.
+    pub(crate) fn conditions(&self, budget_low: usize) -> Vec<crate::notify::Condition> {
+        use crate::config::NotifyEvent;
+        let mut out = Vec::new();
+        for reason in self.not_ready() {
+            let kind = if reason.starts_with("ingestion silent") {
+                NotifyEvent::IngestionSilent
+            } else if reason.starts_with("AWS unavailable") {
+                NotifyEvent::AwsUnavailable
+            } else {
+                continue;
+            };
+            // The subject: the stream, or what AWS could not describe.
+            let resource = match kind {
+                NotifyEvent::IngestionSilent => self
+                    .config
+                    .ingest
+                    .requests_stream
+                    .clone()
+                    .unwrap_or_default(),
+                _ => reason
+                    .split(':')
+                    .nth(1)
+                    .map(|r| r.split(" last described").next().unwrap_or(r).trim())
+                    .unwrap_or("")
+                    .to_string(),
+            };
+            out.push(crate::notify::Condition {
+                kind,
+                resource,
+                summary: reason,
+            });
+        }
+        for a in self.board.decisions.tables.get() {
+            if a.decreases_left_today <= budget_low && a.plan.is_some() {
+                out.push(crate::notify::Condition {
+                    kind: NotifyEvent::BudgetLow,
+                    resource: a.resource.clone(),
+                    summary: format!(
+                        "{} decrease(s) left today on {} (used {}, next at {})",
+                        a.decreases_left_today,
+                        a.resource,
+                        a.decreases_used_today,
+                        a.next_decrease_at.to_rfc3339()
+                    ),
+                });
+            }
+        }
+        out
+    }
+
     /// Why the daemon is not ready yet (empty: ready).
     pub(crate) fn not_ready(&self) -> Vec<String> {
         let mut reasons = Vec::new();

@@ -97,6 +97,26 @@ pub async fn run_with<C: CloudBackend>(
         statsd: ingest.statsd,
         api: None,
     };
+    let state = ApiState {
+        config: config.clone(),
+        clock: clock.clone(),
+        started_at,
+        store: core.store.clone(),
+        counters: ingest.counters.clone(),
+        board: core.board.clone(),
+        audit: core.audit.clone(),
+        call_metrics: core.call_metrics.clone(),
+        controls: Controls {
+            modes: core.modes.clone(),
+            http_ingest: ingest.http_ingest.clone(),
+            token: config.api.as_ref().and_then(|a| a.token.clone()),
+            known_resources: known_resources(&config),
+            announcements: core.announcements.clone(),
+            received_by: core.instance_id().unwrap_or_else(|| "local".into()),
+        },
+        streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_STREAMS)),
+    };
+    spawn_notifier(&core, &state, &stages);
     if let Some(api_cfg) = &config.api {
         let listener = TcpListener::bind(api_cfg.listen)
             .await
@@ -104,25 +124,6 @@ pub async fn run_with<C: CloudBackend>(
         let addr = listener.local_addr()?;
         bound.api = Some(addr);
         tracing::info!(api = %addr, "API listening.");
-        let state = ApiState {
-            config: config.clone(),
-            clock: clock.clone(),
-            started_at,
-            store: core.store.clone(),
-            counters: ingest.counters.clone(),
-            board: core.board.clone(),
-            audit: core.audit.clone(),
-            call_metrics: core.call_metrics.clone(),
-            controls: Controls {
-                modes: core.modes.clone(),
-                http_ingest: ingest.http_ingest.clone(),
-                token: api_cfg.token.clone(),
-                known_resources: known_resources(&config),
-                announcements: core.announcements.clone(),
-                received_by: core.instance_id().unwrap_or_else(|| "local".into()),
-            },
-            streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_STREAMS)),
-        };
         let (stop, tasks) = &stages.api;
         let stop = stop.clone();
         tasks.spawn(
@@ -161,6 +162,48 @@ pub async fn run_with<C: CloudBackend>(
         .await;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// `[[notify]]`: the notifier and its senders, in the deciding stage.
+fn spawn_notifier<C: CloudBackend>(core: &Core<C>, state: &ApiState, stages: &Stages) {
+    let config = &core.config;
+    if config.notify.is_empty() {
+        return;
+    }
+    let link = config
+        .api
+        .as_ref()
+        .map(|a| api::client::base_url(a.listen))
+        .unwrap_or_default();
+    let targets = config
+        .notify
+        .iter()
+        .map(|t| crate::config::NotifyTarget {
+            link: t.link.clone().or_else(|| Some(link.clone())),
+            ..t.clone()
+        })
+        .collect();
+    let budget_low = config
+        .notify
+        .iter()
+        .map(|t| t.budget_low)
+        .max()
+        .unwrap_or(0);
+    let conditions_of = state.clone();
+    let notifier = crate::notify::deliver::Notifier {
+        targets,
+        records: core.audit.subscribe(),
+        conditions: Box::new(move || conditions_of.conditions(budget_low)),
+        publisher: core.cloud.clone(),
+        status: core.board.notify.clone(),
+        clock: core.clock.clone(),
+    };
+    let (stop, tasks) = &stages.deciding;
+    tasks.spawn(
+        notifier
+            .run(tasks.clone(), stop.clone())
+            .instrument(tracing::info_span!("notify")),
+    );
 }
 
 /// The minute history of earlier runs (the per-hour view survives restarts).

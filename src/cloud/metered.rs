@@ -277,3 +277,18 @@ impl<C: Coordination> Coordination for Metered<C> {
         .await
     }
 }
+
+impl<C: crate::cloud::Notifications> crate::cloud::Notifications for Metered<C> {
+    async fn publish_notification(
+        &self,
+        topic_arn: &str,
+        subject: &str,
+        message: &str,
+    ) -> Result<(), CloudError> {
+        self.timed(
+            "Publish",
+            self.inner.publish_notification(topic_arn, subject, message),
+        )
+        .await
+    }
+}

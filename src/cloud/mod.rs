@@ -379,9 +379,20 @@ pub trait Coordination: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, CloudError>> + Send;
 }
 
+/// Notifications to an SNS topic (`[[notify]] kind = "sns"`).
+pub trait Notifications: Send + Sync + 'static {
+    /// One Publish: `subject` (at most 100 characters) and `message`.
+    fn publish_notification(
+        &self,
+        topic_arn: &str,
+        subject: &str,
+        message: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
 /// The whole port: what the daemon, the demo and the replay run on. AWS
 /// ([`aws::AwsCloud`]) and the simulator (`sim::cloud::SimCloud`)
 /// implement it, and [`metered::Metered`] wraps either to count every call.
-pub trait CloudBackend: Capacity + Metrics + Coordination {}
+pub trait CloudBackend: Capacity + Metrics + Coordination + Notifications {}
 
-impl<T: Capacity + Metrics + Coordination> CloudBackend for T {}
+impl<T: Capacity + Metrics + Coordination + Notifications> CloudBackend for T {}

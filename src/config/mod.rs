@@ -15,6 +15,7 @@ mod dynamodb;
 mod ecs;
 mod fleet;
 mod ingest;
+mod notify;
 mod pricing;
 pub mod reader;
 pub mod report;
@@ -39,6 +40,7 @@ pub use fleet::{FleetView, FLEET_FIX};
 pub use ingest::{
     AccessLogConfig, IngestConfig, StartAt, StatsdConfig, StatusKind, StatusPageConfig,
 };
+pub use notify::{NotifyEvent, NotifyKind, NotifyTarget};
 pub use pricing::Pricing;
 pub use reader::ConfigProblem;
 use reader::{enum_value, Problems, TableReader};
@@ -89,6 +91,8 @@ pub struct Config {
     pub cloudwatch: CloudWatchConfig,
     /// How this rapidscale sees the whole fleet's demand.
     pub fleet: FleetView,
+    /// `[[notify]]`: who is told what rapidscale recommends and does.
+    pub notify: Vec<NotifyTarget>,
 }
 
 /// Where the audit log, the decrease budget and the minute history live
@@ -263,6 +267,7 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
     let coordination = coordination::read(root, p, asg.as_ref());
     let cloudwatch = cloudwatch::read(root, p);
     let pricing = pricing::read(root, p);
+    let notify = notify::read(root, p);
     let fleet = fleet::read(
         root,
         p,
@@ -288,6 +293,7 @@ fn read_config(root: &mut TableReader, p: &mut Problems) -> Config {
         coordination,
         cloudwatch,
         fleet,
+        notify,
     }
 }
 

@@ -245,3 +245,23 @@ impl Coordination for SimCloud {
         .await
     }
 }
+
+/// The simulator keeps what was published (`SimWorld::published`).
+impl crate::cloud::Notifications for SimCloud {
+    async fn publish_notification(
+        &self,
+        topic_arn: &str,
+        subject: &str,
+        message: &str,
+    ) -> Result<(), CloudError> {
+        self.call("Publish", |w, _now| {
+            w.published.push((
+                topic_arn.to_string(),
+                subject.to_string(),
+                message.to_string(),
+            ));
+            Ok(())
+        })
+        .await
+    }
+}

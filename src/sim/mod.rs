@@ -370,6 +370,8 @@ pub struct SimWorld {
     /// Capacities registered with Application Auto Scaling (tests register
     /// them to see rapidscale refuse to apply).
     pub scalable_targets: Vec<crate::cloud::ScalableTarget>,
+    /// SNS messages published: topic, subject, message.
+    pub published: Vec<(String, String, String)>,
     /// The simulator's own randomness, from `settings.seed`: drains (the
     /// same in two worlds served the same demand, whatever their calls) and
     /// update delays.
@@ -434,6 +436,7 @@ impl SimWorld {
             metrics: SimMetrics::default(),
             coordination: BTreeMap::new(),
             scalable_targets: Vec::new(),
+            published: Vec::new(),
             drain_rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
             delay_rng: rand::rngs::StdRng::seed_from_u64(settings.seed ^ 0x5eed_de1a),
             boot_rng: rand::rngs::StdRng::seed_from_u64(settings.seed ^ 0xb007),

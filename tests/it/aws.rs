@@ -23,6 +23,7 @@ pub struct Moto {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub application_autoscaling: aws_sdk_applicationautoscaling::Client,
     pub ecs: aws_sdk_ecs::Client,
+    pub sns: aws_sdk_sns::Client,
 }
 
 impl std::ops::Deref for Moto {
@@ -58,6 +59,7 @@ pub async fn moto_at(url: &str) -> Moto {
         cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
         application_autoscaling: aws_sdk_applicationautoscaling::Client::new(&sdk),
         ecs: aws_sdk_ecs::Client::new(&sdk),
+        sns: aws_sdk_sns::Client::new(&sdk),
     }
 }
 

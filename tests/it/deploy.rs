@@ -66,6 +66,7 @@ fn sdk_operations() -> BTreeMap<&'static str, BTreeSet<String>> {
         ("aws-sdk-cloudwatch", "cloudwatch"),
         ("aws-sdk-applicationautoscaling", "application-autoscaling"),
         ("aws-sdk-ecs", "ecs"),
+        ("aws-sdk-sns", "sns"),
     ] {
         let lock = read("Cargo.lock");
         // The version the binary links (dev-dependencies may pull others).
@@ -200,6 +201,7 @@ fn iam_policy_grants_exactly_what_the_code_calls() {
         "dynamodb:PutItem",
         "ecs:UpdateService",
         "ecs:ListTasks",
+        "sns:Publish",
     ] {
         assert!(called.contains(a), "{a} not found in src/cloud: {called:?}");
     }
@@ -222,6 +224,7 @@ fn iam_policy_grants_exactly_what_the_code_calls() {
         "dynamodb:UpdateItem",
         "autoscaling:SetDesiredCapacity",
         "ecs:UpdateService",
+        "sns:Publish",
     ];
     for s in policy["Statement"].as_array().unwrap() {
         assert_eq!(s["Effect"], "Allow");

@@ -18,5 +18,6 @@ mod harness;
 mod hourly;
 mod ingest;
 mod lifecycle;
+mod notify;
 mod properties;
 mod replay;

@@ -15,6 +15,7 @@ use crate::config::AwsConfig;
 
 mod coordination;
 mod metrics;
+mod sns;
 
 /// Clients for every AWS service rapidscale calls. They stay private: the
 /// rest of rapidscale reaches AWS through the port's traits only.
@@ -25,6 +26,7 @@ pub struct AwsCloud {
     cloudwatch: aws_sdk_cloudwatch::Client,
     application_autoscaling: aws_sdk_applicationautoscaling::Client,
     ecs: aws_sdk_ecs::Client,
+    sns: aws_sdk_sns::Client,
 }
 
 impl AwsCloud {
@@ -71,6 +73,7 @@ impl AwsCloud {
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             application_autoscaling: aws_sdk_applicationautoscaling::Client::new(sdk),
             ecs: aws_sdk_ecs::Client::new(sdk),
+            sns: aws_sdk_sns::Client::new(sdk),
         }
     }
 }
