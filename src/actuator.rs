@@ -142,7 +142,7 @@ impl TableUpdate {
     }
 
     /// "read 100 -> 300, write 50 -> 50" per member, for the log.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         self.members
             .iter()
             .map(|m| {

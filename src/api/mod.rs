@@ -76,6 +76,8 @@ pub(crate) struct Controls {
     pub announcements: crate::announce::Book,
     /// Who receives announcements here (the instance id, or "local").
     pub received_by: String,
+    /// Approved recommendations go to the deciders' loop.
+    pub approvals: tokio::sync::mpsc::UnboundedSender<crate::decide::approve::Approval>,
 }
 
 #[derive(Clone)]
@@ -408,6 +410,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/mode", post(set_mode))
         .route("/api/v1/announce", post(announce))
+        .route("/api/v1/recommendations/{id}/apply", post(approve))
         .route("/api/v1/announcements", get(announcements))
         .route(
             "/api/v1/announcements/{id}",
@@ -573,6 +576,64 @@ fn operator_record(s: &ApiState, service: &str, resource: &str, reason: String) 
         fencing: None,
         observed: None,
     }
+}
+
+/// `POST /api/v1/recommendations/{id}/apply`: applies exactly that
+/// dry-run recommendation if it is still what rapidscale would do now,
+/// through the same gates, actuator and audit as apply mode (202); 409
+/// with the current advice otherwise. The approval is audited first.
+async fn approve(
+    State(s): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    authorize(&s, &headers)?;
+    let record = s
+        .audit
+        .recent(None, 10_000)
+        .into_iter()
+        .find(|r| r.id == id && r.outcome == crate::audit::Outcome::Recommended)
+        .ok_or_else(|| ApiError::Body {
+            status: StatusCode::NOT_FOUND,
+            message: format!("no recommendation {id:?} among the newest 10,000 records"),
+        })?;
+    s.audit
+        .append(&operator_record(
+            &s,
+            "approve",
+            &record.resource,
+            format!("recommendation {id} approved through the API"),
+        ))
+        .map_err(|e| ApiError::AuditUnavailable(e.to_string()))?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let sent = s.controls.approvals.send(crate::decide::approve::Approval {
+        record: record.clone(),
+        reply,
+    });
+    let unavailable = || ApiError::Body {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: "the deciders are not running".into(),
+    };
+    if sent.is_err() {
+        return Err(unavailable());
+    }
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), answer)
+        .await
+        .map_err(|_| unavailable())?
+        .map_err(|_| unavailable())?;
+    tracing::warn!(id = %id, resource = %record.resource, accepted = answer.is_ok(), "Recommendation approved through the API.");
+    Ok(match answer {
+        Ok(a) => (
+            StatusCode::ACCEPTED,
+            Json(
+                serde_json::json!({"recommendation": id, "resource": a.resource, "applying": a.applying}),
+            ),
+        ),
+        Err(r) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({"recommendation": id, "error": r.error, "current": r.current})),
+        ),
+    })
 }
 
 /// `POST /api/v1/announce`: a surge is coming; audited first.

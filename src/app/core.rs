@@ -55,6 +55,10 @@ pub(crate) struct Core<C> {
     pub modes: Arc<ModeSwitch>,
     /// Announced surges, saved in `state_dir` (not for a replay).
     pub announcements: crate::announce::Book,
+    /// Approved recommendations, from the API to the deciders' loop.
+    pub approvals: tokio::sync::mpsc::UnboundedSender<crate::decide::approve::Approval>,
+    approvals_rx:
+        Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::decide::approve::Approval>>>,
     pub call_metrics: CallMetrics,
     /// Every call of the port, counted.
     pub cloud: Option<Arc<Metered<C>>>,
@@ -127,6 +131,7 @@ impl<C: CloudBackend> Core<C> {
             (persistence == Persistence::Durable)
                 .then(|| config.state_dir.join("announcements.json")),
         );
+        let (approvals, approvals_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut core = Core {
             store: Arc::new(Mutex::new(SeriesStore::new(store_config(&config)))),
             config: Arc::new(config),
@@ -136,6 +141,8 @@ impl<C: CloudBackend> Core<C> {
             budget: Arc::new(Mutex::new(budget)),
             modes: Arc::new(ModeSwitch::default()),
             announcements,
+            approvals,
+            approvals_rx: Mutex::new(Some(approvals_rx)),
             call_metrics,
             cloud,
             actuator: None,
@@ -295,6 +302,11 @@ impl<C: CloudBackend> Core<C> {
             actuator,
             decisions: self.board.decisions.clone(),
             tasks: tasks.clone(),
+            approvals: self
+                .approvals_rx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
         };
         tasks.spawn(
             decide

@@ -113,6 +113,7 @@ pub async fn run_with<C: CloudBackend>(
             known_resources: known_resources(&config),
             announcements: core.announcements.clone(),
             received_by: core.instance_id().unwrap_or_else(|| "local".into()),
+            approvals: core.approvals.clone(),
         },
         streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_STREAMS)),
     };

@@ -221,7 +221,19 @@ impl GroupDecider {
         let verdict = hold_scale_in_on_estimates(verdict, desc.desired, fleet);
         let configured = asg.mode.unwrap_or(config.mode);
         let runtime = common.overrides.effective(&[&self.group], configured);
-        let mode = runtime.acting().unwrap_or(configured);
+        let mut mode = runtime.acting().unwrap_or(configured);
+        let mut verdict = verdict;
+        if let (Mode::DryRun, GroupVerdict::Set { to, .. }, Some(a)) =
+            (mode, &mut verdict, common.approved.as_ref())
+        {
+            let now = [("desired".to_string(), desc.desired as u64, *to as u64)];
+            if let Some(approved) = a.matches(&self.group, &now) {
+                // An operator approved this change: its approved size, in
+                // apply mode for this step, through the same gates.
+                *to = approved[0].1 as u32;
+                mode = Mode::Apply;
+            }
+        }
         let within = chrono::TimeDelta::from_std(asg.poll_interval * 3).unwrap_or_default();
         let aws_auto_scaling: Option<String>;
         let gate = first_gate(&GateInputs {

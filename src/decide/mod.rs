@@ -9,6 +9,7 @@
 //! both ([`fleet::read_fleet`]). Nothing here awaits or calls AWS: the
 //! async loop around the deciders is `run.rs`.
 
+pub(crate) mod approve;
 pub(crate) mod cooldown;
 pub(crate) mod fleet;
 pub(crate) mod gate;
@@ -51,6 +52,9 @@ pub(crate) struct Common {
     pub cloudwatch_throttled: Vec<ReportedThrottle>,
     /// Announced surges (`announce`), cancelled ones included.
     pub announcements: Vec<crate::announce::Announcement>,
+    /// A dry-run recommendation an operator approved: applied this step
+    /// if the plan is still exactly it.
+    pub approved: Option<approve::Approved>,
 }
 
 /// A throttled minute CloudWatch reported: resource, operation, minute (unix s).

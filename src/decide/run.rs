@@ -97,6 +97,8 @@ pub(crate) struct DecideLoop<C> {
     pub decisions: Decisions,
     /// Applies in flight run here.
     pub tasks: TaskTracker,
+    /// Recommendations approved through the API, one per step.
+    pub approvals: Option<mpsc::UnboundedReceiver<super::approve::Approval>>,
 }
 
 impl<C: Capacity + Coordination> DecideLoop<C> {
@@ -141,11 +143,25 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                     }
                 }
             }
+            let approval = self.approvals.as_mut().and_then(|rx| rx.try_recv().ok());
+            let approved = approval
+                .as_ref()
+                .map(|a| super::approve::Approved::of(&a.record));
+            news |= approved.is_some();
             let Some((table_actions, fleet_actions)) =
-                self.step(group.as_mut(), news, &mut last_seen)
+                self.step(group.as_mut(), news, &mut last_seen, approved.clone())
             else {
                 continue;
             };
+            if let (Some(a), Some(approved)) = (approval, approved) {
+                let answer = super::approve::outcome(
+                    &approved,
+                    &table_actions,
+                    &fleet_actions,
+                    &self.decisions,
+                );
+                let _ = a.reply.send(answer);
+            }
             for action in table_actions {
                 self.dispatch_table(action, &done_tx, &stop);
             }
@@ -162,6 +178,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
         group: Option<&mut GroupDecider>,
         news: bool,
         last_seen: &mut Option<Seen>,
+        approved: Option<super::approve::Approved>,
     ) -> Option<(Vec<TableAction>, Vec<GroupAction>)> {
         let inputs = &self.inputs;
         let now = inputs.clock.now();
@@ -223,6 +240,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                 calibration: inputs.calibration.get(),
                 cloudwatch_throttled: inputs.reported_throttles.get(),
                 announcements: inputs.announcements.get(),
+                approved,
             }
         });
         let services = &mut self.services;

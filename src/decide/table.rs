@@ -391,7 +391,7 @@ impl TableDecider {
         let runtime = common
             .overrides
             .effective(&[&key, &r.table.name], configured);
-        let mode = runtime.acting().unwrap_or(configured);
+        let mut mode = runtime.acting().unwrap_or(configured);
         let rule = crate::policy::budget::DecreaseRule::of(&self.config.dynamodb.policy);
         let ledger = {
             let described_at = r.described_at.unwrap_or(now);
@@ -417,6 +417,22 @@ impl TableDecider {
                 &outlook,
             )
         });
+        let approved = common
+            .approved
+            .as_ref()
+            .filter(|_| mode == Mode::DryRun)
+            .and_then(|a| a.matches(&key, &plan_changes(plan.as_ref())));
+        let mut plan = plan;
+        if let (Some(approved), Some(Plan::Update { changes, .. })) = (approved, plan.as_mut()) {
+            // An operator approved this plan: its approved figures, in
+            // apply mode for this step, through the same gates.
+            for c in changes.iter_mut() {
+                if let Some((_, to)) = approved.iter().find(|(op, _)| op == c.op.as_str()) {
+                    c.to = *to;
+                }
+            }
+            mode = Mode::Apply;
+        }
         let gate = first_gate(&GateInputs {
             runtime,
             mode,
@@ -844,6 +860,17 @@ impl TableDecider {
         };
         let stale_s = self.config.ingest.stale_after.as_secs() as i64;
         pick_demand(metric, from_requests, views.history, stale_s)
+    }
+}
+
+/// The (op, from, to) of a plan's changes, as an approval names them.
+fn plan_changes(plan: Option<&Plan>) -> Vec<(String, u64, u64)> {
+    match plan {
+        Some(Plan::Update { changes, .. }) | Some(Plan::WaitForBudget { changes, .. }) => changes
+            .iter()
+            .map(|c| (c.op.as_str().to_string(), c.from, c.to))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -101,6 +101,32 @@ impl Driver {
             .await
     }
 
+    /// The WebDriver id of the element `css` selects.
+    async fn find(&self, css: &str) -> String {
+        let found = self
+            .post("element", json!({"using": "css selector", "value": css}))
+            .await;
+        found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_string()
+    }
+
+    /// A real click (WebDriver's pointer), not a script's.
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.post(&format!("element/{id}/click"), json!({})).await;
+    }
+
+    /// Types `text` into the element `css` selects.
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.post(&format!("element/{id}/value"), json!({"text": text}))
+            .await;
+    }
+
     async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;
         let url = format!("{}/session/{}/screenshot", self.base, self.session);
@@ -311,6 +337,164 @@ async fn the_dashboard_shows_live_data_in_chromium() {
     let png = browser.screenshot().await;
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-hourly.png");
     std::fs::write(&out, &png).unwrap();
+    browser.quit().await;
+    d.terminate().await;
+}
+
+/// Waits until `js` returns something truthy; returns it.
+async fn until(browser: &Driver, within: Duration, what: &str, js: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let v = browser.script(js).await;
+        let truthy = !(v.is_null() || v == false || v == 0 || v == "");
+        if truthy {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn pressing_apply_on_a_recommendation_changes_the_capacity() {
+    use rapidscale::cloud::Capacity;
+    let table = crate::aws::unique("apply");
+    let moto = crate::aws::cloud().await;
+    crate::aws::create_table(&moto, &table).await; // read 10
+    let config = format!(
+        r#"
+mode = "dry-run"
+state_dir = "{{dir}}/state"
+[aws]
+region = "us-east-1"
+endpoint_url = "{}"
+[api]
+listen = "127.0.0.1:0"
+token = "s3cret"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[dynamodb]
+poll_interval = "1s"
+burst_share = 0.0
+[[dynamodb.tables]]
+name = "{table}"
+read = {{ target = 0.5, min = 1, max = 5000, per_request = 1 }}
+"#,
+        crate::harness::moto_url()
+    );
+    let d = Daemon::start(&config).await;
+    let statsd = d.statsd.unwrap();
+    // One packet of 20 requests every 100 ms: a steady 200 requests/s.
+    let sender = tokio::spawn(async move {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            let _ = socket.send_to(b"http.requests:20|c", statsd).await;
+        }
+    });
+    // An announced surge is shown in the header.
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/announce", d.api.unwrap()))
+        .bearer_auth("s3cret")
+        .json(&json!({"in": "30m", "rps": 900, "for": "10m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    let browser = Driver::start().await;
+    browser
+        .post("url", json!({"url": format!("http://{}/", d.api.unwrap())}))
+        .await;
+    let announced = until(
+        &browser,
+        Duration::from_secs(20),
+        "the announcement in the header",
+        "return document.getElementById('announced').textContent",
+    )
+    .await;
+    assert!(
+        announced.as_str().unwrap().contains("surge 900 req/s"),
+        "{announced}"
+    );
+    // Pressing Apply asks for the token once (kept in the page), then
+    // applies; a recommendation that moved gets the API's 409 and the
+    // operator presses the new one.
+    let mut presses = 0;
+    let applied = loop {
+        until(
+            &browser,
+            Duration::from_secs(30),
+            "a recommendation with an Apply button",
+            "return document.querySelectorAll('#pending button').length",
+        )
+        .await;
+        browser.click("#pending button").await;
+        presses += 1;
+        if presses == 1 {
+            until(
+                &browser,
+                Duration::from_secs(5),
+                "the token form",
+                "return !document.getElementById('token-form').hidden",
+            )
+            .await;
+            browser.type_into("#token", "s3cret").await;
+            browser.click("#token-form button").await;
+        }
+        let status = until(
+            &browser,
+            Duration::from_secs(10),
+            "the answer",
+            "const r = document.getElementById('apply-result'); return r.dataset.status || ''",
+        )
+        .await;
+        let text = browser
+            .script("const r = document.getElementById('apply-result'); delete r.dataset.status; return r.textContent")
+            .await;
+        if status == "202" {
+            break text;
+        }
+        assert_eq!(status, "409", "{text}");
+        assert!(presses < 6, "{text}");
+    };
+    let to: u64 = applied
+        .as_str()
+        .unwrap()
+        .rsplit("read 10 -> ")
+        .next()
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{applied}"));
+    assert!(to > 100, "{applied}");
+    crate::harness::eventually(
+        Duration::from_secs(10),
+        "the capacity applied from the dashboard",
+        || async {
+            moto.describe_table(&table)
+                .await
+                .unwrap()
+                .provisioned
+                .unwrap()
+                .read
+        },
+        |c| *c == to,
+    )
+    .await;
+    let token_kept = browser
+        .script("return [localStorage.length, sessionStorage.length, document.cookie]")
+        .await;
+    assert_eq!(
+        token_kept,
+        json!([0, 0, ""]),
+        "the token is in the page's memory only"
+    );
+    let png = browser.screenshot().await;
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-apply.png");
+    std::fs::write(&out, &png).unwrap();
+    sender.abort();
     browser.quit().await;
     d.terminate().await;
 }

@@ -3,6 +3,7 @@
 
 mod announce;
 mod api;
+mod approve;
 mod architecture;
 mod asg;
 mod aws;

@@ -187,6 +187,7 @@ fn common(now: i64, unseen: Option<&str>) -> Common {
         calibration: Vec::new(),
         cloudwatch_throttled: Vec::new(),
         announcements: Vec::new(),
+        approved: None,
     }
 }
 
