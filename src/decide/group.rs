@@ -210,30 +210,20 @@ impl GroupDecider {
             serving: counts.serving,
             warming: counts.warming + counts.settling,
         };
+        let history = self.history(now);
         let verdict = decide_group(
             &own.scaled(fleet.factor),
             &state,
             &ctx,
             &asg.policy,
             stale_s,
-            &self.history(now),
+            &history,
         );
-        let verdict = hold_scale_in_on_estimates(verdict, desc.desired, fleet);
+        let mut verdict = hold_scale_in_on_estimates(verdict, desc.desired, fleet);
         let configured = asg.mode.unwrap_or(config.mode);
         let runtime = common.overrides.effective(&[&self.group], configured);
-        let mut mode = runtime.acting().unwrap_or(configured);
-        let mut verdict = verdict;
-        if let (Mode::DryRun, GroupVerdict::Set { to, .. }, Some(a)) =
-            (mode, &mut verdict, common.approved.as_ref())
-        {
-            let now = [("desired".to_string(), desc.desired as u64, *to as u64)];
-            if let Some(approved) = a.matches(&self.group, &now) {
-                // An operator approved this change: its approved size, in
-                // apply mode for this step, through the same gates.
-                *to = approved[0].1 as u32;
-                mode = Mode::Apply;
-            }
-        }
+        let acting = runtime.acting().unwrap_or(configured);
+        let mode = self.approved(acting, &mut verdict, desc.desired, common);
         let within = chrono::TimeDelta::from_std(asg.poll_interval * 3).unwrap_or_default();
         let aws_auto_scaling: Option<String>;
         let gate = first_gate(&GateInputs {
@@ -316,6 +306,27 @@ impl GroupDecider {
     }
 
     /// This rapidscale's own requests/s over the window the policy needs.
+    /// Apply mode for this step when an operator approved this change (at
+    /// its approved size, through the same gates); else `mode`.
+    fn approved(
+        &self,
+        mode: Mode,
+        verdict: &mut GroupVerdict,
+        desired: u32,
+        common: &Common,
+    ) -> Mode {
+        if let (Mode::DryRun, GroupVerdict::Set { to, .. }, Some(a)) =
+            (mode, verdict, common.approved.as_ref())
+        {
+            let now = [("desired".to_string(), desired as u64, *to as u64)];
+            if let Some(approved) = a.matches(&self.group, &now) {
+                *to = approved[0].1 as u32;
+                return Mode::Apply;
+            }
+        }
+        mode
+    }
+
     /// The instances an announced surge holding now needs (`lead` ahead
     /// of it: the learnt warm-up and `settle`): its fleet requests/s, or
     /// the multiple of the hour's usual, at the hour's target per instance.
