@@ -198,6 +198,58 @@ impl GroupChange {
     }
 }
 
+/// Raising an on-demand table's (or index's) warm throughput.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WarmChange {
+    pub table: String,
+    pub index: Option<String>,
+    pub from: crate::cloud::WarmThroughput,
+    pub to: crate::cloud::WarmThroughput,
+    /// Per raised operation: the rule and the demand (units/s) it acted on.
+    pub rules: Vec<(Op, crate::policy::ondemand::WarmRule, f64)>,
+    pub mode: Mode,
+}
+
+impl WarmChange {
+    pub(crate) fn resource(&self) -> String {
+        resource_key(&self.table, self.index.as_deref())
+    }
+
+    fn audit_changes(&self) -> Vec<AuditChange> {
+        self.rules
+            .iter()
+            .map(|(op, rule, demand)| {
+                let (from, to) = match op {
+                    Op::Read => (self.from.read, self.to.read),
+                    Op::Write => (self.from.write, self.to.write),
+                };
+                AuditChange {
+                    resource: None,
+                    op: format!("warm_{}", op.as_str()),
+                    from,
+                    to,
+                    rule: rule.as_str().to_string(),
+                    demand: Some(*demand),
+                    threshold: None,
+                    window_s: crate::policy::ondemand::WARM_WINDOW_S as u64,
+                }
+            })
+            .collect()
+    }
+
+    /// "warm read 4000 -> 12000, write 4000 -> 4000", for the log.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "{}: warm read {} -> {}, write {} -> {}",
+            self.resource(),
+            self.from.read,
+            self.to.read,
+            self.from.write,
+            self.to.write
+        )
+    }
+}
+
 pub(crate) fn resource_key(table: &str, index: Option<&str>) -> String {
     match index {
         Some(i) => format!("{table}/{i}"),
@@ -371,6 +423,86 @@ impl<C: Capacity + Coordination> Actuator<C> {
         if outcome == Outcome::Applied {
             let result = self.cloud.describe_table(&u.table).await;
             tracker::store_table(&self.view, &u.table, result, self.clock.now());
+        }
+        outcome
+    }
+
+    fn warm_record(
+        &self,
+        id: &str,
+        phase: Phase,
+        c: &WarmChange,
+        outcome: Outcome,
+        reason: Option<String>,
+        error: Option<String>,
+    ) -> AuditRecord {
+        AuditRecord {
+            id: id.to_string(),
+            time: self.clock.now(),
+            phase,
+            service: "dynamodb".into(),
+            resource: c.resource(),
+            mode: c.mode,
+            outcome,
+            changes: c.audit_changes(),
+            decrease: false,
+            reason,
+            error,
+            fencing: None,
+            observed: None,
+        }
+    }
+
+    /// A warm-throughput decision not carried out (dry run, or gated).
+    pub(crate) fn note_warm(&self, c: &WarmChange, outcome: Outcome, reason: Option<String>) {
+        let id = self.audit.new_id();
+        let rec = self.warm_record(&id, Phase::Decided, c, outcome, reason, None);
+        if let Err(e) = self.audit.append(&rec) {
+            tracing::warn!(error = %e, "Cannot write the audit log; the record is kept in memory only.");
+        }
+        tracing::info!(resource = %c.resource(), outcome = ?outcome, warm = %c.describe(), "Warm throughput decision.");
+    }
+
+    /// Raises warm throughput: audit, call with retries, audit, describe.
+    pub(crate) async fn apply_warm(&self, c: WarmChange, shutdown: CancellationToken) -> Outcome {
+        let id = self.audit.new_id();
+        let resource = c.resource();
+        let fencing = match self.admit().await {
+            Ok(f) => f,
+            Err(reason) => {
+                self.note_warm(&c, Outcome::Skipped, Some(reason));
+                return Outcome::Skipped;
+            }
+        };
+        let fenced = |mut r: AuditRecord| {
+            r.fencing = fencing;
+            r
+        };
+        let decided =
+            fenced(self.warm_record(&id, Phase::Decided, &c, Outcome::Pending, None, None));
+        if let Err(e) = self.audit.append(&decided) {
+            tracing::error!(resource = %resource, error = %e, "Audit log unavailable: not raising warm throughput without a record.");
+            return Outcome::Skipped;
+        }
+        tracing::info!(resource = %resource, warm = %c.describe(), "Raising warm throughput.");
+        let (outcome, reason, error) = self
+            .call_with_retries(
+                &resource,
+                &shutdown,
+                || {
+                    self.cloud
+                        .update_warm_throughput(&c.table, c.index.as_deref(), c.to)
+                },
+                |_| {},
+            )
+            .await;
+        let rec = fenced(self.warm_record(&id, Phase::Completed, &c, outcome, reason, error));
+        if let Err(e) = self.audit.append(&rec) {
+            tracing::error!(resource = %resource, error = %e, "Cannot complete the audit record.");
+        }
+        if outcome == Outcome::Applied {
+            let result = self.cloud.describe_table(&c.table).await;
+            tracker::store_table(&self.view, &c.table, result, self.clock.now());
         }
         outcome
     }

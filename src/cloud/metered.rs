@@ -169,6 +169,19 @@ impl<C: Capacity> Capacity for Metered<C> {
         self.timed("UpdateTable", self.inner.update_table(table, members))
             .await
     }
+
+    async fn update_warm_throughput(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        warm: crate::cloud::WarmThroughput,
+    ) -> Result<(), CloudError> {
+        self.timed(
+            "UpdateTable",
+            self.inner.update_warm_throughput(table, index, warm),
+        )
+        .await
+    }
 }
 
 impl<C: Metrics> Metrics for Metered<C> {

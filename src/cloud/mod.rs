@@ -39,6 +39,22 @@ pub struct Throughput {
     pub write: u64,
 }
 
+/// Units per second an on-demand table or index serves at once
+/// (`WarmThroughput`: raised ahead of a surge, never lowered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WarmThroughput {
+    pub read: u64,
+    pub write: u64,
+}
+
+/// An on-demand table's or index's request-unit ceilings
+/// (`OnDemandThroughput`; None: no ceiling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OnDemandMax {
+    pub read: Option<u64>,
+    pub write: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IndexDescription {
     pub name: String,
@@ -49,6 +65,9 @@ pub struct IndexDescription {
     /// As reported by AWS; emulators may leave these out.
     pub decreases_today: Option<u64>,
     pub last_decrease: Option<DateTime<Utc>>,
+    /// On-demand: what it serves at once, and its ceilings.
+    pub warm: Option<WarmThroughput>,
+    pub on_demand_max: Option<OnDemandMax>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,6 +82,9 @@ pub struct TableDescription {
     pub decreases_today: Option<u64>,
     pub last_increase: Option<DateTime<Utc>>,
     pub last_decrease: Option<DateTime<Utc>>,
+    /// On-demand: what it serves at once, and its ceilings.
+    pub warm: Option<WarmThroughput>,
+    pub on_demand_max: Option<OnDemandMax>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -238,6 +260,14 @@ pub trait Capacity: Send + Sync + 'static {
         &self,
         table: &str,
         members: &[MemberCapacity],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Raises an on-demand table's (or one index's) warm throughput
+    /// (UpdateTable with `WarmThroughput`; AWS never lowers it).
+    fn update_warm_throughput(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        warm: WarmThroughput,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// Every DynamoDB capacity registered with Application Auto Scaling in
     /// the region (DescribeScalableTargets, all pages).

@@ -79,6 +79,12 @@ pub(crate) struct TableAction {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WarmAction {
+    pub change: crate::actuator::WarmChange,
+    pub disposition: Disposition,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct GroupAction {
     pub change: GroupChange,
     pub disposition: Disposition,

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use super::fleet::{read_fleet, FleetReading};
 use super::group::{GroupAdvice, GroupDecider};
 use super::table::{ResourceAdvice, TableDecider};
-use super::{Common, Disposition, GroupAction, TableAction, DECIDE_EVERY};
+use super::{Common, Disposition, GroupAction, TableAction, WarmAction, DECIDE_EVERY};
 use crate::actuator::Actuator;
 use crate::audit::Outcome;
 use crate::clock::SharedClock;
@@ -148,7 +148,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                 .as_ref()
                 .map(|a| super::approve::Approved::of(&a.record));
             news |= approved.is_some();
-            let Some((table_actions, fleet_actions)) =
+            let Some((table_actions, fleet_actions, warm_actions)) =
                 self.step(group.as_mut(), news, &mut last_seen, approved.clone())
             else {
                 continue;
@@ -168,6 +168,9 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             for action in fleet_actions {
                 self.dispatch_group(action, &done_tx, &stop);
             }
+            for action in warm_actions {
+                self.dispatch_warm(action, &done_tx, &stop);
+            }
         }
     }
 
@@ -179,7 +182,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
         news: bool,
         last_seen: &mut Option<Seen>,
         approved: Option<super::approve::Approved>,
-    ) -> Option<(Vec<TableAction>, Vec<GroupAction>)> {
+    ) -> Option<(Vec<TableAction>, Vec<GroupAction>, Vec<WarmAction>)> {
         let inputs = &self.inputs;
         let now = inputs.clock.now();
         let mut store = lock(&inputs.store);
@@ -264,9 +267,11 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
         });
         self.decisions.fleet.set(Some(common.fleet));
         let mut table_actions = Vec::new();
+        let mut warm_actions = Vec::new();
         if let Some(step) = table_step {
             self.decisions.tables.set(step.advice);
             table_actions = step.actions;
+            warm_actions = step.warm;
         }
         let mut fleet_actions = Vec::new();
         if let Some(step) = group_step {
@@ -281,7 +286,28 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             }
             self.decisions.services.set(advice);
         }
-        Some((table_actions, fleet_actions))
+        Some((table_actions, fleet_actions, warm_actions))
+    }
+
+    fn dispatch_warm(
+        &self,
+        action: WarmAction,
+        done: &mpsc::UnboundedSender<Completion>,
+        stop: &CancellationToken,
+    ) {
+        match action.disposition {
+            Disposition::Record { outcome, reason } => {
+                self.actuator.note_warm(&action.change, outcome, reason)
+            }
+            Disposition::Apply => {
+                let (actuator, done, stop) = (self.actuator.clone(), done.clone(), stop.clone());
+                self.tasks.spawn(async move {
+                    let table = action.change.table.clone();
+                    let outcome = actuator.apply_warm(action.change, stop).await;
+                    let _ = done.send(Completion::Table(table, outcome));
+                });
+            }
+        }
     }
 
     fn dispatch_table(

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::cooldown::Cooldown;
 use super::fleet::FleetReading;
 use super::gate::{first_gate, Gate, GateInputs};
-use super::{dispose, labelled, Common, Disposition, TableAction};
+use super::{dispose, labelled, Common, Disposition, TableAction, WarmAction};
 use crate::actuator::{resource_key, MemberUpdate, TableUpdate};
 use crate::audit::Outcome;
 use crate::cloud::tracker::{CloudView, Tracked};
@@ -25,6 +25,7 @@ use crate::policy::dynamodb::{
     decide_op, expected_lower, plan, Change, HoldReason, Op, OpContext, OpVerdict, Plan, Rule,
     BET_RECORDED_AFTER_S,
 };
+use crate::policy::ondemand::{decide_warm, WarmContext, WarmVerdict};
 use crate::policy::spend::Outlook;
 use crate::series::{SeriesStore, StreamId};
 use crate::state::BudgetStore;
@@ -74,6 +75,11 @@ pub struct ResourceAdvice {
     pub next_decrease_at: DateTime<Utc>,
     /// How the fleet's demand was read (an estimate is labelled so).
     pub fleet: FleetReading,
+    /// On-demand: its warm throughput, and whether to raise it per operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm: Option<crate::cloud::WarmThroughput>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warm_verdicts: Vec<(Op, WarmVerdict)>,
 }
 
 impl ResourceAdvice {
@@ -104,6 +110,8 @@ type OpsOfResource = (
 pub(crate) struct TableStep {
     pub advice: Vec<ResourceAdvice>,
     pub actions: Vec<TableAction>,
+    /// On-demand tables and indexes: warm throughput raised.
+    pub warm: Vec<WarmAction>,
     /// The decrease ledgers took AWS's counters: persist them.
     pub budget_changed: bool,
 }
@@ -120,6 +128,8 @@ struct Resource<'a> {
     aws_last_decrease: Option<DateTime<Utc>>,
     /// When AWS described it (its counters are that day's).
     described_at: Option<DateTime<Utc>>,
+    /// On-demand: its warm throughput.
+    warm: Option<crate::cloud::WarmThroughput>,
 }
 
 impl Resource<'_> {
@@ -145,6 +155,7 @@ fn resources<'a>(
         aws_decreases: desc.decreases_today,
         aws_last_decrease: desc.last_decrease,
         described_at,
+        warm: desc.warm,
     }];
     for index in &table.indexes {
         if let Some(i) = desc.indexes.iter().find(|i| i.name == index.name) {
@@ -158,6 +169,7 @@ fn resources<'a>(
                 aws_decreases: i.decreases_today,
                 aws_last_decrease: i.last_decrease,
                 described_at,
+                warm: i.warm,
             });
         }
     }
@@ -291,7 +303,24 @@ impl TableDecider {
                 .collect();
             with_table_writes(&mut members);
             let actions = self.table_actions(&table.name, &mut members, &common.fleet, common.now);
-            if actions.iter().any(|a| a.disposition == Disposition::Apply) {
+            // One warm-throughput call per table at a time, as for capacity.
+            let mut warm_sent = busy;
+            for m in &mut members {
+                match m.warm.take() {
+                    Some(w) if w.disposition == Disposition::Apply && warm_sent => {}
+                    Some(w) => {
+                        warm_sent |= w.disposition == Disposition::Apply;
+                        step.warm.push(w);
+                    }
+                    None => {}
+                }
+            }
+            if actions.iter().any(|a| a.disposition == Disposition::Apply)
+                || step
+                    .warm
+                    .iter()
+                    .any(|w| w.disposition == Disposition::Apply && w.change.table == table.name)
+            {
                 self.in_flight.insert(table.name.clone());
             }
             for m in members {
@@ -460,6 +489,16 @@ impl TableDecider {
                 held(r, change, mode, units)
             })
             .collect();
+        let (warm_verdicts, warm) = match (on_demand, r.warm) {
+            (true, Some(w)) => {
+                let verdicts = self.warm_verdicts(r, w, views, common);
+                let action = self.warm_action(
+                    r, desc, w, &verdicts, runtime, mode, fresh, table_busy, common,
+                );
+                (verdicts, action)
+            }
+            _ => (Vec::new(), None),
+        };
         let advice = ResourceAdvice {
             table: r.table.name.clone(),
             index: r.index.map(str::to_string),
@@ -474,6 +513,8 @@ impl TableDecider {
             decreases_left_today: ledger.left_today(now, rule),
             next_decrease_at: ledger.next_allowed(now, rule),
             fleet: common.fleet.clone(),
+            warm: r.warm.filter(|_| on_demand),
+            warm_verdicts,
         };
         Member {
             advice,
@@ -483,6 +524,7 @@ impl TableDecider {
                 .write
                 .map(|spec| self.config.schedule.row(&spec.hours, now).max),
             bets,
+            warm,
         }
     }
 
@@ -584,7 +626,12 @@ impl TableDecider {
                 current.unwrap_or(0),
                 &p,
             );
-            ctx.announced_min = self.announced(r, op, spec, views, common, &ctx.limits);
+            ctx.announced_min = self
+                .announced_units(r, op, spec, views, common)
+                .map(|units| {
+                    let need = (units / ctx.limits.target).ceil().max(0.0) as u64;
+                    need.clamp(ctx.limits.min, ctx.limits.max)
+                });
             let key = r.key();
             let reported = common
                 .cloudwatch_throttled
@@ -764,20 +811,19 @@ impl TableDecider {
         started
     }
 
-    /// The capacity an announced surge holding now needs: the announced
+    /// The units/s an announced surge holding now needs: the announced
     /// fleet requests/s (or the multiple of the hour's usual) x the units
     /// per request (configured, calibrated, or the ratio of the newest 15
-    /// minutes), at the hour's target. The floor holds from
-    /// `2 x update_time` before the surge to its end.
-    fn announced(
+    /// minutes). The floor holds from `2 x update_time` before the surge
+    /// to its end.
+    fn announced_units(
         &self,
         r: &Resource,
         op: Op,
         spec: &CapacitySpec,
         views: &Views,
         common: &Common,
-        limits: &CapacityLimits,
-    ) -> Option<u64> {
+    ) -> Option<f64> {
         use crate::announce::{floor_rate, recent_rate, usual_rate, Expect};
         let list = &common.announcements;
         if list.is_empty() {
@@ -824,8 +870,148 @@ impl TableDecider {
             };
             floor_rate(&times, common.now, lead, usual).map(|(units, _)| units)
         })?;
-        let need = (units / limits.target).ceil().max(0.0) as u64;
-        Some(need.clamp(limits.min, limits.max))
+        Some(units)
+    }
+
+    /// Each operation's warm-throughput verdict of an on-demand resource.
+    fn warm_verdicts(
+        &self,
+        r: &Resource,
+        warm: crate::cloud::WarmThroughput,
+        views: &mut Views,
+        common: &Common,
+    ) -> Vec<(Op, WarmVerdict)> {
+        let stale_s = self.config.ingest.stale_after.as_secs() as i64;
+        [
+            (Op::Read, r.read, warm.read),
+            (Op::Write, r.write, warm.write),
+        ]
+        .into_iter()
+        .filter_map(|(op, spec, warm)| {
+            let spec = spec?;
+            let (view, _) = self.demand(r, op, spec, views, common);
+            let view = view.scaled(common.fleet.factor);
+            let limits = self.config.schedule.row(&spec.hours, common.now);
+            let ctx = WarmContext {
+                warm,
+                previous_peak: self.peak_30m(r, op, spec, views.store, common),
+                trigger: limits.target,
+                ceiling: limits.max,
+                announced: self.announced_units(r, op, spec, views, common),
+            };
+            Some((op, decide_warm(&view, &ctx, stale_s)))
+        })
+        .collect()
+    }
+
+    /// The highest second of the last 30 sealed minutes of an operation's
+    /// demand (units/s, the fleet's): DynamoDB's "previous peak".
+    fn peak_30m(
+        &self,
+        r: &Resource,
+        op: Op,
+        spec: &CapacitySpec,
+        store: &SeriesStore,
+        common: &Common,
+    ) -> f64 {
+        let peak_of = |id| {
+            store
+                .minutes(id, 30)
+                .iter()
+                .map(|(_, m)| m.peak as f64)
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::max)
+        };
+        let metric = spec
+            .metric
+            .as_ref()
+            .and_then(|_| store.id(&units_stream(&r.table.name, r.index, op.as_str())));
+        let per_request = if spec.auto {
+            crate::policy::calibrate::in_effect(&common.calibration, &r.key(), op)
+        } else {
+            spec.per_request
+        };
+        let requests = self
+            .config
+            .ingest
+            .requests_stream
+            .as_deref()
+            .and_then(|n| store.id(n));
+        let peak = match (metric, per_request.zip(requests)) {
+            (Some(m), _) => peak_of(m),
+            (None, Some((k, q))) => peak_of(q) * k,
+            _ => 0.0,
+        };
+        peak * common.fleet.factor
+    }
+
+    /// The warm-throughput action of an on-demand resource, through the
+    /// same gates as a capacity change (on-demand billing aside).
+    #[allow(clippy::too_many_arguments)]
+    fn warm_action(
+        &mut self,
+        r: &Resource,
+        desc: &TableDescription,
+        warm: crate::cloud::WarmThroughput,
+        verdicts: &[(Op, WarmVerdict)],
+        runtime: crate::mode::RuntimeMode,
+        mode: Mode,
+        fresh: bool,
+        table_busy: bool,
+        common: &Common,
+    ) -> Option<WarmAction> {
+        let key = r.key();
+        let mut to = warm;
+        let mut rules = Vec::new();
+        for (op, v) in verdicts {
+            if let WarmVerdict::Raise {
+                to: t,
+                rule,
+                demand,
+            } = *v
+            {
+                match op {
+                    Op::Read => to.read = t,
+                    Op::Write => to.write = t,
+                }
+                rules.push((*op, rule, demand));
+            }
+        }
+        let last = self.last_recorded.entry(format!("{key}#warm")).or_default();
+        if rules.is_empty() {
+            *last = None;
+            return None;
+        }
+        let gate = first_gate(&GateInputs {
+            runtime,
+            mode,
+            may_act: common.may_act,
+            fleet_unseen: common.fleet.unseen.as_deref(),
+            audit_unavailable: common.audit_unavailable.as_deref(),
+            aws_auto_scaling: None,
+            cooldown: self.cooldown.wait(&r.table.name, common.now),
+            what: "table",
+            described_recently: fresh,
+            on_demand: false,
+            statuses: [
+                Some(("table", desc.status.as_str())),
+                r.index.map(|_| ("index", r.status)),
+            ],
+            in_flight: table_busy,
+        });
+        let fingerprint = format!("{}|warm|{}|{}", mode.as_str(), to.read, to.write);
+        let last = self.last_recorded.entry(format!("{key}#warm")).or_default();
+        dispose(last, mode, fingerprint, gate.as_ref()).map(|d| WarmAction {
+            change: crate::actuator::WarmChange {
+                table: r.table.name.clone(),
+                index: r.index.map(str::to_string),
+                from: warm,
+                to,
+                rules,
+                mode,
+            },
+            disposition: labelled(d, &common.fleet),
+        })
     }
 
     /// Reported units win while fresh; otherwise requests/s x per_request.
@@ -893,6 +1079,8 @@ struct Member {
     write_max: Option<u64>,
     /// Records of bets on burst capacity that start.
     bets: Vec<TableAction>,
+    /// On-demand: its warm throughput raised (or recorded).
+    warm: Option<WarmAction>,
 }
 
 /// When the table's writes are raised, each index whose writes rapidscale

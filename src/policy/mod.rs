@@ -10,4 +10,5 @@ pub(crate) mod burst;
 pub mod calibrate;
 pub(crate) mod demand;
 pub mod dynamodb;
+pub mod ondemand;
 pub(crate) mod spend;

@@ -131,6 +131,27 @@ impl Capacity for SimCloud {
         self.call("UpdateTable", |w, now| w.update_table(table, members, now))
             .await
     }
+
+    /// The simulator's tables are provisioned: refused as AWS refuses a
+    /// warm throughput below what a table has.
+    async fn update_warm_throughput(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        _warm: crate::cloud::WarmThroughput,
+    ) -> Result<(), CloudError> {
+        let resource = crate::actuator::resource_key(table, index);
+        self.call("UpdateTable", move |_w, _now| {
+            Err(CloudError {
+                operation: "UpdateTable",
+                resource,
+                kind: crate::cloud::CloudErrorKind::Other,
+                message: "ValidationException: the simulator's tables are provisioned (simulated)"
+                    .into(),
+            })
+        })
+        .await
+    }
 }
 
 impl Metrics for SimCloud {

@@ -870,6 +870,8 @@ impl SimWorld {
             provisioned: Some(r.provisioned()),
             decreases_today: Some(r.ledger.used_today(now) as u64),
             last_decrease: r.last_decrease,
+            warm: None,
+            on_demand_max: None,
         };
         Ok(TableDescription {
             name: name.to_string(),
@@ -880,6 +882,8 @@ impl SimWorld {
             decreases_today: Some(t.base.ledger.used_today(now) as u64),
             last_increase: t.base.last_increase,
             last_decrease: t.base.last_decrease,
+            warm: None,
+            on_demand_max: None,
         })
     }
 

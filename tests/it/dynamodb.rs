@@ -455,3 +455,135 @@ async fn a_table_aws_auto_scales_is_recommended_never_applied() {
     drop(traffic);
     d.terminate().await;
 }
+
+/// moto serves `WarmThroughput` (on-demand tables start at 12,000 read and
+/// 4,000 write units/s, as AWS documents) and applies UpdateTable's.
+async fn warm_of(table: &str) -> (u64, u64) {
+    let t = cloud().await.describe_table(table).await.unwrap();
+    let w = t.warm.expect("moto describes WarmThroughput");
+    (w.read, w.write)
+}
+
+#[tokio::test]
+async fn on_demand_tables_get_warm_throughput_ahead_of_demand_and_announcements() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let table = unique("warm");
+    cloud()
+        .await
+        .dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(warm_of(&table).await, (12_000, 4_000));
+    let config = format!(
+        r#"
+mode = "apply"
+state_dir = "{{dir}}/state"
+[aws]
+region = "us-east-1"
+endpoint_url = "{moto}"
+[api]
+listen = "127.0.0.1:0"
+token = "t"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[dynamodb]
+poll_interval = "1s"
+update_time = "5s"
+[[dynamodb.tables]]
+name = "{table}"
+read = {{ target = 0.5, min = 1, max = 40000, per_request = 1 }}
+write = {{ target = 0.5, min = 1, max = 40000, metric = "ddb.units{{table:{table},op:write}}" }}
+"#,
+        moto = moto_url()
+    );
+    let d = Daemon::start(&config).await;
+    // 1,000 units/s: a quarter of the 4,000 served at once. Nothing changes.
+    let traffic = Traffic::start(d.statsd.unwrap(), &table, 1000).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(warm_of(&table).await, (12_000, 4_000));
+    // 2,500 writes/s reach half of 4,000: warm writes go to twice the
+    // demand (in steps while the 5 s mean climbs to it).
+    traffic.set(2500);
+    let (read, write) = eventually(
+        Duration::from_secs(20),
+        "warm writes raised",
+        || warm_of(&table),
+        |w| w.1 >= 5_000,
+    )
+    .await;
+    assert_eq!(read, 12_000, "reads at 2,500 of 12,000 stay");
+    assert!(
+        (5_000..=6_000).contains(&write),
+        "twice the demand: {write}"
+    );
+    // An announced surge of 20,000 requests/s (1 read unit each) warms reads ahead.
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/announce", d.api.unwrap()))
+        .bearer_auth("t")
+        .json(&serde_json::json!({"in": "5s", "rps": 20000, "for": "1m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    eventually(
+        Duration::from_secs(15),
+        "warm reads for the announced surge",
+        || warm_of(&table),
+        |w| w.0 == 20_000,
+    )
+    .await;
+    // Never lowered: traffic stops, warm throughput stays.
+    traffic.set(0);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = warm_of(&table).await;
+    assert_eq!(after.0, 20_000);
+    assert!(after.1 >= write);
+    let t = cloud().await.describe_table(&table).await.unwrap();
+    assert_eq!(
+        t.billing_mode,
+        rapidscale::cloud::BillingMode::PayPerRequest
+    );
+    assert!(
+        t.provisioned.is_none_or(|p| p.read == 0),
+        "never provisioned: {t:?}"
+    );
+    let records = read_file(&d.state_dir().join("audit.jsonl")).unwrap();
+    let warm: Vec<_> = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Applied)
+        .flat_map(|r| r.changes.iter().map(|c| (c.op.clone(), c.rule.clone())))
+        .collect();
+    assert!(
+        warm.contains(&("warm_write".into(), "warm_trend".into())),
+        "{warm:?}"
+    );
+    assert!(
+        warm.contains(&("warm_read".into(), "announced".into())),
+        "{warm:?}"
+    );
+    let status = d.get_json("/api/v1/status").await;
+    assert_eq!(status["dynamodb"][0]["warm"]["read"], 20_000);
+    drop(traffic);
+    d.terminate().await;
+}

@@ -97,6 +97,23 @@ fn uses_local_emulator(config: &AwsConfig, env_has: impl Fn(&str) -> bool) -> bo
     loopback && config.profile.is_none() && !env_has("AWS_ACCESS_KEY_ID") && !env_has("AWS_PROFILE")
 }
 
+/// A warm throughput as described (both figures, or none).
+fn warm(read: Option<i64>, write: Option<i64>) -> Option<WarmThroughput> {
+    Some(WarmThroughput {
+        read: u64::try_from(read?).ok()?,
+        write: u64::try_from(write?).ok()?,
+    })
+}
+
+/// Request-unit ceilings (-1 or absent: none).
+fn on_demand_max(o: &aws_sdk_dynamodb::types::OnDemandThroughput) -> OnDemandMax {
+    let ceiling = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
+    OnDemandMax {
+        read: ceiling(o.max_read_request_units()),
+        write: ceiling(o.max_write_request_units()),
+    }
+}
+
 /// Classifies an SDK error: the one place that reads AWS error codes.
 pub fn classify<E, R>(operation: &'static str, resource: &str, err: SdkError<E, R>) -> CloudError
 where
@@ -199,6 +216,10 @@ impl Capacity for AwsCloud {
                     .provisioned_throughput()
                     .and_then(|p| p.last_decrease_date_time())
                     .and_then(to_utc),
+                warm: g
+                    .warm_throughput()
+                    .and_then(|w| warm(w.read_units_per_second(), w.write_units_per_second())),
+                on_demand_max: g.on_demand_throughput().map(on_demand_max),
             })
             .collect();
         Ok(TableDescription {
@@ -219,7 +240,53 @@ impl Capacity for AwsCloud {
             last_decrease: pt
                 .and_then(|p| p.last_decrease_date_time())
                 .and_then(to_utc),
+            warm: t
+                .warm_throughput()
+                .and_then(|w| warm(w.read_units_per_second(), w.write_units_per_second())),
+            on_demand_max: t.on_demand_throughput().map(on_demand_max),
         })
+    }
+
+    async fn update_warm_throughput(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        warm: WarmThroughput,
+    ) -> Result<(), CloudError> {
+        use aws_sdk_dynamodb::types::{
+            GlobalSecondaryIndexUpdate, UpdateGlobalSecondaryIndexAction, WarmThroughput as Warm,
+        };
+        let resource = crate::actuator::resource_key(table, index);
+        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let w = Warm::builder()
+            .read_units_per_second(to_i64(warm.read))
+            .write_units_per_second(to_i64(warm.write))
+            .build();
+        let request = self.dynamodb.update_table().table_name(table);
+        let request = match index {
+            None => request.warm_throughput(w),
+            Some(i) => request.global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder()
+                    .update(
+                        UpdateGlobalSecondaryIndexAction::builder()
+                            .index_name(i)
+                            .warm_throughput(w)
+                            .build()
+                            .map_err(|e| CloudError {
+                                operation: "UpdateTable",
+                                resource: resource.clone(),
+                                kind: CloudErrorKind::Other,
+                                message: e.to_string(),
+                            })?,
+                    )
+                    .build(),
+            ),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| classify("UpdateTable", &resource, e))?;
+        Ok(())
     }
 
     async fn update_table(

@@ -151,10 +151,14 @@ fn cloud(status: &str, described: i64) -> CloudView {
             provisioned: Some(Throughput { read: 10, write: 5 }),
             decreases_today: None,
             last_decrease: None,
+            warm: None,
+            on_demand_max: None,
         }],
         decreases_today: None,
         last_increase: None,
         last_decrease: None,
+        warm: None,
+        on_demand_max: None,
     };
     CloudView {
         tables: BTreeMap::from([(
