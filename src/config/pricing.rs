@@ -11,15 +11,22 @@ pub struct Pricing {
     pub write_unit_hour: f64,
     /// One instance of the Auto Scaling group for one hour.
     pub instance_hour: f64,
+    /// On-demand: one million read request units.
+    pub read_request_million: f64,
+    /// On-demand: one million write request units.
+    pub write_request_million: f64,
 }
 
 impl Pricing {
-    /// DynamoDB provisioned capacity, us-east-1 list price (Standard table
-    /// class); an m5.large On-Demand in us-east-1 (Linux).
+    /// DynamoDB provisioned capacity and on-demand requests, us-east-1
+    /// list prices (Standard table class, on-demand as cut in November
+    /// 2024); an m5.large On-Demand in us-east-1 (Linux).
     pub const DEFAULT: Pricing = Pricing {
         read_unit_hour: 0.00013,
         write_unit_hour: 0.00065,
         instance_hour: 0.096,
+        read_request_million: 0.125,
+        write_request_million: 0.625,
     };
 }
 
@@ -50,6 +57,8 @@ pub(super) fn read(root: &mut TableReader, p: &mut Problems) -> Pricing {
                 read_unit_hour: price(p, "read_unit_hour", d.read_unit_hour),
                 write_unit_hour: price(p, "write_unit_hour", d.write_unit_hour),
                 instance_hour: price(p, "instance_hour", d.instance_hour),
+                read_request_million: price(p, "read_request_million", d.read_request_million),
+                write_request_million: price(p, "write_request_million", d.write_request_million),
             };
             t.finish(p);
             pricing

@@ -15,6 +15,7 @@ use crate::profile::{build, history, minutes_of_seconds, DayType, Profile};
 use crate::replay::{self, trace, Policy};
 use crate::series::MinutePoint;
 use crate::sim::SimSettings;
+use serde::Serialize;
 
 /// Where the recorded traffic comes from.
 pub enum Source {
@@ -51,7 +52,60 @@ pub struct Totals {
     pub group: Option<crate::replay::fleet::GroupFigures>,
 }
 
+/// Provisioned capacity under rapidscale against on-demand, for one
+/// operation of one table or index over the replayed traffic.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModeCost {
+    pub resource: String,
+    pub op: crate::policy::dynamodb::Op,
+    /// The replay's provisioned capacity under rapidscale (current schedule).
+    pub provisioned_usd: f64,
+    /// Every unit of demand billed as a request unit.
+    pub on_demand_usd: f64,
+    /// On-demand for a typical day, from the per-hour profile's means.
+    pub on_demand_typical_day_usd: Option<f64>,
+}
+
+/// Each operation's two costs, from a replay of the current schedule.
+fn mode_costs(
+    config: &Config,
+    o: &replay::Outcome,
+    profile: &Profile,
+) -> Vec<ModeCost> {
+    let p = &config.pricing;
+    let figures = o.figures.get(&Policy::Rapidscale);
+    let mut out = Vec::new();
+    for (i, t) in o.targets.iter().enumerate() {
+        for op in &t.ops {
+            let (price, fig) = match op.op {
+                crate::policy::dynamodb::Op::Read => {
+                    (p.read_request_million, figures.and_then(|f| f.get(i)?.read.as_ref()))
+                }
+                crate::policy::dynamodb::Op::Write => (
+                    p.write_request_million,
+                    figures.and_then(|f| f.get(i)?.write.as_ref()),
+                ),
+            };
+            let units: f64 = op.units.iter().filter(|u| u.is_finite()).sum();
+            let typical = (0..24u8)
+                .map(|h| profile.requests.at(h, DayType::All).map(|s| s.mean))
+                .collect::<Option<Vec<f64>>>()
+                .map(|means| means.iter().sum::<f64>() * 3600.0 * op.per_request * price / 1e6);
+            out.push(ModeCost {
+                resource: t.key(),
+                op: op.op,
+                provisioned_usd: fig.map_or(0.0, |f| f.cost_usd),
+                on_demand_usd: units * price / 1e6,
+                on_demand_typical_day_usd: typical,
+            });
+        }
+    }
+    out
+}
+
 pub struct Output {
+    /// Per table operation: provisioned under rapidscale against on-demand.
+    pub modes: Vec<ModeCost>,
     pub profile: Profile,
     pub suggestion: Suggestion,
     pub fragment: String,
@@ -153,6 +207,44 @@ fn load(config: &Config, source: &Source) -> Result<Loaded, SuggestError> {
     }
 }
 
+/// The capacity-mode section: each operation's two costs, and AWS's
+/// limits on switching between the modes.
+fn capacity_modes(r: &mut String, modes: &[ModeCost], days: f64) {
+    if modes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        r,
+        "\nCapacity mode over the same {days:.2} days (USD; [pricing]): provisioned under rapidscale (replayed, current schedule) against on-demand (every unit of demand a request unit):\n resource op        provisioned   on-demand  on-demand/typical day  cheaper"
+    );
+    for m in modes {
+        let name = format!("{} {}", m.resource, m.op.as_str());
+        let cheaper = if m.provisioned_usd <= m.on_demand_usd {
+            format!(
+                "provisioned ({:.0} % less)",
+                100.0 * (1.0 - m.provisioned_usd / m.on_demand_usd.max(1e-12))
+            )
+        } else {
+            format!(
+                "on-demand ({:.0} % less)",
+                100.0 * (1.0 - m.on_demand_usd / m.provisioned_usd.max(1e-12))
+            )
+        };
+        let typical = m
+            .on_demand_typical_day_usd
+            .map_or("-".to_string(), |d| format!("{d:.2}"));
+        let _ = writeln!(
+            r,
+            " {name:<17} {:>11.2} {:>11.2} {typical:>22}  {cheaper}",
+            m.provisioned_usd, m.on_demand_usd
+        );
+    }
+    let _ = writeln!(
+        r,
+        "Switching (AWS): provisioned to on-demand at most 4 times in a rolling 24 hours; on-demand to provisioned at any time. On-demand serves at once up to its warm throughput or twice its previous peak; rapidscale raises warm throughput ahead of announced surges and rising demand, and never changes an on-demand table's mode."
+    );
+}
+
 /// "title, current -> suggested" and one line per range of equal pairs.
 fn changes<T: PartialEq + Copy + std::fmt::Display>(
     r: &mut String,
@@ -175,7 +267,7 @@ fn replay_choices(
     opts: SuggestOptions,
     start: DateTime<Utc>,
     requests: &[f64],
-) -> (Totals, Vec<(Quantile, Totals)>) {
+) -> (Totals, Vec<(Quantile, Totals)>, Vec<ModeCost>) {
     let settings = SimSettings {
         instance_rps: replay::default_instance_rps(config),
         ..SimSettings::replay(1)
@@ -187,7 +279,7 @@ fn replay_choices(
             suggest::apply(config, &s)
         }))
         .collect();
-    let figures: Vec<Totals> = replay::two_at_a_time(&configs, 1, |c| {
+    let figures: Vec<(Totals, Vec<ModeCost>)> = replay::two_at_a_time(&configs, 1, |c| {
         let (o, _) = replay::run_scratch(
             c,
             &settings,
@@ -197,16 +289,16 @@ fn replay_choices(
             known_peak,
             |_| {},
         );
-        totals(&o)
+        (totals(&o), mode_costs(c, &o, profile))
     })
     .into_iter()
     .map(Option::unwrap_or_default)
     .collect();
     let choices = Quantile::ALL
         .into_iter()
-        .zip(figures[1..].iter().copied())
+        .zip(figures[1..].iter().map(|f| f.0))
         .collect();
-    (figures[0], choices)
+    (figures[0].0, choices, figures[0].1.clone())
 }
 
 /// The capacities (and the group) with hours set by hand in the config.
@@ -249,7 +341,7 @@ pub fn run(config: &Config, source: &Source, opts: SuggestOptions) -> Result<Out
     let profile = build(config, &streams);
     let suggestion = suggest::suggest(config, &profile, opts);
     let fragment = suggest::fragment(config, &suggestion, &label);
-    let (current, choices) = replay_choices(config, &profile, opts, start, &requests);
+    let (current, choices, modes) = replay_choices(config, &profile, opts, start, &requests);
     let suggested = choices
         .iter()
         .find(|(q, _)| *q == opts.quantile)
@@ -325,7 +417,9 @@ pub fn run(config: &Config, source: &Source, opts: SuggestOptions) -> Result<Out
         });
     }
     r.push('\n');
+    capacity_modes(&mut r, &modes, days);
     Ok(Output {
+        modes,
         profile,
         suggestion,
         fragment,

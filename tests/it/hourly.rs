@@ -79,6 +79,28 @@ fn suggestions_on_the_bundled_trace_beat_a_flat_schedule_in_replay() {
         throttled_suggested <= throttled_now + 0.01 * throttled_now.max(100.0),
         "throttled {throttled_now} -> {throttled_suggested}:\n{report}"
     );
+    // Capacity mode: the replay's provisioned cost against every request
+    // unit of the same day billed on demand ($0.125 per million reads).
+    let line = report
+        .lines()
+        .find(|l| l.trim_start().starts_with("posts read "))
+        .unwrap_or_else(|| panic!("no capacity-mode line:\n{report}"));
+    let figures: Vec<f64> = line["posts read".len() + 1..]
+        .split_whitespace()
+        .take(3)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!((figures[0] - cost_now).abs() < 0.011, "{line} vs {cost_now}");
+    let trace = rapidscale::replay::trace::load(
+        std::path::Path::new(TRACE),
+        &rapidscale::replay::trace::TraceOptions::default(),
+    )
+    .unwrap();
+    let units: f64 = trace.requests[..86_400].iter().sum::<f64>() * 200.0;
+    let on_demand = units * 0.125 / 1e6;
+    assert!((figures[1] - on_demand).abs() < 0.011, "{line} vs {on_demand:.2}");
+    assert!(figures[2] > 0.0, "a typical day from the per-hour profile: {line}");
+    assert!(report.contains("provisioned to on-demand at most 4 times in a rolling 24 hours"));
     // The fragment is in the report and in the file, and the night is lower
     // than the day.
     let text = std::fs::read_to_string(&fragment).unwrap();
