@@ -67,20 +67,17 @@ pub struct ModeCost {
 }
 
 /// Each operation's two costs, from a replay of the current schedule.
-fn mode_costs(
-    config: &Config,
-    o: &replay::Outcome,
-    profile: &Profile,
-) -> Vec<ModeCost> {
+fn mode_costs(config: &Config, o: &replay::Outcome, profile: &Profile) -> Vec<ModeCost> {
     let p = &config.pricing;
     let figures = o.figures.get(&Policy::Rapidscale);
     let mut out = Vec::new();
     for (i, t) in o.targets.iter().enumerate() {
         for op in &t.ops {
             let (price, fig) = match op.op {
-                crate::policy::dynamodb::Op::Read => {
-                    (p.read_request_million, figures.and_then(|f| f.get(i)?.read.as_ref()))
-                }
+                crate::policy::dynamodb::Op::Read => (
+                    p.read_request_million,
+                    figures.and_then(|f| f.get(i)?.read.as_ref()),
+                ),
                 crate::policy::dynamodb::Op::Write => (
                     p.write_request_million,
                     figures.and_then(|f| f.get(i)?.write.as_ref()),

@@ -90,7 +90,10 @@ fn suggestions_on_the_bundled_trace_beat_a_flat_schedule_in_replay() {
         .take(3)
         .map(|x| x.parse().unwrap())
         .collect();
-    assert!((figures[0] - cost_now).abs() < 0.011, "{line} vs {cost_now}");
+    assert!(
+        (figures[0] - cost_now).abs() < 0.011,
+        "{line} vs {cost_now}"
+    );
     let trace = rapidscale::replay::trace::load(
         std::path::Path::new(TRACE),
         &rapidscale::replay::trace::TraceOptions::default(),
@@ -98,8 +101,14 @@ fn suggestions_on_the_bundled_trace_beat_a_flat_schedule_in_replay() {
     .unwrap();
     let units: f64 = trace.requests[..86_400].iter().sum::<f64>() * 200.0;
     let on_demand = units * 0.125 / 1e6;
-    assert!((figures[1] - on_demand).abs() < 0.011, "{line} vs {on_demand:.2}");
-    assert!(figures[2] > 0.0, "a typical day from the per-hour profile: {line}");
+    assert!(
+        (figures[1] - on_demand).abs() < 0.011,
+        "{line} vs {on_demand:.2}"
+    );
+    assert!(
+        figures[2] > 0.0,
+        "a typical day from the per-hour profile: {line}"
+    );
     assert!(report.contains("provisioned to on-demand at most 4 times in a rolling 24 hours"));
     // The fragment is in the report and in the file, and the night is lower
     // than the day.
