@@ -213,6 +213,28 @@ url = "http://{dead}/nobody"
         "{metrics}"
     );
     assert!(metrics.contains(r#"rapidscale_notifications_total{target="slack-0",outcome="sent"}"#));
+    // Ingestion goes silent: told once when it starts (decisions hold).
     sender.abort();
+    let silent = eventually(
+        Duration::from_secs(20),
+        "the ingestion-silent event",
+        || async { at_path(&got, "/hook") },
+        |v| v.iter().any(|(b, _)| b["event"] == "ingestion_silent"),
+    )
+    .await;
+    let told: Vec<_> = silent
+        .iter()
+        .filter(|(b, _)| b["event"] == "ingestion_silent")
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].0["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("ingestion silent: no sample on"),
+        "{:?}",
+        told[0]
+    );
+    assert_eq!(told[0].0["resolved"], false);
     d.terminate().await;
 }
