@@ -51,11 +51,13 @@ enum Command {
     /// Exit 0 when the daemon's /healthz answers 200 within 2 s, else 1
     /// (for container health checks in images without a shell).
     Healthcheck {
+        /// The daemon's /healthz (its `api.listen`).
         #[arg(long, default_value = "http://127.0.0.1:9470/healthz")]
         url: String,
     },
     /// Create the coordination table of `[coordination] table` (on-demand, TTL on expires_at) if it is missing.
     Init {
+        /// The config file (its `[coordination]` and `[aws]` are used).
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -135,6 +137,7 @@ struct AnnounceCli {
 
 #[derive(clap::Args)]
 struct SuggestCli {
+    /// The config whose schedule is compared (never changed).
     #[arg(long, short)]
     config: PathBuf,
     /// A trace, as `replay` takes (per-second or per-minute CSV, access log; .gz too).
@@ -202,6 +205,7 @@ struct ReplayCli {
     /// CSV `second,requests` or `minute,requests`, or an access log (.gz is read too).
     #[arg(long)]
     trace: PathBuf,
+    /// The config whose tables, group and policy are replayed.
     #[arg(long, short)]
     config: PathBuf,
     /// Directory for report.json, report.md, timeline.csv and the charts.
@@ -844,5 +848,80 @@ fn init_tracing(format: LogFormat) {
             .flatten_event(true)
             .with_current_span(false)
             .init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command's flags and arguments, as (command, long flag or name, help).
+    fn arguments() -> Vec<(String, String, String)> {
+        let cli = super::Cli::command();
+        let mut out = Vec::new();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let name = arg
+                    .get_long()
+                    .map(|l| format!("--{l}"))
+                    .unwrap_or_else(|| arg.get_id().to_string());
+                let help = arg
+                    .get_long_help()
+                    .or(arg.get_help())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                out.push((sub.get_name().to_string(), name, help));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_flag_and_argument_has_help_text() {
+        let bare: Vec<_> = arguments()
+            .into_iter()
+            .filter(|(_, name, help)| name != "--help" && help.trim().is_empty())
+            .collect();
+        assert!(bare.is_empty(), "no help text: {bare:?}");
+    }
+
+    #[test]
+    fn the_readmes_command_table_names_every_command_and_flag() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+        let mut missing = Vec::new();
+        let cli = super::Cli::command();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `rapidscale {name}")));
+            let Some(row) = row else {
+                missing.push(format!("{name}: no row"));
+                continue;
+            };
+            // A row may send the reader to a document for its options.
+            let linked: String = row
+                .split("](")
+                .skip(1)
+                .filter_map(|s| s.split(')').next())
+                .filter(|p| p.ends_with(".md"))
+                .filter_map(|p| std::fs::read_to_string(format!("{root}/{p}")).ok())
+                .collect();
+            for arg in sub.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if ["help", "log-format"].contains(&long) {
+                    continue;
+                }
+                let flag = format!("--{long}");
+                if !row.contains(&flag) && !linked.contains(&flag) {
+                    missing.push(format!("{name} {flag}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "not in the README's command table (or the doc its row links): {missing:?}"
+        );
     }
 }

@@ -73,7 +73,7 @@ fn example_config_is_valid() {
             max: 1000
         }
     );
-    assert_eq!(write.metric.as_ref().unwrap().name, "ddb.posts.write");
+    assert_eq!(write.metric.as_ref().unwrap().name, "ddb.consumed");
     assert_eq!(
         posts.indexes[0].read.as_ref().unwrap().per_request,
         Some(0.2)

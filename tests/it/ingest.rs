@@ -257,3 +257,47 @@ listen = "127.0.0.1:0"
     );
     d.terminate().await;
 }
+
+/// The README's StatsD examples are all counted by the example config
+/// (none is unmatched).
+#[test]
+fn the_example_config_counts_the_readmes_statsd_lines() {
+    use rapidscale::ingest::statsd::StatsdRouter;
+    use rapidscale::ingest::SourceCounters;
+    use rapidscale::series::{Arrival, SeriesStore, StoreConfig, StreamKind};
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let block = readme
+        .split("**StatsD / DogStatsD over UDP**")
+        .nth(1)
+        .and_then(|rest| rest.split("```text\n").nth(1))
+        .and_then(|b| b.split("```").next())
+        .expect("the README's StatsD example block");
+    let lines: Vec<&str> = block
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(lines.len() >= 4, "{lines:?}");
+    let text = std::fs::read_to_string(format!("{root}/config/rapidscale.toml")).unwrap();
+    let config = rapidscale::config::Config::parse("config/rapidscale.toml", &text).unwrap();
+    let mut store = SeriesStore::new(StoreConfig::default());
+    let routes: Vec<_> = config
+        .statsd_routes()
+        .into_iter()
+        .map(|(sel, stream)| (sel, store.register(&stream, StreamKind::Push)))
+        .collect();
+    let router = StatsdRouter::new(routes);
+    let counters = SourceCounters::new("statsd");
+    for line in &lines {
+        let before = counters.snapshot();
+        router.ingest(
+            line.as_bytes(),
+            Arrival::at(Utc::now()),
+            &mut store,
+            &counters,
+        );
+        let after = counters.snapshot();
+        assert_eq!(after.unmatched, before.unmatched, "{line} is unmatched");
+        assert!(after.accepted > before.accepted, "{line} is not counted");
+    }
+}

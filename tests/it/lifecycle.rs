@@ -20,7 +20,7 @@ fn check_config_accepts_the_example() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("table posts write (metric ddb.posts.write)"),
+        stdout.contains("table posts write (metric ddb.consumed{table:posts,op:write})"),
         "{stdout}"
     );
     // The 14-15 override shows in the effective hour table.
