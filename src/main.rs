@@ -408,6 +408,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => {
+            let path_of_run = config.clone();
             let loaded = match config {
                 Some(path) => load(&path),
                 None => load_from_env(),
@@ -420,7 +421,7 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
-            runtime.block_on(run(config))
+            runtime.block_on(run(config, path_of_run))
         }
     }
 }
@@ -799,18 +800,63 @@ fn report_problems(path: &Path, loaded: Result<Config, ConfigError>) -> Result<C
     }
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
     let shutdown = CancellationToken::new();
     let signal_token = shutdown.clone();
     tokio::spawn(async move {
         wait_for_stop_signal().await;
         signal_token.cancel();
     });
-    match rapidscale::app::run(config, Arc::new(SystemClock), shutdown).await {
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(reload_on_sighup(path, reload_tx));
+    match rapidscale::app::run(config, Arc::new(SystemClock), shutdown, Some(reload_rx)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "rapidscale failed.");
             ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// `SIGHUP` (`systemctl reload`, `kill -HUP`): re-reads the config file;
+/// a valid one goes to the daemon, an invalid one is refused with every
+/// problem logged and the old config kept.
+async fn reload_on_sighup(path: Option<PathBuf>, tx: tokio::sync::mpsc::UnboundedSender<Config>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot listen for SIGHUP: the config is not reloadable.");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!(signal = "SIGHUP", "Reload requested.");
+        let loaded = match &path {
+            Some(p) => Config::load(p, |k| std::env::var(k).ok()),
+            None => {
+                tracing::warn!("The config came from RAPIDSCALE_CONFIG_TOML, which cannot change while the process runs: nothing to re-read.");
+                continue;
+            }
+        };
+        match loaded {
+            Ok(c) => {
+                if tx.send(c).is_err() {
+                    return;
+                }
+            }
+            Err(ConfigError::Invalid(problems)) => {
+                for p in &problems {
+                    tracing::error!(problem = %p, "Config problem.");
+                }
+                tracing::error!(
+                    problems = problems.len(),
+                    "Reload refused: the config has problems; the old one is kept."
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Reload refused: the config cannot be read; the old one is kept.");
+            }
         }
     }
 }

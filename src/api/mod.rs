@@ -45,7 +45,10 @@ use crate::series::StreamSummary;
 /// Everything handlers read, and the two things they may change.
 #[derive(Clone)]
 pub(crate) struct ApiState {
+    /// The config the daemon started with (what was bound and opened).
     pub config: Arc<Config>,
+    /// The config in effect for decisions (`SIGHUP` changes it).
+    pub live: crate::slot::Slot<Arc<Config>>,
     pub clock: SharedClock,
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// The per-second store (series, summaries, the minute history).
@@ -132,7 +135,7 @@ pub(crate) struct Status {
 impl ApiState {
     /// The mode configured globally.
     fn mode(&self) -> Mode {
-        self.config.mode
+        self.live.read(|c| c.mode)
     }
 
     pub(crate) fn status(&self) -> Status {
@@ -240,7 +243,7 @@ impl ApiState {
             ));
         }
         let now = self.clock.now();
-        let config = &self.config;
+        let config = &self.live.get();
         let stale = |what: &str,
                      last_ok: chrono::DateTime<chrono::Utc>,
                      within: std::time::Duration,
@@ -317,7 +320,7 @@ impl ApiState {
     fn fleet_unseen(&self) -> Option<String> {
         let reading = self.board.decisions.fleet.get()?;
         let modes = self.controls.modes.snapshot();
-        let c = &self.config;
+        let c = &self.live.get();
         let applies = c
             .dynamodb
             .tables

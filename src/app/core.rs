@@ -47,6 +47,9 @@ struct Coordinated<C> {
 
 pub(crate) struct Core<C> {
     pub config: Arc<Config>,
+    /// The config in effect for decisions: `config`, then what `SIGHUP`
+    /// changed live (`reload.rs`).
+    pub live: Slot<Arc<Config>>,
     pub clock: SharedClock,
     pub store: SharedStore,
     pub board: Board,
@@ -134,6 +137,7 @@ impl<C: CloudBackend> Core<C> {
         let (approvals, approvals_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut core = Core {
             store: Arc::new(Mutex::new(SeriesStore::new(store_config(&config)))),
+            live: Slot::new(Arc::new(config.clone())),
             config: Arc::new(config),
             clock,
             board,
@@ -294,6 +298,7 @@ impl<C: CloudBackend> Core<C> {
                 calibration: self.board.calibration.clone(),
                 reported_throttles: self.board.reported_throttles.clone(),
                 announcements: self.announcements.slot(),
+                live: self.live.clone(),
             },
             tables: (!config.dynamodb.tables.is_empty())
                 .then(|| TableDecider::new(self.config.clone())),

@@ -7,6 +7,7 @@
 //! published snapshots, never through each other.
 
 pub(crate) mod core;
+pub(crate) mod reload;
 pub(crate) mod shutdown;
 pub mod sources;
 
@@ -35,11 +36,13 @@ pub struct Bound {
     pub api: Option<SocketAddr>,
 }
 
-/// Runs the daemon against AWS until `shutdown` is cancelled.
+/// Runs the daemon against AWS until `shutdown` is cancelled; each config
+/// `reload` sends is taken live where it can be (`reload.rs`).
 pub async fn run(
     config: Config,
     clock: SharedClock,
     shutdown: CancellationToken,
+    reload: Option<tokio::sync::mpsc::UnboundedReceiver<Config>>,
 ) -> anyhow::Result<()> {
     let needs_aws = !config.dynamodb.tables.is_empty()
         || config.asg.is_some()
@@ -52,7 +55,7 @@ pub async fn run(
         None
     };
     let sources = Source::configured(&config);
-    run_with(config, clock, cloud, sources, None, shutdown).await
+    run_reloadable(config, clock, cloud, sources, None, shutdown, reload).await
 }
 
 /// Runs the daemon on any cloud backend (AWS, or the simulator for `demo`)
@@ -65,6 +68,19 @@ pub async fn run_with<C: CloudBackend>(
     sources: Vec<Source>,
     started: Option<tokio::sync::oneshot::Sender<Bound>>,
     shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_reloadable(config, clock, cloud, sources, started, shutdown, None).await
+}
+
+/// `run_with`, taking each config `reload` sends.
+async fn run_reloadable<C: CloudBackend>(
+    config: Config,
+    clock: SharedClock,
+    cloud: Option<Arc<C>>,
+    sources: Vec<Source>,
+    started: Option<tokio::sync::oneshot::Sender<Bound>>,
+    shutdown: CancellationToken,
+    reload: Option<tokio::sync::mpsc::UnboundedReceiver<Config>>,
 ) -> anyhow::Result<()> {
     let started_at = clock.now();
     let core = Core::build(config, clock.clone(), cloud, Persistence::Durable).await;
@@ -92,6 +108,15 @@ pub async fn run_with<C: CloudBackend>(
         core.store.clone(),
         stop.clone(),
     ));
+    if let Some(rx) = reload {
+        tasks.spawn(take_reloads(
+            rx,
+            core.live.clone(),
+            core.audit.clone(),
+            clock.clone(),
+            stop.clone(),
+        ));
+    }
 
     let mut bound = Bound {
         statsd: ingest.statsd,
@@ -99,6 +124,7 @@ pub async fn run_with<C: CloudBackend>(
     };
     let state = ApiState {
         config: config.clone(),
+        live: core.live.clone(),
         clock: clock.clone(),
         started_at,
         store: core.store.clone(),
@@ -163,6 +189,62 @@ pub async fn run_with<C: CloudBackend>(
         .await;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Takes each re-read config: what decides changes live, the rest is
+/// named and kept; audited (`service = "config"`).
+async fn take_reloads(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Config>,
+    live: crate::slot::Slot<Arc<Config>>,
+    audit: Arc<crate::audit::AuditLog>,
+    clock: SharedClock,
+    stop: CancellationToken,
+) {
+    loop {
+        let new = tokio::select! {
+            _ = stop.cancelled() => return,
+            n = rx.recv() => match n { Some(n) => n, None => return },
+        };
+        let merged = reload::merge(&live.get(), &new);
+        if !merged.kept.is_empty() {
+            tracing::warn!(
+                kept = merged.kept.join(", "),
+                "Config reloaded: these sections need a restart and keep their old values."
+            );
+        }
+        let reason = if merged.changed.is_empty() {
+            "config re-read: nothing that changes live differs".to_string()
+        } else {
+            format!("config re-read: {} changed live", merged.changed.join(", "))
+        };
+        tracing::info!(changed = merged.changed.join(", "), "Config reloaded.");
+        let record = crate::audit::AuditRecord {
+            id: audit.new_id(),
+            time: clock.now(),
+            phase: crate::audit::Phase::Completed,
+            service: "config".into(),
+            resource: "*".into(),
+            mode: merged.config.mode,
+            outcome: crate::audit::Outcome::Applied,
+            changes: Vec::new(),
+            decrease: false,
+            reason: Some(if merged.kept.is_empty() {
+                reason
+            } else {
+                format!("{reason}; kept until a restart: {}", merged.kept.join(", "))
+            }),
+            error: None,
+            fencing: None,
+            observed: None,
+        };
+        if let Err(e) = audit.append(&record) {
+            tracing::error!(error = %e, "Cannot audit the reload; keeping the old config.");
+            continue;
+        }
+        if !merged.changed.is_empty() {
+            live.set(Arc::new(merged.config));
+        }
+    }
 }
 
 /// `[[notify]]`: the notifier and its senders, in the deciding stage.

@@ -143,6 +143,25 @@ impl GroupDecider {
         }
     }
 
+    /// Decides on `config` from now on (a `SIGHUP` re-read): the group's
+    /// `[asg]` or the service's block from it, when it is still there.
+    pub(crate) fn use_config(&mut self, config: Arc<Config>) {
+        let settings = match &self.fleet {
+            FleetId::Group { .. } => config.asg.clone(),
+            FleetId::Service { cluster, service } => config
+                .ecs_services
+                .iter()
+                .find(|s| &s.cluster == cluster && &s.service == service)
+                .map(|s| s.fleet.clone()),
+        };
+        if let Some(s) = settings {
+            // The group's name may have come from instance metadata.
+            let name = self.settings.name.clone();
+            self.settings = AsgConfig { name, ..s };
+        }
+        self.config = config;
+    }
+
     pub(crate) fn fleet(&self) -> &FleetId {
         &self.fleet
     }

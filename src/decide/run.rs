@@ -62,6 +62,8 @@ pub(crate) struct Inputs {
     pub reported_throttles: Slot<Vec<super::ReportedThrottle>>,
     /// Announced surges (`announce::Book`).
     pub announcements: Slot<Vec<crate::announce::Announcement>>,
+    /// The config in effect (`SIGHUP` replaces it; `config` follows).
+    pub live: Slot<Arc<Config>>,
 }
 
 /// A change that ended: which resource, and how.
@@ -108,6 +110,7 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
         let mut group: Option<GroupDecider> = None;
         let mut ticker = quarter_second_ticker(&self.inputs.clock);
         let mut last_seen: Option<Seen> = None;
+        let mut live_version = self.inputs.live.version();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -121,6 +124,14 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
                     }
                     Err(oneshot::error::TryRecvError::Closed) => self.group = None,
                     Err(oneshot::error::TryRecvError::Empty) => {}
+                }
+            }
+            if self.inputs.live.version() != live_version {
+                live_version = self.inputs.live.version();
+                let config = self.inputs.live.get();
+                if !Arc::ptr_eq(&config, &self.inputs.config) {
+                    self.use_config(config, group.as_mut());
+                    last_seen = None;
                 }
             }
             let now = self.inputs.clock.now();
@@ -287,6 +298,19 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             self.decisions.services.set(advice);
         }
         Some((table_actions, fleet_actions, warm_actions))
+    }
+
+    /// A config re-read (`SIGHUP`): every decider keeps its state (burst
+    /// models, calls in flight, cooldowns, recorded decisions) and decides
+    /// on the new limits and policy from the next step.
+    fn use_config(&mut self, config: Arc<Config>, group: Option<&mut GroupDecider>) {
+        if let Some(t) = &mut self.tables {
+            t.use_config(config.clone());
+        }
+        for g in group.into_iter().chain(self.services.iter_mut()) {
+            g.use_config(config.clone());
+        }
+        self.inputs.config = config;
     }
 
     fn dispatch_warm(

@@ -249,6 +249,12 @@ impl TableDecider {
         }
     }
 
+    /// Decides on `config` from now on (a `SIGHUP` re-read).
+    pub(crate) fn use_config(&mut self, config: Arc<Config>) {
+        self.config = config;
+        self.needs.clear();
+    }
+
     /// Seconds of demand the policy looks at.
     fn history(&self) -> usize {
         let p = &self.config.dynamodb.policy;

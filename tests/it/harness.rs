@@ -174,6 +174,21 @@ impl Daemon {
         assert!(status.success());
     }
 
+    /// Sends `signal` ("HUP", ...) to the daemon.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running") as i32;
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// The config file `start` wrote.
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("rapidscale.toml")
+    }
+
     pub async fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
         let start = tokio::time::Instant::now();
         self.signal_term();

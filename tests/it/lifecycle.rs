@@ -236,3 +236,84 @@ async fn config_text_from_the_environment_and_the_healthcheck_command() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RAPIDSCALE_CONFIG_TOML"));
 }
+
+#[tokio::test]
+async fn sighup_reloads_what_decides_and_refuses_a_bad_config() {
+    use std::time::Duration;
+    let config = r#"
+mode = "dry-run"
+state_dir = "{dir}/state"
+[api]
+listen = "127.0.0.1:0"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+"#;
+    let d = crate::harness::Daemon::start(config).await;
+    let statsd = d.statsd.unwrap();
+    let sender = tokio::spawn(async move {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        loop {
+            let _ = socket.send_to(b"http.requests:10|c", statsd).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = crate::harness::stream_total(&d, "statsd", 60).await;
+    assert!(before > 0.0);
+    // A valid change: the mode changes live; the listen address is kept and named.
+    let path = d.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = text
+        .replace("mode = \"dry-run\"", "mode = \"apply\"")
+        .replace(
+            "[api]\nlisten = \"127.0.0.1:0\"",
+            "[api]\nlisten = \"127.0.0.1:1\"",
+        );
+    std::fs::write(&path, &changed).unwrap();
+    d.signal("HUP");
+    d.wait_for_status(Duration::from_secs(10), "the reloaded mode", |s| {
+        s["mode"] == "apply"
+    })
+    .await;
+    assert!(d.logged("Config reloaded."));
+    assert!(d.logged("Config reloaded: these sections need a restart and keep their old values."));
+    let records = rapidscale::audit::read_file(&d.state_dir().join("audit.jsonl")).unwrap();
+    let reload = records
+        .iter()
+        .find(|r| r.service == "config")
+        .expect("audited");
+    assert_eq!(
+        reload.reason.as_deref(),
+        Some("config re-read: mode changed live; kept until a restart: api")
+    );
+    // An invalid one: every problem logged, the old config kept, still running.
+    std::fs::write(
+        &path,
+        format!("{changed}\nmoed = \"dry-run\"\n[dynamodb]\npoll_interval = \"soon\"\n"),
+    )
+    .unwrap();
+    d.signal("HUP");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !d.logged("Reload refused: the config has problems; the old one is kept.") {
+        assert!(tokio::time::Instant::now() < deadline, "no refusal logged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let problems = d
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v["message"] == "Config problem.")
+        .count();
+    assert_eq!(problems, 2, "every problem is logged");
+    let status = d.get_json("/api/v1/status").await;
+    assert_eq!(status["mode"], "apply", "the old (reloaded) config is kept");
+    // Ingestion never stopped and the series kept their history.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = crate::harness::stream_total(&d, "statsd", 60).await;
+    assert!(after > before, "{before} -> {after}");
+    sender.abort();
+    let (exit, _) = d.terminate().await;
+    assert!(exit.success(), "{exit:?}");
+}
