@@ -521,3 +521,74 @@ fn the_dockerfile_builds_in_stages_and_runs_unprivileged() {
         }
     }
 }
+
+/// Every `rapidscale_*` metric name in a text.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in text.match_indices("rapidscale_") {
+        let boundary = text[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+        if !boundary {
+            continue;
+        }
+        let name: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        out.insert(name);
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_alert_rules_pass_promtool_and_every_metric_they_and_the_grafana_dashboard_name_is_exported(
+) {
+    let promtool =
+        std::env::var("RAPIDSCALE_TEST_PROMTOOL").unwrap_or_else(|_| "/usr/bin/promtool".into());
+    assert!(
+        Path::new(&promtool).exists(),
+        "the rules check needs Debian's prometheus package (promtool); scripts/test installs it"
+    );
+    let out = std::process::Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(repo("deploy/prometheus/alerts.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = read("deploy/prometheus/alerts.yml");
+    let dashboard = read("deploy/grafana/rapidscale.json");
+    let parsed: Value = serde_json::from_str(&dashboard).unwrap();
+    assert!(parsed["panels"].as_array().unwrap().len() >= 8);
+    let mut named = metric_names(&rules);
+    named.extend(metric_names(&dashboard));
+    assert!(named.len() >= 15, "{named:?}");
+
+    // The demo runs every part: tables, the group, coordination; one
+    // malformed datagram makes the drop counter appear.
+    let d = crate::harness::Daemon::start_demo(&["--listen", "127.0.0.1:0"]).await;
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .send_to(b"not statsd at all", d.statsd.unwrap())
+        .unwrap();
+    let exported = crate::harness::eventually(
+        std::time::Duration::from_secs(30),
+        "every named metric on /metrics",
+        || d.metrics(),
+        |m| {
+            named.iter().all(|n| {
+                m.lines()
+                    .any(|l| l.starts_with(&format!("{n}{{")) || l.starts_with(&format!("{n} ")))
+            })
+        },
+    )
+    .await;
+    assert!(exported.contains("rapidscale_ingest_dropped_total{"));
+    d.terminate().await;
+}
