@@ -8,6 +8,7 @@
 //! lines, at most 1 MiB). Every error is JSON: `{"error": "..."}`.
 
 pub mod client;
+pub(crate) mod history;
 pub(crate) mod metrics;
 
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub(crate) struct ApiState {
     pub controls: Controls,
     /// Permits for open event streams (at most `MAX_STREAMS`).
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// The charts' last 15 minutes (`GET /api/v1/history`).
+    pub history: history::History,
 }
 
 /// What the API may change, behind its bearer token.
@@ -420,6 +423,10 @@ pub(crate) fn router(state: ApiState) -> Router {
             axum::routing::delete(cancel_announcement),
         )
         .route("/api/v1/series", get(series))
+        .route(
+            "/api/v1/history",
+            get(|State(s): State<ApiState>| async move { Json(s.history.since(history::KEPT_S)) }),
+        )
         .route("/api/v1/decisions", get(decisions))
         .route("/api/v1/hourly", get(hourly))
         .route("/api/v1/stream", get(stream))

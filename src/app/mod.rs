@@ -142,6 +142,7 @@ async fn run_reloadable<C: CloudBackend>(
             approvals: core.approvals.clone(),
         },
         streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_STREAMS)),
+        history: api::history::History::default(),
     };
     spawn_notifier(&core, &state, &stages);
     if let Some(api_cfg) = &config.api {
@@ -152,6 +153,11 @@ async fn run_reloadable<C: CloudBackend>(
         bound.api = Some(addr);
         tracing::info!(api = %addr, "API listening.");
         let (stop, tasks) = &stages.api;
+        tasks.spawn(api::history::record(
+            state.clone(),
+            state.history.clone(),
+            stop.clone(),
+        ));
         let stop = stop.clone();
         tasks.spawn(
             async move {

@@ -294,6 +294,47 @@ async fn the_dashboard_shows_live_data_in_chromium() {
     std::fs::write(&out, &png).unwrap();
     eprintln!("screenshot: {}", out.display());
 
+    // A reload keeps the charts: the server's history is drawn before the
+    // first live tick, on a local-time axis.
+    let before = browser
+        .script("return Number(document.querySelector('[data-resource=\"posts:read\"] canvas').dataset.points)")
+        .await;
+    browser.post("refresh", json!({})).await;
+    let after = until(
+        &browser,
+        Duration::from_secs(10),
+        "the history drawn after a reload",
+        r#"const s = window.__rapidscale;
+        const card = document.querySelector('[data-resource="posts:read"] canvas');
+        if (!s || !s.historyPoints || !card) return null;
+        return { ticks: s.ticks, history: s.historyPoints, card: Number(card.dataset.points),
+                 group: Number(document.querySelector('#group-chart').dataset.points),
+                 axis: card.dataset.axis, legend: document.querySelectorAll('[data-resource="posts:read"] .legend span').length };"#,
+    )
+    .await;
+    let history = after["history"].as_u64().unwrap();
+    assert!(history >= 5, "{after}");
+    assert!(
+        after["card"].as_u64().unwrap() >= 2 * history,
+        "provisioned and recommended of every second of history: {after}"
+    );
+    assert!(
+        after["card"].as_u64().unwrap() >= before.as_u64().unwrap_or(0).min(30),
+        "before the reload {before}, after {after}"
+    );
+    assert!(after["group"].as_u64().unwrap() > 0, "{after}");
+    assert_eq!(after["axis"], "time");
+    assert_eq!(
+        after["legend"], 4,
+        "consumed, provisioned, recommended, the hour's band"
+    );
+    let png = browser.screenshot().await;
+    std::fs::write(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-reloaded.png"),
+        &png,
+    )
+    .unwrap();
+
     // The per-hour view: the demo's recorded week, one line per day, the
     // schedule over it, compared with /api/v1/hourly (the profile of a week
     // of minutes: slow in a debug build on a loaded machine).
