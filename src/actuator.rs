@@ -141,20 +141,19 @@ impl TableUpdate {
             .collect()
     }
 
-    /// "read 100 -> 300, write 50 -> 50" per member, for the log.
+    /// "posts: read 100 -> 300" per member, the operations it changes only,
+    /// for the log.
     pub(crate) fn describe(&self) -> String {
         self.members
             .iter()
             .map(|m| {
-                let t = m.target();
-                format!(
-                    "{}: read {} -> {}, write {} -> {}",
-                    resource_key(&self.table, m.index.as_deref()),
-                    m.current.read,
-                    t.read,
-                    m.current.write,
-                    t.write
-                )
+                let ops = m
+                    .changes
+                    .iter()
+                    .map(|c| format!("{} {} -> {}", c.op.as_str(), c.from, c.to))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("{}: {ops}", resource_key(&self.table, m.index.as_deref()))
             })
             .collect::<Vec<_>>()
             .join("; ")
@@ -348,9 +347,10 @@ impl<C: Capacity + Coordination> Actuator<C> {
         }
         tracing::info!(
             resource = %u.resource(),
-            outcome = ?outcome,
+            outcome = outcome.as_str(),
             capacity = %u.describe(),
             rules = %u.rules(),
+            reason = rec.reason.as_deref().unwrap_or(""),
             "Capacity decision."
         );
     }
@@ -460,7 +460,7 @@ impl<C: Capacity + Coordination> Actuator<C> {
         if let Err(e) = self.audit.append(&rec) {
             tracing::warn!(error = %e, "Cannot write the audit log; the record is kept in memory only.");
         }
-        tracing::info!(resource = %c.resource(), outcome = ?outcome, warm = %c.describe(), "Warm throughput decision.");
+        tracing::info!(resource = %c.resource(), outcome = outcome.as_str(), warm = %c.describe(), reason = rec.reason.as_deref().unwrap_or(""), "Warm throughput decision.");
     }
 
     /// Raises warm throughput: audit, call with retries, audit, describe.
@@ -589,7 +589,7 @@ impl<C: Capacity + Coordination> Actuator<C> {
         if let Err(e) = self.audit.append(&rec) {
             tracing::warn!(error = %e, "Cannot write the audit log; the record is kept in memory only.");
         }
-        tracing::info!(fleet = %change.fleet.key(), outcome = ?outcome, from = change.from, to = change.to, rule = change.rule, "Fleet size decision.");
+        tracing::info!(fleet = %change.fleet.key(), outcome = outcome.as_str(), from = change.from, to = change.to, rule = change.rule, reason = rec.reason.as_deref().unwrap_or(""), "Fleet size decision.");
     }
 
     /// Sets a group's desired capacity: audit, call with retries, audit,

@@ -49,6 +49,21 @@ pub enum Outcome {
     Held,
 }
 
+impl Outcome {
+    /// The audit log's (and the logs') word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Recommended => "recommended",
+            Outcome::Pending => "pending",
+            Outcome::Applied => "applied",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+            Outcome::Observed => "observed",
+            Outcome::Held => "held",
+        }
+    }
+}
+
 /// When CloudWatch showed the surge an earlier decision acted on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {

@@ -156,3 +156,53 @@ fn the_demo_fleet_follows_demand_and_never_runs_to_its_max() {
         );
     }
 }
+
+/// Two minutes of the demo (two sidecars, surges every 30 s) say what
+/// happened in a bounded number of lines: decisions that are held name
+/// their reason, values are in their user-facing form, and a clean stop
+/// warns about nothing.
+#[tokio::test]
+async fn two_minutes_of_the_demo_log_a_bounded_number_of_lines_in_words() {
+    let d = Daemon::start_demo(&["--listen", "127.0.0.1:0", "--surge-every", "30"]).await;
+    let logs = d.logs.clone();
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    let (exit, _) = d.terminate().await;
+    assert!(exit.success(), "{exit:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let logs = logs.lock().unwrap().clone();
+    let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    // About 110 lines a minute with two sidecars, most of them the group's
+    // instances joining and leaving; a decision or gate repeated each tick
+    // would be hundreds a minute.
+    println!("{} log lines in 2 minutes", logs.len());
+    assert!(logs.len() <= 400, "{} lines", logs.len());
+    for v in &logs {
+        let message = text(v, "message");
+        if message.ends_with("decision.") && text(v, "outcome") == "skipped" {
+            assert!(
+                !text(v, "reason").is_empty(),
+                "a held decision says why: {v}"
+            );
+        }
+        for k in ["outcome", "mode"] {
+            let value = text(v, k);
+            assert!(
+                value.is_empty() || value.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{k} in its user-facing form: {v}"
+            );
+        }
+        assert!(
+            !v.to_string().contains("Some("),
+            "no Rust Option in the logs: {v}"
+        );
+    }
+    let stop_warnings: Vec<_> = logs
+        .iter()
+        .skip_while(|v| v["message"] != "Stopping.")
+        .filter(|v| matches!(v["level"].as_str(), Some("WARN" | "ERROR")))
+        .collect();
+    assert!(
+        stop_warnings.is_empty(),
+        "a clean stop warns about nothing: {stop_warnings:?}"
+    );
+}
