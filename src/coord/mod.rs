@@ -29,6 +29,20 @@ pub struct FleetView {
     /// Some instance's count of `second` is missing: totals were scaled
     /// up from the instances that reported (scale-in must hold).
     pub estimated: bool,
+    /// Each sidecar: its lifecycle state, whether it is silent, and its
+    /// counts of `second` (None: not in its heartbeat).
+    pub instances: Vec<InstanceLoad>,
+}
+
+/// One sidecar as the fleet view saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceLoad {
+    pub instance_id: String,
+    pub lifecycle: String,
+    pub silent: bool,
+    /// How old its newest heartbeat is.
+    pub age_ms: i64,
+    pub counts: BTreeMap<String, Option<f64>>,
 }
 
 /// Sums the fleet's requests of `second` (a whole second at least one grace
@@ -59,7 +73,22 @@ pub fn fleet_view(beats: &[Heartbeat], now_ms: i64, stale_after_ms: i64, second:
             totals.insert(stream.clone(), sum * all as f64 / known.len() as f64);
         }
     }
+    let instances = beats
+        .iter()
+        .map(|b| InstanceLoad {
+            instance_id: b.instance_id.clone(),
+            lifecycle: b.lifecycle.clone(),
+            silent: now_ms - b.sent_ms > stale_after_ms,
+            age_ms: now_ms - b.sent_ms,
+            counts: b
+                .counts
+                .keys()
+                .map(|s| (s.clone(), b.value(s, second)))
+                .collect(),
+        })
+        .collect();
     FleetView {
+        instances,
         responsive: fresh.iter().map(|b| b.instance_id.clone()).collect(),
         silent: stale.iter().map(|b| b.instance_id.clone()).collect(),
         totals,
