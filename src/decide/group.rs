@@ -118,6 +118,8 @@ pub(crate) struct GroupDecider {
     /// to), newest last: what the rate rules and the warm-up count.
     sent: Option<(u32, u32)>,
     made: std::collections::VecDeque<(DateTime<Utc>, u32, u32)>,
+    /// The gate holding its decisions now (its end is logged once).
+    held: super::HeldBy,
 }
 
 impl GroupDecider {
@@ -140,6 +142,7 @@ impl GroupDecider {
             cooldown: Cooldown::default(),
             sent: None,
             made: Default::default(),
+            held: super::HeldBy::default(),
         }
     }
 
@@ -298,6 +301,7 @@ impl GroupDecider {
             self.sent = Some((a.change.from, a.change.to));
         }
         let shown_gate = gate.filter(|_| matches!(verdict, GroupVerdict::Set { .. }));
+        self.held.see(&self.group, shown_gate.as_ref(), now);
         let advice = GroupAdvice {
             group: self.group.clone(),
             resource: self.fleet.clone(),

@@ -148,6 +148,43 @@ fn labelled(d: Disposition, fleet: &FleetReading) -> Disposition {
     }
 }
 
+/// Which gate holds each resource's decisions, since when and for how
+/// many steps: the record at its start is the audit's (`dispose`), its
+/// end is logged once with the count, so a gate that holds for an hour is
+/// two log lines, not one a tick.
+#[derive(Debug, Default)]
+pub(crate) struct HeldBy {
+    current: std::collections::HashMap<String, (String, DateTime<Utc>, u64)>,
+}
+
+impl HeldBy {
+    /// This step's gate of `resource` (None: nothing held).
+    pub(crate) fn see(&mut self, resource: &str, gate: Option<&Gate>, now: DateTime<Utc>) {
+        let ended = match gate {
+            Some(g) => {
+                let key = g.stable_key();
+                match self.current.get_mut(resource) {
+                    Some(held) if held.0 == key => {
+                        held.2 += 1;
+                        None
+                    }
+                    _ => self.current.insert(resource.to_string(), (key, now, 1)),
+                }
+            }
+            None => self.current.remove(resource),
+        };
+        if let Some((gate, since, steps)) = ended {
+            tracing::info!(
+                resource,
+                gate = %gate,
+                held_s = (now - since).num_seconds(),
+                decisions_held = steps,
+                "A gate stopped holding."
+            );
+        }
+    }
+}
+
 impl Gate {
     /// The gate without what changes while it holds (the seconds left of a
     /// cooldown, the budget's next slot), so that one gate is recorded once.

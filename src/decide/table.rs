@@ -231,6 +231,8 @@ pub(crate) struct TableDecider {
     cooldown: Cooldown,
     /// Per resource and gate: when that gate was last recorded.
     gates_recorded: HashMap<(String, String), DateTime<Utc>>,
+    /// Which gate holds each resource now (its end is logged once).
+    held: super::HeldBy,
     /// Per resource: the schedule's needs of the rest of the UTC day, and
     /// the hour (unix hours) they were computed in.
     needs: HashMap<String, (i64, Vec<DateTime<Utc>>)>,
@@ -246,6 +248,7 @@ impl TableDecider {
             cooldown: Cooldown::default(),
             needs: HashMap::new(),
             gates_recorded: HashMap::new(),
+            held: super::HeldBy::default(),
         }
     }
 
@@ -563,9 +566,12 @@ impl TableDecider {
             // Nothing to do: a later recommendation is new again.
             _ => {
                 *last = None;
+                self.held.see(key, None, now);
                 return (None, None);
             }
         };
+        self.held.see(key, gate.as_ref(), now);
+        let last = self.last_recorded.entry(key.clone()).or_default();
         let update = TableUpdate::single(
             &m.advice.table,
             m.advice.index.as_deref(),
