@@ -256,7 +256,10 @@ impl Capacity for AwsCloud {
         use aws_sdk_dynamodb::types::{
             GlobalSecondaryIndexUpdate, UpdateGlobalSecondaryIndexAction, WarmThroughput as Warm,
         };
-        let resource = crate::actuator::resource_key(table, index);
+        let resource = match index {
+            Some(i) => format!("{table}/{i}"),
+            None => table.to_string(),
+        };
         let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let w = Warm::builder()
             .read_units_per_second(to_i64(warm.read))
