@@ -844,23 +844,13 @@ impl TableDecider {
         let (store, schedule) = (views.store, &self.config.schedule);
         let lead = self.config.dynamodb.policy.update_time * 2;
         let factor = common.fleet.factor;
-        let requests = self
-            .config
-            .ingest
-            .requests_stream
-            .as_deref()
-            .and_then(|n| store.id(n));
-        let metric = spec
-            .metric
-            .as_ref()
-            .and_then(|_| store.id(&units_stream(&r.table.name, r.index, op.as_str())));
+        let DemandStreams {
+            metric,
+            per_request,
+            requests,
+        } = self.demand_streams(r, op, spec, store, common);
         let recent = |id| recent_rate(store, id);
-        let per_request = if spec.auto {
-            crate::policy::calibrate::in_effect(&common.calibration, &r.key(), op)
-        } else {
-            spec.per_request
-        }
-        .or_else(|| match (metric, requests) {
+        let per_request = per_request.or_else(|| match (metric, requests) {
             (Some(m), Some(q)) => Some(recent(m)? / recent(q)?).filter(|k| k.is_finite()),
             _ => None,
         });
@@ -934,21 +924,11 @@ impl TableDecider {
                 .filter(|v| v.is_finite())
                 .fold(0.0, f64::max)
         };
-        let metric = spec
-            .metric
-            .as_ref()
-            .and_then(|_| store.id(&units_stream(&r.table.name, r.index, op.as_str())));
-        let per_request = if spec.auto {
-            crate::policy::calibrate::in_effect(&common.calibration, &r.key(), op)
-        } else {
-            spec.per_request
-        };
-        let requests = self
-            .config
-            .ingest
-            .requests_stream
-            .as_deref()
-            .and_then(|n| store.id(n));
+        let DemandStreams {
+            metric,
+            per_request,
+            requests,
+        } = self.demand_streams(r, op, spec, store, common);
         let peak = match (metric, per_request.zip(requests)) {
             (Some(m), _) => peak_of(m),
             (None, Some((k, q))) => peak_of(q) * k,
@@ -1026,6 +1006,35 @@ impl TableDecider {
         })
     }
 
+    /// Where an operation's demand is read from: its reported units
+    /// stream, the units per request in effect, the requests stream.
+    fn demand_streams(
+        &self,
+        r: &Resource,
+        op: Op,
+        spec: &CapacitySpec,
+        store: &SeriesStore,
+        common: &Common,
+    ) -> DemandStreams {
+        DemandStreams {
+            metric: spec
+                .metric
+                .as_ref()
+                .and_then(|_| store.id(&units_stream(&r.table.name, r.index, op.as_str()))),
+            per_request: if spec.auto {
+                crate::policy::calibrate::in_effect(&common.calibration, &r.key(), op)
+            } else {
+                spec.per_request
+            },
+            requests: self
+                .config
+                .ingest
+                .requests_stream
+                .as_deref()
+                .and_then(|n| store.id(n)),
+        }
+    }
+
     /// Reported units win while fresh; otherwise requests/s x per_request.
     fn demand(
         &self,
@@ -1035,23 +1044,12 @@ impl TableDecider {
         views: &mut Views,
         common: &Common,
     ) -> (DemandView, DemandSource) {
-        let store = views.store;
-        let metric = spec
-            .metric
-            .as_ref()
-            .and_then(|_| store.id(&units_stream(&r.table.name, r.index, op.as_str())))
-            .map(|id| views.of(id));
-        let per_request = if spec.auto {
-            crate::policy::calibrate::in_effect(&common.calibration, &r.key(), op)
-        } else {
-            spec.per_request
-        };
-        let requests = self
-            .config
-            .ingest
-            .requests_stream
-            .as_deref()
-            .and_then(|n| store.id(n));
+        let DemandStreams {
+            metric,
+            per_request,
+            requests,
+        } = self.demand_streams(r, op, spec, views.store, common);
+        let metric = metric.map(|id| views.of(id));
         let from_requests = match (per_request, requests) {
             (Some(k), Some(id)) => Some(views.of(id).scaled(k)),
             _ => None,
@@ -1070,6 +1068,13 @@ fn plan_changes(plan: Option<&Plan>) -> Vec<(String, u64, u64)> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// [`TableDecider::demand_streams`]'s answer.
+struct DemandStreams {
+    metric: Option<StreamId>,
+    per_request: Option<f64>,
+    requests: Option<StreamId>,
 }
 
 /// Throttling seen for one resource and operation this tick.

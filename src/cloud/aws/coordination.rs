@@ -17,6 +17,37 @@ use crate::cloud::{
     AnnouncementItem, CloudError, CloudErrorKind, Coordination, Heartbeat, InitReport, Lease,
 };
 
+impl AwsCloud {
+    /// Every item under partition key `pk` (strongly consistent Query,
+    /// paged past 1 MB).
+    async fn query_all(
+        &self,
+        table: &str,
+        pk: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, CloudError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let r = self
+                .dynamodb
+                .query()
+                .table_name(table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query", table, e))?;
+            out.extend(r.items().iter().cloned());
+            match r.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
 impl Coordination for AwsCloud {
     async fn ensure_coordination_table(&self, name: &str) -> Result<InitReport, CloudError> {
         let ddb = &self.dynamodb;
@@ -142,26 +173,8 @@ impl Coordination for AwsCloud {
         table: &str,
         cluster: &str,
     ) -> Result<Vec<Heartbeat>, CloudError> {
-        let mut out = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let r = self
-                .dynamodb
-                .query()
-                .table_name(table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(format!("hb#{cluster}")))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Query", table, e))?;
-            out.extend(r.items().iter().filter_map(heartbeat_from));
-            match r.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
-            }
-        }
+        let items = self.query_all(table, &format!("hb#{cluster}")).await?;
+        Ok(items.iter().filter_map(heartbeat_from).collect())
     }
 
     async fn put_announcement(
@@ -189,33 +202,18 @@ impl Coordination for AwsCloud {
         table: &str,
         cluster: &str,
     ) -> Result<Vec<AnnouncementItem>, CloudError> {
-        let mut out = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let r = self
-                .dynamodb
-                .query()
-                .table_name(table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(format!("ann#{cluster}")))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Query", table, e))?;
-            out.extend(r.items().iter().filter_map(|item| {
+        let items = self.query_all(table, &format!("ann#{cluster}")).await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
                 let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
                 Some(AnnouncementItem {
                     id: text("sk")?,
                     body: text("body")?,
                     expires_at_s: num(item, TTL_ATTRIBUTE).unwrap_or(0.0) as i64,
                 })
-            }));
-            match r.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
-            }
-        }
+            })
+            .collect())
     }
 
     async fn take_or_renew_lease(
