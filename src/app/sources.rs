@@ -151,6 +151,8 @@ pub(crate) fn start(
         http_ingest: None,
         statsd: None,
     };
+    // Status pages on one host:port are polled one at a time.
+    let mut gates: std::collections::HashMap<String, status_page::PollGate> = Default::default();
     for source in sources {
         let stream = lock(store).id(source.stream()).expect("registered above");
         match source {
@@ -213,6 +215,10 @@ pub(crate) fn start(
                     stream,
                     interval: cfg.interval,
                     timeout: cfg.timeout,
+                    gate: gates
+                        .entry(status_page::gate_key(&cfg.url))
+                        .or_default()
+                        .clone(),
                 };
                 tasks.spawn(
                     status_page::run(poller, s, stop.clone())

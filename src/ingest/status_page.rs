@@ -2,12 +2,24 @@
 //! zero-instrumentation way to get requests/s.
 //!
 //! Both pages expose a monotonically increasing request counter. The poller
-//! fetches the page once per `interval`, aligned just after each second
-//! boundary, and records the counter's increase as that past interval's
-//! requests. A counter that goes down (the server restarted) restarts from
-//! the new value. A failed poll records nothing: the store marks the second
-//! unknown, never zero.
+//! reads the page twice per `interval`, 10 ms before a second boundary and
+//! 1 ms after it, and turns the readings into whole seconds by interpolating
+//! the counter linearly at each boundary: the requests of those few ms are
+//! the only ones whose second is estimated, and a poll that runs late (a
+//! busy machine) still splits its increase between the seconds by time.
+//!
+//! The counters count rapidscale's own polls too: nginx's counts every
+//! request it serves, the status pages included; php-fpm's counts its own
+//! status requests. Pages on the same host:port are polled one at a time
+//! (a [`PollGate`] per host:port), so the poller knows exactly how many of
+//! its requests each reading holds and subtracts them: for nginx, every poll
+//! sent to that host:port since its previous reading; for php-fpm, its own.
+//!
+//! A counter that goes down (the server restarted) restarts from the new
+//! value. A failed poll records nothing and forgets the baseline: the store
+//! marks the seconds unknown, never zero.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -49,33 +61,75 @@ pub fn parse_counter(kind: StatusKind, body: &str) -> Option<u64> {
     }
 }
 
-/// Turns successive counter readings into per-interval increases.
+/// Turns counter readings taken at any instant into whole seconds' increases.
+///
+/// The counter is interpolated linearly between readings at each second
+/// boundary; a second is known once both of its boundaries lie between
+/// readings. Increases are net of the poller's own requests.
 #[derive(Debug, Default, Clone)]
-pub struct CounterDelta {
-    last: Option<(i64, u64)>,
+pub struct CounterSeconds {
+    /// The previous reading: when (unix seconds), the raw counter, and the
+    /// running net total at that instant.
+    last: Option<(f64, u64, f64)>,
+    /// The running net total at the latest second boundary passed.
+    boundary: Option<(i64, f64)>,
 }
 
-impl CounterDelta {
-    /// Feeds a reading taken at unix second `at`; returns the seconds covered
-    /// since the previous reading and the increase over them.
-    pub fn update(&mut self, at: i64, counter: u64) -> Option<(std::ops::Range<i64>, f64)> {
-        let prev = self.last.replace((at, counter));
-        let (prev_at, prev_counter) = prev?;
+impl CounterSeconds {
+    /// Feeds `counter` as read at `at` (unix seconds), `own` of whose
+    /// requests since the previous reading were the poller's. Returns each
+    /// second completed since, with its increase.
+    pub fn update(&mut self, at: f64, counter: u64, own: u64) -> Vec<(i64, f64)> {
+        let Some((prev_at, prev_raw, prev_total)) = self.last else {
+            self.last = Some((at, counter, 0.0));
+            return Vec::new();
+        };
         if at <= prev_at {
-            return None;
+            return Vec::new();
         }
         // A counter reset: the server restarted, the new value is what it served since.
-        let increase = if counter >= prev_counter {
-            counter - prev_counter
+        let raw = if counter >= prev_raw {
+            counter - prev_raw
         } else {
             counter
         };
-        Some((prev_at..at, increase as f64))
+        let net = raw.saturating_sub(own) as f64;
+        let total = prev_total + net;
+        self.last = Some((at, counter, total));
+        let mut out = Vec::new();
+        let first = prev_at.floor() as i64 + 1;
+        let last = at.floor() as i64;
+        for b in first..=last {
+            let at_b = prev_total + net * (b as f64 - prev_at) / (at - prev_at);
+            if let Some((before, total_before)) = self.boundary {
+                if before == b - 1 {
+                    out.push((b - 1, at_b - total_before));
+                }
+            }
+            self.boundary = Some((b, at_b));
+        }
+        out
     }
 
     /// Forget the baseline (after a failed poll the gap is unknown).
     pub fn reset(&mut self) {
-        self.last = None;
+        *self = CounterSeconds::default();
+    }
+}
+
+/// Polls sent to one host:port, one at a time: the count tells an nginx
+/// poller how many of its counter's requests were rapidscale's own.
+pub type PollGate = Arc<tokio::sync::Mutex<u64>>;
+
+/// The key pages share a [`PollGate`] by: the URL's host and port.
+pub fn gate_key(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or_default(),
+            u.port_or_known_default().unwrap_or(80)
+        ),
+        Err(_) => url.to_string(),
     }
 }
 
@@ -85,6 +139,65 @@ pub struct StatusPoller {
     pub stream: StreamId,
     pub interval: Duration,
     pub timeout: Duration,
+    /// Shared by every poller of the same host:port.
+    pub gate: PollGate,
+}
+
+/// One poll: the counter, when it was read, and the gate's count of polls
+/// sent to this host:port including this one.
+struct Reading {
+    at: f64,
+    counter: Result<u64, DropReason>,
+    sent: u64,
+}
+
+async fn poll(poller: &StatusPoller, client: &reqwest::Client, sink: &Sink) -> Reading {
+    let mut sent = poller.gate.lock().await;
+    *sent += 1;
+    let start = unix_f64(sink);
+    let counter = match client
+        .get(&poller.url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+    {
+        Ok(resp) => match resp.text().await {
+            Ok(body) => parse_counter(poller.kind, &body).ok_or(DropReason::BadStatusPage),
+            Err(_) => Err(DropReason::PollFailed),
+        },
+        Err(_) => Err(DropReason::PollFailed),
+    };
+    // The server read its counter somewhere between sending and answering.
+    let at = (start + unix_f64(sink)) / 2.0;
+    Reading {
+        at,
+        counter,
+        sent: *sent,
+    }
+}
+
+fn unix_f64(sink: &Sink) -> f64 {
+    let now = sink.clock.now();
+    now.timestamp() as f64 + f64::from(now.timestamp_subsec_nanos()) / 1e9
+}
+
+/// How far before and after a second boundary the two readings are taken
+/// (a timer fires up to a few ms late; the reading before must stay before).
+const BEFORE: Duration = Duration::from_millis(10);
+const AFTER: Duration = Duration::from_millis(1);
+
+/// How long until `BEFORE` ahead of the next boundary of a `step`-second
+/// grid (unix time), given how far `now` is into its second.
+fn until_next_boundary(unix: i64, into_second: Duration, step: Duration) -> Duration {
+    let step_secs = step.as_secs().max(1) as i64;
+    let next = (unix.div_euclid(step_secs) + 1) * step_secs;
+    let to_boundary = Duration::from_secs((next - unix) as u64).saturating_sub(into_second);
+    if to_boundary > BEFORE {
+        to_boundary - BEFORE
+    } else {
+        // Too close to this boundary: aim at the one after it.
+        to_boundary + step - BEFORE
+    }
 }
 
 pub async fn run(poller: StatusPoller, sink: Sink, shutdown: CancellationToken) {
@@ -95,53 +208,67 @@ pub async fn run(poller: StatusPoller, sink: Sink, shutdown: CancellationToken) 
             return;
         }
     };
-    let mut delta = CounterDelta::default();
-    let mut failing = false;
+    let mut state = PollState::default();
+    let step = poller.interval.max(Duration::from_secs(1));
     loop {
-        // Poll just after a second boundary so the increase covers whole seconds.
+        // One reading just before the boundary and one just after: the
+        // counter at the boundary is interpolated over a few ms, so a surge
+        // that starts on the boundary is not spread over the second before.
         let now = sink.clock.now();
         let into_second = Duration::from_nanos(now.timestamp_subsec_nanos() as u64);
-        let step = poller.interval.max(Duration::from_secs(1));
-        let wait = step.saturating_sub(into_second) + Duration::from_millis(20);
+        let wait = until_next_boundary(now.timestamp(), into_second, step);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        let at = sink.clock.unix_seconds();
-        let reading = match client
-            .get(&poller.url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-        {
-            Ok(resp) => match resp.text().await {
-                Ok(body) => parse_counter(poller.kind, &body).ok_or(DropReason::BadStatusPage),
-                Err(_) => Err(DropReason::PollFailed),
-            },
-            Err(_) => Err(DropReason::PollFailed),
-        };
-        match reading {
+        state.take(&poller, poll(&poller, &client, &sink).await, &sink);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(BEFORE + AFTER) => {}
+        }
+        state.take(&poller, poll(&poller, &client, &sink).await, &sink);
+    }
+}
+
+/// What a poller remembers between readings.
+#[derive(Default)]
+struct PollState {
+    seconds: CounterSeconds,
+    /// The gate's count at the previous successful reading.
+    prev_sent: Option<u64>,
+    failing: bool,
+}
+
+impl PollState {
+    fn take(&mut self, poller: &StatusPoller, reading: Reading, sink: &Sink) {
+        match reading.counter {
             Ok(counter) => {
-                if failing {
+                if self.failing {
                     tracing::info!(url = %poller.url, "Status page answers again.");
-                    failing = false;
+                    self.failing = false;
                 }
                 sink.counters.accept();
                 sink.counters.set_up(true);
-                if let Some((seconds, increase)) = delta.update(at, counter) {
-                    let per_second = increase / (seconds.end - seconds.start) as f64;
-                    for s in seconds {
-                        sink.observe(poller.stream, s, Observation::Count(per_second));
-                    }
+                let own = match (poller.kind, self.prev_sent) {
+                    // nginx counts every poll of its host:port, this one included.
+                    (StatusKind::Nginx, Some(prev)) => reading.sent - prev,
+                    // php-fpm counts its own status requests: this one.
+                    (StatusKind::PhpFpm, Some(_)) => 1,
+                    (_, None) => 0,
+                };
+                self.prev_sent = Some(reading.sent);
+                for (s, increase) in self.seconds.update(reading.at, counter, own) {
+                    sink.observe(poller.stream, s, Observation::Count(increase));
                 }
             }
             Err(reason) => {
                 sink.counters.dropped(reason);
                 sink.counters.set_up(false);
-                delta.reset();
-                if !failing {
+                self.seconds.reset();
+                self.prev_sent = None;
+                if !self.failing {
                     tracing::warn!(url = %poller.url, reason = reason.as_str(), "Status page poll failed; its seconds are unknown until it answers.");
-                    failing = true;
+                    self.failing = true;
                 }
             }
         }
@@ -180,15 +307,83 @@ mod tests {
     }
 
     #[test]
-    fn counter_deltas() {
-        let mut d = CounterDelta::default();
-        assert_eq!(d.update(100, 1_000), None, "first reading is the baseline");
-        assert_eq!(d.update(101, 1_250), Some((100..101, 250.0)));
-        assert_eq!(d.update(103, 1_450), Some((101..103, 200.0)));
-        assert_eq!(d.update(103, 1_500), None, "same second twice");
-        // The server restarted: the counter starts over.
-        assert_eq!(d.update(104, 40), Some((103..104, 40.0)));
+    fn readings_just_after_each_boundary_give_each_seconds_increase() {
+        let mut d = CounterSeconds::default();
+        assert!(d.update(100.002, 1_000, 0).is_empty(), "the baseline");
+        assert!(
+            d.update(101.002, 1_101, 1).is_empty(),
+            "one boundary: no second yet"
+        );
+        // 100 requests a second, plus the poll itself.
+        let got = d.update(102.002, 1_202, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, 101);
+        assert!((got[0].1 - 100.0).abs() < 1e-9, "{got:?}");
+    }
+
+    #[test]
+    fn a_late_poll_splits_its_increase_by_time() {
+        let mut d = CounterSeconds::default();
+        d.update(100.0, 0, 0);
+        d.update(101.0, 100, 0);
+        // 250 ms late: 125 requests over 1.25 s at a steady 100/s.
+        let got = d.update(102.25, 225, 0);
+        assert_eq!(got, vec![(101, 100.0)]);
+        // Back on time: the 1.0 s from 102.25 held 100 requests.
+        let got = d.update(103.0, 300, 0);
+        assert_eq!(got, vec![(102, 100.0)]);
+        // A poll three seconds later spreads its increase evenly.
+        let got = d.update(106.0, 600, 0);
+        assert_eq!(got, vec![(103, 100.0), (104, 100.0), (105, 100.0)]);
+    }
+
+    #[test]
+    fn a_counter_reset_restarts_from_the_new_value_and_a_reset_forgets() {
+        let mut d = CounterSeconds::default();
+        d.update(100.0, 1_000, 0);
+        d.update(101.0, 1_100, 0);
+        // The server restarted: it served 40 since.
+        assert_eq!(d.update(102.0, 40, 0), vec![(101, 40.0)]);
+        assert!(d.update(102.0, 90, 0).is_empty(), "the same instant twice");
         d.reset();
-        assert_eq!(d.update(110, 90), None);
+        assert!(d.update(110.0, 90, 0).is_empty());
+        assert!(d.update(111.0, 95, 0).is_empty());
+        assert_eq!(d.update(112.0, 100, 0), vec![(111, 5.0)]);
+    }
+
+    #[test]
+    fn own_polls_are_not_traffic() {
+        let mut d = CounterSeconds::default();
+        d.update(100.0, 10, 0);
+        d.update(101.0, 12, 2);
+        assert_eq!(d.update(102.0, 14, 2), vec![(101, 0.0)]);
+    }
+
+    #[test]
+    fn the_first_reading_is_just_before_the_next_boundary() {
+        let ms = Duration::from_millis;
+        let second = Duration::from_secs(1);
+        // 300 ms into second 100: wait 690 ms (10 ms before 101).
+        assert_eq!(until_next_boundary(100, ms(300), second), ms(690));
+        // 995 ms in: too close to 101, aim at 102.
+        assert_eq!(until_next_boundary(100, ms(995), second), ms(995));
+        // Every 5 s: the next multiple of 5.
+        assert_eq!(
+            until_next_boundary(101, ms(0), Duration::from_secs(5)),
+            ms(3990)
+        );
+    }
+
+    #[test]
+    fn pages_share_a_gate_by_host_and_port() {
+        assert_eq!(gate_key("http://127.0.0.1/nginx_status"), "127.0.0.1:80");
+        assert_eq!(
+            gate_key("http://127.0.0.1:8080/fpm-status"),
+            "127.0.0.1:8080"
+        );
+        assert_ne!(
+            gate_key("http://127.0.0.1:8080/a"),
+            gate_key("http://127.0.0.1:8081/a")
+        );
     }
 }

@@ -1,7 +1,6 @@
 //! The daemon counts requests from all three sources, end to end over real
 //! sockets and files.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -183,13 +182,37 @@ listen = "127.0.0.1:0"
     d.terminate().await;
 }
 
-/// Serves an nginx stub_status page whose request counter grows by 100 per fetch.
-async fn fake_nginx(counter: Arc<AtomicU64>) -> std::net::SocketAddr {
+/// A fake nginx's request counter: 100 requests/s of traffic since it
+/// (re)started, plus every fetch of its status page, as nginx counts them.
+struct FakeCounter {
+    started: tokio::time::Instant,
+    base: u64,
+    fetches: u64,
+}
+
+impl FakeCounter {
+    fn read(&mut self) -> u64 {
+        self.fetches += 1;
+        self.base + (self.started.elapsed().as_secs_f64() * 100.0) as u64 + self.fetches
+    }
+
+    /// nginx restarts: its counter starts over from zero.
+    fn restart(&mut self) {
+        *self = FakeCounter {
+            started: tokio::time::Instant::now(),
+            base: 0,
+            fetches: 0,
+        };
+    }
+}
+
+/// Serves an nginx stub_status page with the counter.
+async fn fake_nginx(counter: Arc<std::sync::Mutex<FakeCounter>>) -> std::net::SocketAddr {
     use axum::routing::get;
     let app = axum::Router::new().route(
         "/nginx_status",
         get(move || {
-            let c = counter.fetch_add(100, Ordering::SeqCst) + 100;
+            let c = counter.lock().unwrap().read();
             async move { format!("Active connections: 3 \nserver accepts handled requests\n 10 10 {c} \nReading: 0 Writing: 1 Waiting: 2 \n") }
         }),
     );
@@ -201,7 +224,11 @@ async fn fake_nginx(counter: Arc<AtomicU64>) -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn status_page_deltas_become_requests_per_second() {
-    let counter = Arc::new(AtomicU64::new(5_000));
+    let counter = Arc::new(std::sync::Mutex::new(FakeCounter {
+        started: tokio::time::Instant::now(),
+        base: 5_000,
+        fetches: 0,
+    }));
     let addr = fake_nginx(counter.clone()).await;
     let d = Daemon::start(&format!(
         r#"
@@ -222,10 +249,10 @@ listen = "127.0.0.1:0"
     })
     .await;
     // The nginx restarts: its counter starts over from a small number.
-    counter.store(0, Ordering::SeqCst);
+    counter.lock().unwrap().restart();
     let status = d
         .wait_for_status(Duration::from_secs(15), "polls after the reset", |s| {
-            ingest_counter(s, "status_page:status_page")["accepted"].as_u64() >= Some(7)
+            ingest_counter(s, "status_page:status_page")["accepted"].as_u64() >= Some(12)
         })
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -238,9 +265,16 @@ listen = "127.0.0.1:0"
         .iter()
         .filter_map(|p| p["value"].as_f64())
         .collect();
-    assert!(known.len() >= 5, "{points:#}");
-    // Every known second saw exactly 100 requests, across the counter reset too.
-    assert!(known.iter().all(|v| *v == 100.0), "{known:?}");
+    assert!(known.len() >= 4, "{points:#}");
+    // Every known second saw the 100 requests of traffic and not the polls,
+    // across the counter reset too, but for the second of the restart: the
+    // requests served between the last poll and the restart are lost with
+    // the old counter (as with a real nginx), so it may hold fewer.
+    let off: Vec<&f64> = known.iter().filter(|v| (*v - 100.0).abs() > 2.0).collect();
+    assert!(
+        off.len() <= 1 && off.iter().all(|v| **v < 100.0),
+        "{known:?}"
+    );
     // The unreachable php-fpm page is unknown, never zero.
     let fpm = d
         .get_json("/api/v1/series?stream=status_page_1&seconds=60")

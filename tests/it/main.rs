@@ -22,3 +22,4 @@ mod lifecycle;
 mod notify;
 mod properties;
 mod replay;
+mod web;
