@@ -355,6 +355,36 @@ impl<C: Capacity + Coordination> Actuator<C> {
         );
     }
 
+    /// The end of a gate that held a resource's decisions: one record
+    /// (outcome `observed`) with how long it held and how many decisions,
+    /// beside the `skipped` record of its start. Logged by the decider.
+    pub(crate) fn note_gate_end(
+        &self,
+        (service, resource): (&str, &str),
+        reason: String,
+        at: chrono::DateTime<chrono::Utc>,
+        mode: Mode,
+    ) {
+        let rec = AuditRecord {
+            id: self.audit.new_id(),
+            time: at,
+            phase: Phase::Completed,
+            service: service.into(),
+            resource: resource.into(),
+            mode,
+            outcome: Outcome::Observed,
+            changes: Vec::new(),
+            decrease: false,
+            reason: Some(reason),
+            error: None,
+            fencing: None,
+            observed: None,
+        };
+        if let Err(e) = self.audit.append(&rec) {
+            tracing::warn!(error = %e, "Cannot write the audit log; the record is kept in memory only.");
+        }
+    }
+
     /// Applies one update: audit, call with retries, budget, audit, refresh.
     pub(crate) async fn apply(&self, u: TableUpdate, shutdown: CancellationToken) -> Outcome {
         let id = self.audit.new_id();
@@ -530,7 +560,7 @@ impl<C: Capacity + Coordination> Actuator<C> {
                 Ok(()) => return (Outcome::Applied, None, None),
                 Err(e) if e.is_retryable() && attempt + 1 < self.retry.max_attempts => {
                     let pause = self.retry.delay(attempt, fastrand::f64());
-                    tracing::warn!(resource = %resource, operation = e.operation, kind = ?e.kind, attempt, pause_ms = pause.as_millis() as u64, "Call failed; retrying.");
+                    tracing::warn!(resource = %resource, operation = e.operation, kind = e.kind.as_str(), attempt, pause_ms = pause.as_millis() as u64, "Call failed; retrying.");
                     attempt += 1;
                     tokio::select! {
                         _ = shutdown.cancelled() => return (Outcome::Failed, Some("shutting down".to_string()), Some(e.message.clone())),
@@ -539,7 +569,7 @@ impl<C: Capacity + Coordination> Actuator<C> {
                 }
                 Err(e) => {
                     on_final_error(e.kind);
-                    tracing::warn!(resource = %resource, operation = e.operation, kind = ?e.kind, error = %e.message, "Call failed.");
+                    tracing::warn!(resource = %resource, operation = e.operation, kind = e.kind.as_str(), error = %e.message, "Call failed.");
                     return (
                         Outcome::Failed,
                         Some(format!("{:?} after {} attempt(s)", e.kind, attempt + 1)),

@@ -471,7 +471,7 @@ async fn group_name<C: Capacity>(cloud: &C, asg: &AsgConfig) -> Option<String> {
         };
     match cloud.group_of_instance(&identity.instance_id).await {
         Ok(Some(group)) => {
-            tracing::info!(instance = %identity.instance_id, group = %group, ecs_cluster = ?identity.ecs_cluster, ecs_task = ?identity.ecs_task_arn, "Discovered the Auto Scaling group.");
+            tracing::info!(instance = %identity.instance_id, group = %group, ecs_cluster = identity.ecs_cluster.as_deref().unwrap_or("none"), ecs_task = identity.ecs_task_arn.as_deref().unwrap_or("none"), "Discovered the Auto Scaling group.");
             Some(group)
         }
         Ok(None) => {

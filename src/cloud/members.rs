@@ -33,6 +33,18 @@ pub enum MembershipChange {
     TurnedUnhealthy,
 }
 
+impl MembershipChange {
+    /// The logs' word for it (the API's, serde's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MembershipChange::Joined => "joined",
+            MembershipChange::BecameInService => "became_in_service",
+            MembershipChange::Left => "left",
+            MembershipChange::TurnedUnhealthy => "turned_unhealthy",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MembershipEvent {
     pub time: DateTime<Utc>,
@@ -277,6 +289,27 @@ fn learnt(boots: &VecDeque<f64>, configured: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::cloud::InstanceDescription;
+
+    #[test]
+    fn logs_use_the_apis_words() {
+        use crate::cloud::CloudErrorKind as K;
+        use MembershipChange as M;
+        for c in [M::Joined, M::BecameInService, M::Left, M::TurnedUnhealthy] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+        for k in [
+            K::Throttled,
+            K::LimitExceeded,
+            K::NotFound,
+            K::ResourceBusy,
+            K::Unavailable,
+            K::AccessDenied,
+            K::ConditionFailed,
+            K::Other,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+    }
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()

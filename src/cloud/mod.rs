@@ -198,13 +198,30 @@ pub enum CloudErrorKind {
     Other,
 }
 
+impl CloudErrorKind {
+    /// The logs' (and the API's) word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloudErrorKind::Throttled => "throttled",
+            CloudErrorKind::LimitExceeded => "limit_exceeded",
+            CloudErrorKind::NotFound => "not_found",
+            CloudErrorKind::ResourceBusy => "resource_busy",
+            CloudErrorKind::Unavailable => "unavailable",
+            CloudErrorKind::AccessDenied => "access_denied",
+            CloudErrorKind::ConditionFailed => "condition_failed",
+            CloudErrorKind::Other => "other",
+        }
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize)]
 #[error("{operation} {resource}: {message}")]
 pub struct CloudError {
     pub operation: &'static str,
     pub resource: String,
     pub kind: CloudErrorKind,
-    /// The full error chain (`DisplayErrorContext`).
+    /// The AWS error code and message, or why no answer came, in one line
+    /// (the full error chain is logged at debug).
     pub message: String,
 }
 

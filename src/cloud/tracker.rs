@@ -360,7 +360,7 @@ pub(crate) fn store_fleet(
             let entry = v.services.entry(fleet.key()).or_default();
             if let Ok(desc) = &result {
                 for e in entry.members.update(desc, now) {
-                    tracing::info!(service = %desc.name, task = %e.instance, change = ?e.change, state = %e.lifecycle_state, "Service tasks changed.");
+                    tracing::info!(service = %desc.name, task = %e.instance, change = e.change.as_str(), state = %e.lifecycle_state, "Service tasks changed.");
                 }
             }
             apply(&mut entry.desc, result, now, |old, new| {
@@ -407,7 +407,7 @@ fn store_group_in(
 ) {
     if let Ok(desc) = &result {
         for e in v.members.update(desc, now) {
-            tracing::info!(group = %desc.name, instance = %e.instance, change = ?e.change, state = %e.lifecycle_state, "Group membership changed.");
+            tracing::info!(group = %desc.name, instance = %e.instance, change = e.change.as_str(), state = %e.lifecycle_state, "Group membership changed.");
         }
     }
     let entry = v.group.get_or_insert_with(Tracked::default);
@@ -453,7 +453,7 @@ fn apply<T>(
                 tracing::warn!(
                     operation = err.operation,
                     resource = %err.resource,
-                    kind = ?err.kind,
+                    kind = err.kind.as_str(),
                     error = %err.message,
                     "AWS call failed; keeping the last known state and retrying."
                 );

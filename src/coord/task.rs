@@ -142,7 +142,10 @@ impl<C: Coordination> Heartbeats<C> {
                     });
                     status.reconciliation = in_service.map(|ids| reconcile(&ids, &fleet));
                     if !fleet.silent.is_empty() {
-                        tracing::warn!(silent = ?fleet.silent, "Sidecars are silent: fleet demand is estimated.");
+                        tracing::warn!(
+                            silent = fleet.silent.join(", "),
+                            "Sidecars are silent: fleet demand is estimated."
+                        );
                     }
                     status.fleet = Some(fleet);
                 }

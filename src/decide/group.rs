@@ -134,6 +134,7 @@ impl GroupDecider {
         Self {
             config,
             group: fleet.key(),
+            held: super::HeldBy::new(fleet.aws_service()),
             fleet,
             settings,
             foreign_policies,
@@ -142,8 +143,12 @@ impl GroupDecider {
             cooldown: Cooldown::default(),
             sent: None,
             made: Default::default(),
-            held: super::HeldBy::default(),
         }
+    }
+
+    /// The gates that stopped holding since the last call.
+    pub(crate) fn take_gate_ends(&mut self) -> Vec<super::GateEnded> {
+        self.held.take_ended()
     }
 
     /// Decides on `config` from now on (a `SIGHUP` re-read): the group's

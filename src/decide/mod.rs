@@ -149,15 +149,50 @@ fn labelled(d: Disposition, fleet: &FleetReading) -> Disposition {
 }
 
 /// Which gate holds each resource's decisions, since when and for how
-/// many steps: the record at its start is the audit's (`dispose`), its
-/// end is logged once with the count, so a gate that holds for an hour is
-/// two log lines, not one a tick.
-#[derive(Debug, Default)]
+/// many steps: the record at its start is the audit's (`dispose`), its end
+/// is logged once and kept as a [`GateEnded`] for the audit, so a gate that
+/// holds for an hour is two log lines and two records, not one a tick.
+#[derive(Debug)]
 pub(crate) struct HeldBy {
+    /// "dynamodb", "asg" or "ecs": the audit's service of the resources.
+    service: &'static str,
     current: std::collections::HashMap<String, (String, DateTime<Utc>, u64)>,
+    ended: Vec<GateEnded>,
+}
+
+/// A gate that stopped holding a resource's decisions.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GateEnded {
+    pub service: &'static str,
+    pub resource: String,
+    pub gate: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// How many steps it held.
+    pub decisions: u64,
+}
+
+impl GateEnded {
+    /// The audit record's reason.
+    pub(crate) fn reason(&self) -> String {
+        format!(
+            "no longer held: {} (held {} decisions over {} s)",
+            self.gate,
+            self.decisions,
+            (self.until - self.since).num_seconds()
+        )
+    }
 }
 
 impl HeldBy {
+    pub(crate) fn new(service: &'static str) -> Self {
+        Self {
+            service,
+            current: Default::default(),
+            ended: Vec::new(),
+        }
+    }
+
     /// This step's gate of `resource` (None: nothing held).
     pub(crate) fn see(&mut self, resource: &str, gate: Option<&Gate>, now: DateTime<Utc>) {
         let ended = match gate {
@@ -181,7 +216,20 @@ impl HeldBy {
                 decisions_held = steps,
                 "A gate stopped holding."
             );
+            self.ended.push(GateEnded {
+                service: self.service,
+                resource: resource.to_string(),
+                gate,
+                since,
+                until: now,
+                decisions: steps,
+            });
         }
+    }
+
+    /// The gates that ended since the last call, for the audit.
+    pub(crate) fn take_ended(&mut self) -> Vec<GateEnded> {
+        std::mem::take(&mut self.ended)
     }
 }
 
@@ -201,6 +249,35 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gate_ends_once_with_how_long_and_how_many_decisions_it_held() {
+        let t0 = DateTime::from_timestamp(1_000, 0).unwrap();
+        let at = |s| t0 + chrono::TimeDelta::seconds(s);
+        let mut held = HeldBy::new("dynamodb");
+        let busy = Gate::NotActive {
+            what: "table",
+            status: "UPDATING".into(),
+        };
+        for s in 0..8 {
+            held.see("posts", Some(&busy), at(s));
+        }
+        assert!(held.take_ended().is_empty(), "still holding");
+        held.see("posts", None, at(12));
+        held.see("posts", None, at(13));
+        let ended = held.take_ended();
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        let e = &ended[0];
+        assert_eq!((e.service, e.resource.as_str()), ("dynamodb", "posts"));
+        assert_eq!((e.since, e.until, e.decisions), (at(0), at(12), 8));
+        assert!(e.reason().starts_with("no longer held: "), "{}", e.reason());
+        assert!(e.reason().ends_with("(held 8 decisions over 12 s)"));
+        // Another gate taking over ends the first one too.
+        held.see("posts", Some(&busy), at(20));
+        held.see("posts", Some(&Gate::Paused), at(21));
+        assert_eq!(held.take_ended().len(), 1);
+        assert!(held.take_ended().is_empty(), "taken once");
+    }
 
     #[test]
     fn an_unchanged_recommendation_or_gate_is_recorded_once() {

@@ -164,6 +164,8 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             else {
                 continue;
             };
+            let group_ends = group.as_mut().map(|g| g.take_gate_ends());
+            self.audit_gate_ends(group_ends.unwrap_or_default());
             if let (Some(a), Some(approved)) = (approval, approved) {
                 let answer = super::approve::outcome(
                     &approved,
@@ -298,6 +300,26 @@ impl<C: Capacity + Coordination> DecideLoop<C> {
             self.decisions.services.set(advice);
         }
         Some((table_actions, fleet_actions, warm_actions))
+    }
+
+    /// Records the end of every gate that stopped holding this step.
+    fn audit_gate_ends(&mut self, group: Vec<super::GateEnded>) {
+        let mode = self.inputs.config.mode;
+        let ends: Vec<_> = self
+            .tables
+            .iter_mut()
+            .flat_map(|t| t.take_gate_ends())
+            .chain(self.services.iter_mut().flat_map(|s| s.take_gate_ends()))
+            .chain(group)
+            .collect();
+        for end in ends {
+            self.actuator.note_gate_end(
+                (end.service, &end.resource),
+                end.reason(),
+                end.until,
+                mode,
+            );
+        }
     }
 
     /// A config re-read (`SIGHUP`): every decider keeps its state (burst

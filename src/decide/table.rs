@@ -248,7 +248,7 @@ impl TableDecider {
             cooldown: Cooldown::default(),
             needs: HashMap::new(),
             gates_recorded: HashMap::new(),
-            held: super::HeldBy::default(),
+            held: super::HeldBy::new("dynamodb"),
         }
     }
 
@@ -256,6 +256,11 @@ impl TableDecider {
     pub(crate) fn use_config(&mut self, config: Arc<Config>) {
         self.config = config;
         self.needs.clear();
+    }
+
+    /// The gates that stopped holding since the last call.
+    pub(crate) fn take_gate_ends(&mut self) -> Vec<super::GateEnded> {
+        self.held.take_ended()
     }
 
     /// Seconds of demand the policy looks at.

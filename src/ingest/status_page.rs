@@ -221,12 +221,18 @@ pub async fn run(poller: StatusPoller, sink: Sink, shutdown: CancellationToken) 
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        state.take(&poller, poll(&poller, &client, &sink).await, &sink);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = poll(&poller, &client, &sink) => state.take(&poller, r, &sink),
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(BEFORE + AFTER) => {}
         }
-        state.take(&poller, poll(&poller, &client, &sink).await, &sink);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = poll(&poller, &client, &sink) => state.take(&poller, r, &sink),
+        }
     }
 }
 

@@ -166,6 +166,7 @@ async fn two_minutes_of_the_demo_log_a_bounded_number_of_lines_in_words() {
     let d = Daemon::start_demo(&["--listen", "127.0.0.1:0", "--surge-every", "30"]).await;
     let logs = d.logs.clone();
     tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    let records = d.get_json("/api/v1/decisions?limit=10000").await;
     let (exit, _) = d.terminate().await;
     assert!(exit.success(), "{exit:?}");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -196,6 +197,27 @@ async fn two_minutes_of_the_demo_log_a_bounded_number_of_lines_in_words() {
             "no Rust Option in the logs: {v}"
         );
     }
+    // The audit: a gate is recorded when it starts holding a resource
+    // (`skipped`, with the reason) and when it ends (`observed`, "no longer
+    // held", with its count), not every tick.
+    let records = records.as_array().unwrap();
+    let count = |outcome: &str, prefix: &str| {
+        records
+            .iter()
+            .filter(|r| r["outcome"] == outcome)
+            .filter(|r| r["reason"].as_str().unwrap_or("").starts_with(prefix))
+            .count()
+    };
+    let (skipped, ended) = (count("skipped", ""), count("observed", "no longer held: "));
+    println!(
+        "{} audit records in 2 minutes: {skipped} skipped, {ended} gate ends",
+        records.len()
+    );
+    assert!(ended >= 1, "{records:#?}");
+    assert!(
+        records.len() <= 300 && skipped <= ended + 20,
+        "{records:#?}"
+    );
     let stop_warnings: Vec<_> = logs
         .iter()
         .skip_while(|v| v["message"] != "Stopping.")

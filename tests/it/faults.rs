@@ -77,6 +77,24 @@ async fn an_aws_outage_holds_changes_and_recovery_acts_on_fresh_state() {
         why.contains(&format!("table {table} last described")),
         "{why}"
     );
+    // The failure is logged once, in one line: why no answer came, not the
+    // SDK's error chain (that is at debug).
+    let failed: Vec<String> = d
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v["message"] == "AWS call failed; keeping the last known state and retrying.")
+        .map(|v| v["error"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(!failed.is_empty());
+    for e in &failed {
+        assert!(
+            e.starts_with("cannot reach the endpoint: ") || e == "timed out",
+            "{e}"
+        );
+        assert!(!e.contains("dispatch failure") && !e.contains('\n'), "{e}");
+    }
     let m = d.metrics().await;
     assert!(m.contains("rapidscale_ready 0"), "{m}");
     assert!(

@@ -270,11 +270,15 @@ listen = "127.0.0.1:0"
     // across the counter reset too, but for the second of the restart: the
     // requests served between the last poll and the restart are lost with
     // the old counter (as with a real nginx), so it may hold fewer.
-    let off: Vec<&f64> = known.iter().filter(|v| (*v - 100.0).abs() > 2.0).collect();
-    assert!(
-        off.len() <= 1 && off.iter().all(|v| **v < 100.0),
-        "{known:?}"
-    );
+    // The polls (two a second) are not counted: 100 a second, not 102,
+    // on average and, within 5 on a busy machine, every second.
+    let mut sorted = known.clone();
+    sorted.sort_by(f64::total_cmp);
+    let rest = &sorted[1..];
+    let mean = rest.iter().sum::<f64>() / rest.len() as f64;
+    assert!((mean - 100.0).abs() <= 1.0, "{known:?}");
+    assert!(rest.iter().all(|v| (v - 100.0).abs() <= 5.0), "{known:?}");
+    assert!(sorted[0] <= 105.0, "{known:?}");
     // The unreachable php-fpm page is unknown, never zero.
     let fpm = d
         .get_json("/api/v1/series?stream=status_page_1&seconds=60")

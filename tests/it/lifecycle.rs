@@ -132,11 +132,19 @@ listen = "127.0.0.1:0"
     let (exit, took) = d.terminate().await;
     assert!(exit.success(), "{exit:?}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
-    assert!(logs
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|v| v["message"] == "Stopped."));
+    // The log reader may be a moment behind the exit.
+    crate::harness::eventually(
+        Duration::from_secs(2),
+        "the last log line",
+        || async {
+            logs.lock()
+                .unwrap()
+                .iter()
+                .any(|v| v["message"] == "Stopped.")
+        },
+        |stopped| *stopped,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -54,7 +54,10 @@ impl AwsCloud {
         if uses_local_emulator(config, |k| std::env::var_os(k).is_some()) {
             // Emulators accept any credentials. Without this the SDK's chain
             // would end at the EC2 instance metadata service, off this machine.
-            tracing::info!(endpoint = ?config.endpoint_url, "Loopback AWS endpoint without credentials: using static emulator credentials.");
+            tracing::info!(
+                endpoint = config.endpoint_url.as_deref().unwrap_or_default(),
+                "Loopback AWS endpoint without credentials: using static emulator credentials."
+            );
             loader = loader.credentials_provider(aws_credential_types::Credentials::new(
                 "rapidscale-local",
                 "rapidscale-local",
@@ -118,7 +121,7 @@ fn on_demand_max(o: &aws_sdk_dynamodb::types::OnDemandThroughput) -> OnDemandMax
 pub fn classify<E, R>(operation: &'static str, resource: &str, err: SdkError<E, R>) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let kind = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => CloudErrorKind::Unavailable,
@@ -127,11 +130,46 @@ where
         SdkError::ConstructionFailure(_) => CloudErrorKind::Other,
         _ => kind_of_code(err.code()),
     };
+    // The whole chain is for debugging; logs, the audit log and the API
+    // carry the code and the service's message.
+    tracing::debug!(operation, resource, error = %DisplayErrorContext(&err), "AWS call failed.");
     CloudError {
         operation,
         resource: resource.to_string(),
         kind,
-        message: DisplayErrorContext(&err).to_string(),
+        message: summary(&err),
+    }
+}
+
+/// An SDK error in one line: the AWS error code and message, or what kept
+/// the call from being answered (the innermost cause).
+fn summary<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let root = |e: &(dyn std::error::Error + 'static)| {
+        let mut e = e;
+        while let Some(inner) = e.source() {
+            e = inner;
+        }
+        e.to_string()
+    };
+    match err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            match (e.code(), e.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_string(),
+                (None, Some(message)) => message.to_string(),
+                (None, None) => "an error without a code or message".to_string(),
+            }
+        }
+        SdkError::TimeoutError(_) => "timed out".to_string(),
+        SdkError::DispatchFailure(_) => format!("cannot reach the endpoint: {}", root(err)),
+        SdkError::ResponseError(_) => format!("unreadable response: {}", root(err)),
+        SdkError::ConstructionFailure(_) => format!("request not built: {}", root(err)),
+        _ => root(err),
     }
 }
 
