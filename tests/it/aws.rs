@@ -71,6 +71,18 @@ fn throughput(read: i64, write: i64) -> ProvisionedThroughput {
         .unwrap()
 }
 
+/// Sets the table's own provisioned throughput (behind rapidscale's back).
+pub async fn set_throughput(cloud: &Moto, name: &str, read: i64, write: i64) {
+    cloud
+        .dynamodb
+        .update_table()
+        .table_name(name)
+        .provisioned_throughput(throughput(read, write))
+        .send()
+        .await
+        .unwrap();
+}
+
 /// A provisioned table `name` with a GSI `by_user`.
 pub async fn create_table(cloud: &Moto, name: &str) {
     let attr = |n: &str| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rapidscale::audit::{read_file, Outcome};
 use rapidscale::cloud::Capacity;
 
-use crate::aws::{cloud, create_table, unique};
+use crate::aws::{cloud, create_table, set_throughput, unique};
 use crate::harness::{eventually, moto_url, Daemon};
 
 /// Sends `rate` requests/s and `rate` write units/s for `table`, in ten
@@ -96,19 +96,7 @@ async fn apply_mode_follows_a_five_fold_step_within_seconds() {
     let table = unique("step");
     create_table(&cloud().await, &table).await; // read 10, write 5
     let c = cloud().await;
-    c.dynamodb
-        .update_table()
-        .table_name(&table)
-        .provisioned_throughput(
-            aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
-                .read_capacity_units(100)
-                .write_capacity_units(50)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    set_throughput(&c, &table, 100, 50).await;
     // The per-second path: with burst counted on, a first increase sized
     // from part of a second may be left at 60 % utilization while the
     // bucket covers it (tests/it/replay.rs and the policy tests cover that).
@@ -231,19 +219,7 @@ async fn a_restart_keeps_the_decrease_budget() {
     let table = unique("budget");
     let c = cloud().await;
     create_table(&c, &table).await;
-    c.dynamodb
-        .update_table()
-        .table_name(&table)
-        .provisioned_throughput(
-            aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
-                .read_capacity_units(100)
-                .write_capacity_units(100)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    set_throughput(&c, &table, 100, 100).await;
     let cfg = config("apply", &table, "down_window = \"8s\"", false);
     let state_dir = tempfile::tempdir().unwrap();
     let cfg = cfg.replace("{dir}/state", &state_dir.path().display().to_string());

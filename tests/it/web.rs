@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 
 use rapidscale::cloud::Capacity;
 
-use crate::aws::{cloud, create_table, unique};
+use crate::aws::{cloud, create_table, set_throughput, unique};
 use crate::harness::{moto_url, Daemon};
 
 fn program(var: &str, what: &str) -> String {
@@ -196,19 +196,7 @@ async fn counts_from_the_log_the_status_pages_and_statsd_match_nginx_under_a_fiv
     let table = unique("web");
     let c = cloud().await;
     create_table(&c, &table).await;
-    c.dynamodb
-        .update_table()
-        .table_name(&table)
-        .provisioned_throughput(
-            aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
-                .read_capacity_units(3000)
-                .write_capacity_units(5)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    set_throughput(&c, &table, 3000, 5).await;
     let statsd = free_port(true);
     let web = WebStack::start(statsd).await;
     let d = Daemon::start(&format!(
@@ -320,9 +308,10 @@ read = {{ target = 0.7, min = 5, max = 40000, metric = "ddb.consumed{{table:post
                 l + log.get(s).map_or(0, Vec::len) as f64,
             )
         });
+        let by_second = errors.clone();
         errors.sort_by(f64::total_cmp);
         let within = errors.iter().filter(|e| **e <= 0.01).count();
-        summary.push((*name, errors, within, sum_got / sum_log - 1.0));
+        summary.push((*name, errors, by_second, within, sum_got / sum_log - 1.0));
     }
     for s in &compared {
         report.push_str(&format!("{s}: log {}", log.get(s).map_or(0, Vec::len)));
@@ -332,7 +321,7 @@ read = {{ target = 0.7, min = 5, max = 40000, metric = "ddb.consumed{{table:post
         report.push('\n');
     }
     eprintln!("{report}");
-    for (name, errors, within, total) in &summary {
+    for (name, errors, by_second, within, total) in &summary {
         let median = errors[errors.len() / 2];
         let worst = errors[errors.len() - 1];
         eprintln!(
@@ -342,18 +331,22 @@ read = {{ target = 0.7, min = 5, max = 40000, metric = "ddb.consumed{{table:post
             worst * 100.0,
             total * 100.0
         );
-        // Every second within 1 %, but for at most one where this host's
-        // timing moved (nginx stamps $time_local when its event loop wakes: a
-        // worker descheduled on a busy VM logs a request that ended just
-        // after a boundary in the second before), and that one within 3 %;
-        // the whole run within 0.2 %.
+        // Every second within 1 %, but for at most one boundary where this
+        // host's timing moved (the two seconds beside it, each within 3 %):
+        // nginx stamps $time_local when its event loop wakes, and
+        // rapidscale a datagram when it reads it, so a process descheduled
+        // for some ms on a busy VM moves requests that ended just after a
+        // boundary into the second before. The whole run within 0.2 %.
+        let off: Vec<usize> = (0..compared.len())
+            .filter(|i| by_second[*i] > 0.01)
+            .collect();
         assert!(
-            *within + 1 >= errors.len() && worst <= 0.03,
-            "{name}: {errors:?}"
+            off.len() <= 2 && off.windows(2).all(|w| w[1] == w[0] + 1) && worst <= 0.03,
+            "{name}: {by_second:?}"
         );
         assert!(total.abs() <= 0.002, "{name}: total off by {total}");
     }
-    let (_, access_errors, _, _) = &summary[0];
+    let (_, access_errors, _, _, _) = &summary[0];
     assert!(
         access_errors.iter().all(|e| *e == 0.0),
         "the access log is nginx's log: exact"
