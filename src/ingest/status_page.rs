@@ -16,8 +16,14 @@
 //! sent to that host:port since its previous reading; for php-fpm, its own.
 //!
 //! A counter that goes down (the server restarted) restarts from the new
-//! value. A failed poll records nothing and forgets the baseline: the store
-//! marks the seconds unknown, never zero.
+//! value. A failed poll (an error, or no answer within `timeout`) records
+//! nothing: the next answer's increase is split between the seconds since
+//! the last answer by time, as a late poll's is, if the gap is at most 5 s
+//! (or two polling steps and a second, if that is longer); after a longer gap
+//! the baseline is forgotten and the seconds between stay unknown, never
+//! zero. Seconds the store sealed before the answer (older than the grace)
+//! stay unknown too. Both ends of a gap are logged (the first failure as a
+//! warning, the answer with the gap's span at info).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,13 +173,22 @@ async fn poll(poller: &StatusPoller, client: &reqwest::Client, sink: &Sink) -> R
         },
         Err(_) => Err(DropReason::PollFailed),
     };
-    // The server read its counter somewhere between sending and answering.
-    let at = (start + unix_f64(sink)) / 2.0;
+    let end = unix_f64(sink);
     Reading {
-        at,
+        at: read_at(start, end),
         counter,
         sent: *sent,
     }
+}
+
+/// When the server read its counter, for a poll sent at `start` and
+/// answered at `end`: the middle of a quick poll; for a slow one, just
+/// before the answer. A local status page is slow when the server is busy
+/// or stalled: the request waits in its queue and the counter is read as
+/// it is answered (reading a slow poll at its middle would date the
+/// requests served while it waited too early).
+fn read_at(start: f64, end: f64) -> f64 {
+    ((start + end) / 2.0).max(end - 0.002)
 }
 
 fn unix_f64(sink: &Sink) -> f64 {
@@ -242,41 +257,119 @@ struct PollState {
     seconds: CounterSeconds,
     /// The gate's count at the previous successful reading.
     prev_sent: Option<u64>,
-    failing: bool,
+    /// When the previous successful reading was taken.
+    prev_at: Option<f64>,
+    /// Polls failed since the previous successful reading.
+    failed: u64,
+}
+
+/// What one reading changed, beside the seconds it completed.
+#[derive(Debug, PartialEq)]
+enum Event {
+    /// The first failed poll after an answer.
+    Failed(DropReason),
+    /// An answer after `failed` failed polls; the increase since the answer
+    /// at `from` was split by time over the gap when `split`, else the
+    /// seconds between are unknown.
+    Recovered {
+        from: f64,
+        to: f64,
+        failed: u64,
+        split: bool,
+    },
 }
 
 impl PollState {
-    fn take(&mut self, poller: &StatusPoller, reading: Reading, sink: &Sink) {
-        match reading.counter {
-            Ok(counter) => {
-                if self.failing {
-                    tracing::info!(url = %poller.url, "Status page answers again.");
-                    self.failing = false;
-                }
-                sink.counters.accept();
-                sink.counters.set_up(true);
-                let own = match (poller.kind, self.prev_sent) {
-                    // nginx counts every poll of its host:port, this one included.
-                    (StatusKind::Nginx, Some(prev)) => reading.sent - prev,
-                    // php-fpm counts its own status requests: this one.
-                    (StatusKind::PhpFpm, Some(_)) => 1,
-                    (_, None) => 0,
-                };
-                self.prev_sent = Some(reading.sent);
-                for (s, increase) in self.seconds.update(reading.at, counter, own) {
-                    sink.observe(poller.stream, s, Observation::Count(increase));
-                }
-            }
+    /// The longest gap between answers whose increase is split by time:
+    /// 5 s, or two polling steps and a second if that is longer. Past it
+    /// the baseline is forgotten.
+    fn max_gap(step: Duration) -> f64 {
+        (2.0 * step.as_secs_f64() + 1.0).max(5.0)
+    }
+
+    /// Feeds one reading: the seconds it completed, and what changed.
+    fn on_reading(
+        &mut self,
+        kind: StatusKind,
+        step: Duration,
+        reading: Reading,
+    ) -> (Vec<(i64, f64)>, Option<Event>) {
+        let counter = match reading.counter {
+            Ok(c) => c,
             Err(reason) => {
-                sink.counters.dropped(reason);
-                sink.counters.set_up(false);
+                self.failed += 1;
+                let event = (self.failed == 1).then_some(Event::Failed(reason));
+                return (Vec::new(), event);
+            }
+        };
+        let mut event = None;
+        if self.failed > 0 {
+            let from = self.prev_at.unwrap_or(reading.at);
+            let split = reading.at - from <= Self::max_gap(step);
+            if !split {
                 self.seconds.reset();
                 self.prev_sent = None;
-                if !self.failing {
-                    tracing::warn!(url = %poller.url, reason = reason.as_str(), "Status page poll failed; its seconds are unknown until it answers.");
-                    self.failing = true;
-                }
             }
+            event = Some(Event::Recovered {
+                from,
+                to: reading.at,
+                failed: self.failed,
+                split,
+            });
+        }
+        let own = match (kind, self.prev_sent) {
+            // nginx counts every poll of its host:port, this one and
+            // failed ones included (a poll that timed out was usually
+            // served late).
+            (StatusKind::Nginx, Some(prev)) => reading.sent - prev,
+            // php-fpm counts its own status requests: this one, and the
+            // failed ones, which usually reached it.
+            (StatusKind::PhpFpm, Some(_)) => 1 + self.failed,
+            (_, None) => 0,
+        };
+        self.failed = 0;
+        self.prev_sent = Some(reading.sent);
+        self.prev_at = Some(reading.at);
+        (self.seconds.update(reading.at, counter, own), event)
+    }
+
+    fn take(&mut self, poller: &StatusPoller, reading: Reading, sink: &Sink) {
+        let step = poller.interval.max(Duration::from_secs(1));
+        let ok = reading.counter.is_ok();
+        if let Err(reason) = reading.counter {
+            sink.counters.dropped(reason);
+        } else {
+            sink.counters.accept();
+        }
+        sink.counters.set_up(ok);
+        let (seconds, event) = self.on_reading(poller.kind, step, reading);
+        for (s, increase) in seconds {
+            sink.observe(poller.stream, s, Observation::Count(increase));
+        }
+        match event {
+            None => {}
+            Some(Event::Failed(reason)) => tracing::warn!(
+                url = %poller.url,
+                reason = reason.as_str(),
+                "Status page poll failed; its seconds wait for the next answer."
+            ),
+            Some(Event::Recovered {
+                from,
+                to,
+                failed,
+                split,
+            }) => tracing::info!(
+                url = %poller.url,
+                failed_polls = failed,
+                gap_from = format!("{from:.3}"),
+                gap_to = format!("{to:.3}"),
+                "{}",
+                if split {
+                    "Status page answers again; its increase over the gap is split between the seconds by time."
+                } else {
+                    "Status page answers again; the seconds of the gap are unknown (it was too long to split)."
+                }
+            ),
         }
     }
 }
@@ -378,6 +471,108 @@ mod tests {
             until_next_boundary(101, ms(0), Duration::from_secs(5)),
             ms(3990)
         );
+    }
+
+    fn ok(at: f64, counter: u64, sent: u64) -> Reading {
+        Reading {
+            at,
+            counter: Ok(counter),
+            sent,
+        }
+    }
+
+    fn failed(at: f64, sent: u64) -> Reading {
+        Reading {
+            at,
+            counter: Err(DropReason::PollFailed),
+            sent,
+        }
+    }
+
+    #[test]
+    fn a_failed_poll_leaves_its_seconds_to_the_next_answer_split_by_time() {
+        let second = Duration::from_secs(1);
+        let mut p = PollState::default();
+        // php-fpm at 100 requests/s; each poll is one more.
+        p.on_reading(StatusKind::PhpFpm, second, ok(100.0, 0, 1));
+        assert_eq!(
+            p.on_reading(StatusKind::PhpFpm, second, ok(101.0, 101, 2))
+                .0,
+            vec![]
+        );
+        let (got, event) = p.on_reading(StatusKind::PhpFpm, second, failed(102.0, 3));
+        assert_eq!(
+            (got, event),
+            (vec![], Some(Event::Failed(DropReason::PollFailed)))
+        );
+        let (got, event) = p.on_reading(StatusKind::PhpFpm, second, failed(102.5, 4));
+        assert_eq!((got, event), (vec![], None), "warned once");
+        // 2 s after the last answer: 200 requests and the three polls.
+        let (got, event) = p.on_reading(StatusKind::PhpFpm, second, ok(103.0, 304, 5));
+        assert_eq!(got, vec![(101, 100.0), (102, 100.0)]);
+        assert_eq!(
+            event,
+            Some(Event::Recovered {
+                from: 101.0,
+                to: 103.0,
+                failed: 2,
+                split: true
+            })
+        );
+        assert_eq!(
+            p.on_reading(StatusKind::PhpFpm, second, ok(104.0, 405, 6))
+                .0,
+            vec![(103, 100.0)]
+        );
+    }
+
+    #[test]
+    fn nginx_counts_failed_polls_through_the_gate() {
+        let second = Duration::from_secs(1);
+        let mut p = PollState::default();
+        p.on_reading(StatusKind::Nginx, second, ok(100.0, 0, 1));
+        p.on_reading(StatusKind::Nginx, second, ok(101.0, 102, 3));
+        p.on_reading(StatusKind::Nginx, second, failed(101.5, 4));
+        // Since 101: polls 4 (failed), 5 (the other page) and 6 (this one).
+        let (got, _) = p.on_reading(StatusKind::Nginx, second, ok(102.0, 205, 6));
+        assert_eq!(got, vec![(101, 100.0)]);
+    }
+
+    #[test]
+    fn after_a_longer_gap_the_seconds_between_stay_unknown() {
+        let second = Duration::from_secs(1);
+        let mut p = PollState::default();
+        p.on_reading(StatusKind::PhpFpm, second, ok(100.0, 0, 1));
+        p.on_reading(StatusKind::PhpFpm, second, ok(101.0, 101, 2));
+        for k in 0..5 {
+            p.on_reading(StatusKind::PhpFpm, second, failed(102.0 + k as f64, 3 + k));
+        }
+        let (got, event) = p.on_reading(StatusKind::PhpFpm, second, ok(107.0, 707, 8));
+        assert_eq!(got, vec![], "a new baseline");
+        assert_eq!(
+            event,
+            Some(Event::Recovered {
+                from: 101.0,
+                to: 107.0,
+                failed: 5,
+                split: false
+            })
+        );
+        p.on_reading(StatusKind::PhpFpm, second, ok(108.0, 808, 9));
+        assert_eq!(
+            p.on_reading(StatusKind::PhpFpm, second, ok(109.0, 909, 10))
+                .0,
+            vec![(108, 100.0)]
+        );
+        // Up to 5 s is split at the default 1 s; every 5 s, up to 11 s.
+        assert_eq!(PollState::max_gap(second), 5.0);
+        assert_eq!(PollState::max_gap(Duration::from_secs(5)), 11.0);
+    }
+
+    #[test]
+    fn a_slow_poll_is_dated_just_before_its_answer() {
+        assert_eq!(read_at(100.0, 100.002), 100.001);
+        assert!((read_at(100.0, 100.5) - 100.498).abs() < 1e-9);
     }
 
     #[test]

@@ -206,6 +206,28 @@ impl Daemon {
             .iter()
             .any(|v| v["message"] == message)
     }
+
+    /// Every line logged so far with this message.
+    pub fn logs_with(&self, message: &str) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v["message"] == message)
+            .cloned()
+            .collect()
+    }
+
+    /// Every WARN or ERROR line logged so far, as JSON text.
+    pub fn warnings(&self) -> Vec<String> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v["level"] == "WARN" || v["level"] == "ERROR")
+            .map(|v| v.to_string())
+            .collect()
+    }
 }
 
 /// Sums the values of the last `seconds` sealed seconds of a stream.
