@@ -339,3 +339,54 @@ fn the_example_config_counts_the_readmes_statsd_lines() {
         assert!(after.accepted > before.accepted, "{line} is not counted");
     }
 }
+
+/// A daemon that reads late (stopped here for 1.5 s, as a CPU-starved
+/// host can stall it) still counts each datagram in the second it arrived:
+/// the kernel's receive time, not the time of reading.
+#[tokio::test]
+async fn statsd_datagrams_read_late_count_in_the_second_they_arrived() {
+    let d = Daemon::start(
+        r#"
+[ingest.statsd]
+listen = "127.0.0.1:0"
+requests = ["http.requests"]
+[api]
+listen = "127.0.0.1:0"
+"#,
+    )
+    .await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = d.statsd.unwrap();
+    // 100 ms into a second: stop the daemon; at 300 ms send 100 datagrams;
+    // at 1.6 s (the next second) let it read them.
+    let now = chrono::Utc::now();
+    let second = now.timestamp() + 1;
+    let into = Duration::from_nanos(u64::from(now.timestamp_subsec_nanos()));
+    tokio::time::sleep(Duration::from_millis(1100) - into).await;
+    d.signal("STOP");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..100 {
+        socket.send_to(b"http.requests:1|c", target).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    d.signal("CONT");
+    assert_eq!(
+        chrono::Utc::now().timestamp(),
+        second + 1,
+        "the test ran late: the daemon read in the next second"
+    );
+    // Both seconds sealed (grace 2 s).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let points = d.get_json("/api/v1/series?stream=statsd&seconds=30").await;
+    let value = |s: i64| {
+        points
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["second"] == s)
+            .and_then(|p| p["value"].as_f64())
+    };
+    assert_eq!(value(second), Some(100.0), "{points:#}");
+    assert_ne!(value(second + 1), Some(100.0), "{points:#}");
+    d.terminate().await;
+}

@@ -14,7 +14,9 @@ pub mod parser;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
@@ -169,6 +171,13 @@ fn record(
 }
 
 /// Receives datagrams until `shutdown`; each is ingested under one store lock.
+///
+/// Each datagram is counted in the second the kernel received it
+/// (`SO_TIMESTAMPNS`), not the second rapidscale read it: on a busy host
+/// (a surge is when the application's workers take the CPU) the reader can
+/// fall behind by some milliseconds, or longer, and a backlog read late
+/// would otherwise land in the wrong second, or all in one. Where the
+/// kernel gives no stamp, the time of reading is used.
 pub async fn run(
     socket: UdpSocket,
     max_packet_bytes: usize,
@@ -176,13 +185,17 @@ pub async fn run(
     sink: crate::ingest::Sink,
     shutdown: CancellationToken,
 ) {
+    if let Err(e) = stamps::enable(&socket) {
+        tracing::debug!(error = %e, "No kernel receive timestamps; datagrams are dated when read.");
+    }
     // One byte more than allowed tells an oversized datagram from a full one.
     let mut buf = vec![0u8; max_packet_bytes + 1];
+    let mut control = stamps::control_buffer();
     loop {
-        let len = tokio::select! {
+        let (len, received) = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = socket.recv(&mut buf) => match r {
-                Ok(len) => len,
+            r = socket.async_io(Interest::READABLE, || stamps::recv(&socket, &mut buf, &mut control)) => match r {
+                Ok(got) => got,
                 Err(e) => {
                     // ICMP errors and the like; the socket stays usable.
                     tracing::debug!(error = %e, "StatsD receive failed.");
@@ -190,14 +203,103 @@ pub async fn run(
                 }
             },
         };
-        handle_datagram(&buf[..len], max_packet_bytes, &router, &sink);
+        handle_datagram(&buf[..len], age(received), max_packet_bytes, &router, &sink);
         // Drain what is already queued without going back to the reactor.
         for _ in 0..256 {
-            match socket.try_recv(&mut buf) {
-                Ok(len) => handle_datagram(&buf[..len], max_packet_bytes, &router, &sink),
+            match socket.try_io(Interest::READABLE, || {
+                stamps::recv(&socket, &mut buf, &mut control)
+            }) {
+                Ok((len, received)) => {
+                    handle_datagram(&buf[..len], age(received), max_packet_bytes, &router, &sink)
+                }
                 Err(_) => break,
             }
         }
+    }
+}
+
+/// How long ago the kernel received a datagram: zero without a stamp (or
+/// one from the future), at most a minute (a clock step).
+fn age(received: Option<SystemTime>) -> Duration {
+    age_at(received, SystemTime::now())
+}
+
+fn age_at(received: Option<SystemTime>, now: SystemTime) -> Duration {
+    received
+        .and_then(|r| now.duration_since(r).ok())
+        .unwrap_or_default()
+        .min(Duration::from_secs(60))
+}
+
+/// Kernel receive timestamps (`SO_TIMESTAMPNS`), on Linux.
+#[cfg(target_os = "linux")]
+mod stamps {
+    use std::io;
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+    use nix::sys::time::TimeSpec;
+    use tokio::net::UdpSocket;
+
+    pub(super) fn enable(socket: &UdpSocket) -> io::Result<()> {
+        setsockopt(socket, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)
+    }
+
+    pub(super) fn control_buffer() -> Vec<u8> {
+        nix::cmsg_space!(TimeSpec)
+    }
+
+    /// One datagram into `buf`: its length and when the kernel received it.
+    pub(super) fn recv(
+        socket: &UdpSocket,
+        buf: &mut [u8],
+        control: &mut [u8],
+    ) -> io::Result<(usize, Option<SystemTime>)> {
+        let mut iov = [io::IoSliceMut::new(buf)];
+        let msg = recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(control),
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from)?;
+        let received = msg.cmsgs().ok().and_then(|mut cmsgs| {
+            cmsgs.find_map(|c| match c {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    let secs = u64::try_from(ts.tv_sec()).ok()?;
+                    let nanos = u32::try_from(ts.tv_nsec()).ok()?;
+                    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+                }
+                _ => None,
+            })
+        });
+        Ok((msg.bytes, received))
+    }
+}
+
+/// Elsewhere datagrams are dated when read.
+#[cfg(not(target_os = "linux"))]
+mod stamps {
+    use std::io;
+    use std::time::SystemTime;
+
+    use tokio::net::UdpSocket;
+
+    pub(super) fn enable(_: &UdpSocket) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    pub(super) fn control_buffer() -> Vec<u8> {
+        Vec::new()
+    }
+
+    pub(super) fn recv(
+        socket: &UdpSocket,
+        buf: &mut [u8],
+        _: &mut [u8],
+    ) -> io::Result<(usize, Option<SystemTime>)> {
+        socket.try_recv(buf).map(|n| (n, None))
     }
 }
 
@@ -218,12 +320,14 @@ pub async fn run_in_process(
                 None => return,
             },
         };
-        handle_datagram(&datagram, max_packet_bytes, &router, &sink);
+        handle_datagram(&datagram, Duration::ZERO, max_packet_bytes, &router, &sink);
     }
 }
 
+/// Ingests one datagram received `age` ago.
 fn handle_datagram(
     packet: &[u8],
+    age: Duration,
     max_packet_bytes: usize,
     router: &StatsdRouter,
     sink: &crate::ingest::Sink,
@@ -232,7 +336,7 @@ fn handle_datagram(
         sink.counters.dropped(DropReason::PacketTooLarge);
         return;
     }
-    let now = Arrival::at(sink.clock.now());
+    let now = Arrival::at(sink.clock.now() - chrono::TimeDelta::from_std(age).unwrap_or_default());
     let mut store = crate::ingest::lock(&sink.store);
     router.ingest(packet, now, &mut store, &sink.counters);
 }

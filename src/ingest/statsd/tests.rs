@@ -196,3 +196,45 @@ fn a_set_is_bounded_per_second_and_the_excess_is_counted() {
         extra as u64
     );
 }
+
+#[test]
+fn a_datagrams_age_is_from_the_kernels_stamp_bounded() {
+    let now = std::time::UNIX_EPOCH + Duration::from_secs(T0 as u64);
+    let ms = Duration::from_millis;
+    assert_eq!(age_at(Some(now - ms(250)), now), ms(250));
+    assert_eq!(age_at(None, now), Duration::ZERO, "no stamp: read now");
+    assert_eq!(age_at(Some(now + ms(5)), now), Duration::ZERO, "future");
+    assert_eq!(
+        age_at(Some(now - Duration::from_secs(3600)), now),
+        Duration::from_secs(60),
+        "a clock step"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_kernel_stamps_a_datagram_when_it_arrives_not_when_it_is_read() {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    stamps::enable(&socket).unwrap();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = SystemTime::now();
+    sender
+        .send_to(b"http.requests:1|c", socket.local_addr().unwrap())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut buf = [0u8; 64];
+    let mut control = stamps::control_buffer();
+    let (len, received) = socket
+        .async_io(Interest::READABLE, || {
+            stamps::recv(&socket, &mut buf, &mut control)
+        })
+        .await
+        .unwrap();
+    assert_eq!(&buf[..len], b"http.requests:1|c");
+    let received = received.expect("a kernel stamp");
+    let after_send = received
+        .duration_since(sent)
+        .expect("stamped after sending");
+    assert!(after_send < Duration::from_millis(100), "{after_send:?}");
+    assert!(age(Some(received)) >= Duration::from_millis(300));
+}
