@@ -15,6 +15,12 @@
 //! its requests each reading holds and subtracts them: for nginx, every poll
 //! sent to that host:port since its previous reading; for php-fpm, its own.
 //!
+//! A reading is dated from its round trip, so a poll delayed somewhere (a
+//! busy server's queue, or rapidscale descheduled on a busy host) is
+//! uncertain by its delay: one whose round trip is more than twice the
+//! fastest of the last 16 and a millisecond is sent again, up to twice,
+//! and the fastest answer kept.
+//!
 //! A counter that goes down (the server restarted) restarts from the new
 //! value. A failed poll (an error, or no answer within `timeout`) records
 //! nothing: the next answer's increase is split between the seconds since
@@ -149,17 +155,26 @@ pub struct StatusPoller {
     pub gate: PollGate,
 }
 
-/// One poll: the counter, when it was read, and the gate's count of polls
-/// sent to this host:port including this one.
+/// One poll: the counter, when it was read, the gate's count of polls sent
+/// to this host:port including this one, the poller's own count, and how
+/// long the poll took.
 struct Reading {
     at: f64,
     counter: Result<u64, DropReason>,
     sent: u64,
+    seq: u64,
+    took: f64,
 }
 
-async fn poll(poller: &StatusPoller, client: &reqwest::Client, sink: &Sink) -> Reading {
+async fn poll(
+    poller: &StatusPoller,
+    client: &reqwest::Client,
+    sink: &Sink,
+    seq: &mut u64,
+) -> Reading {
     let mut sent = poller.gate.lock().await;
     *sent += 1;
+    *seq += 1;
     let start = unix_f64(sink);
     let counter = match client
         .get(&poller.url)
@@ -178,7 +193,68 @@ async fn poll(poller: &StatusPoller, client: &reqwest::Client, sink: &Sink) -> R
         at: read_at(start, end),
         counter,
         sent: *sent,
+        seq: *seq,
+        took: end - start,
     }
+}
+
+/// The round trips of a poller's recent answers: a reading much slower
+/// than the fastest of them was delayed somewhere (the server's queue, or
+/// this host descheduling rapidscale), so when it read its counter is
+/// uncertain by up to that delay.
+#[derive(Debug, Default)]
+struct RoundTrips {
+    recent: std::collections::VecDeque<f64>,
+}
+
+impl RoundTrips {
+    const KEPT: usize = 16;
+    /// Polls sent again at most, for one reading.
+    const RETRIES: u32 = 2;
+
+    fn record(&mut self, took: f64) {
+        if self.recent.len() == Self::KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(took);
+    }
+
+    /// Whether a round trip is close enough to the fastest recent one: at
+    /// most twice it and a millisecond.
+    fn is_tight(&self, took: f64) -> bool {
+        let fastest = self.recent.iter().copied().fold(f64::INFINITY, f64::min);
+        !fastest.is_finite() || took <= 2.0 * fastest + 0.001
+    }
+}
+
+/// One reading whose time is known: a poll whose round trip was not tight
+/// is sent again (at most [`RoundTrips::RETRIES`] times), and the answer
+/// with the shortest round trip is kept, as NTP keeps the sample with the
+/// least delay. A failed poll ends the tries.
+async fn best_poll(
+    poller: &StatusPoller,
+    client: &reqwest::Client,
+    sink: &Sink,
+    seq: &mut u64,
+    trips: &mut RoundTrips,
+) -> Reading {
+    let mut best = poll(poller, client, sink, seq).await;
+    for _ in 0..RoundTrips::RETRIES {
+        if best.counter.is_err() || trips.is_tight(best.took) {
+            break;
+        }
+        let again = poll(poller, client, sink, seq).await;
+        if again.counter.is_err() {
+            break;
+        }
+        if again.took < best.took {
+            best = again;
+        }
+    }
+    if best.counter.is_ok() {
+        trips.record(best.took);
+    }
+    best
 }
 
 /// When the server read its counter, for a poll sent at `start` and
@@ -224,6 +300,8 @@ pub async fn run(poller: StatusPoller, sink: Sink, shutdown: CancellationToken) 
         }
     };
     let mut state = PollState::default();
+    let mut trips = RoundTrips::default();
+    let mut seq = 0;
     let step = poller.interval.max(Duration::from_secs(1));
     loop {
         // One reading just before the boundary and one just after: the
@@ -238,7 +316,7 @@ pub async fn run(poller: StatusPoller, sink: Sink, shutdown: CancellationToken) 
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = poll(&poller, &client, &sink) => state.take(&poller, r, &sink),
+            r = best_poll(&poller, &client, &sink, &mut seq, &mut trips) => state.take(&poller, r, &sink),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -246,7 +324,7 @@ pub async fn run(poller: StatusPoller, sink: Sink, shutdown: CancellationToken) 
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = poll(&poller, &client, &sink) => state.take(&poller, r, &sink),
+            r = best_poll(&poller, &client, &sink, &mut seq, &mut trips) => state.take(&poller, r, &sink),
         }
     }
 }
@@ -255,8 +333,8 @@ pub async fn run(poller: StatusPoller, sink: Sink, shutdown: CancellationToken) 
 #[derive(Default)]
 struct PollState {
     seconds: CounterSeconds,
-    /// The gate's count at the previous successful reading.
-    prev_sent: Option<u64>,
+    /// The gate's and the poller's counts at the previous successful reading.
+    prev_sent: Option<(u64, u64)>,
     /// When the previous successful reading was taken.
     prev_at: Option<f64>,
     /// Polls failed since the previous successful reading.
@@ -318,17 +396,18 @@ impl PollState {
             });
         }
         let own = match (kind, self.prev_sent) {
-            // nginx counts every poll of its host:port, this one and
-            // failed ones included (a poll that timed out was usually
+            // nginx counts every poll of its host:port, this one, retries
+            // and failed ones included (a poll that timed out was usually
             // served late).
-            (StatusKind::Nginx, Some(prev)) => reading.sent - prev,
+            (StatusKind::Nginx, Some((sent, _))) => reading.sent - sent,
             // php-fpm counts its own status requests: this one, and the
-            // failed ones, which usually reached it.
-            (StatusKind::PhpFpm, Some(_)) => 1 + self.failed,
+            // retries and failed ones since the previous reading, which
+            // usually reached it.
+            (StatusKind::PhpFpm, Some((_, seq))) => reading.seq - seq,
             (_, None) => 0,
         };
         self.failed = 0;
-        self.prev_sent = Some(reading.sent);
+        self.prev_sent = Some((reading.sent, reading.seq));
         self.prev_at = Some(reading.at);
         (self.seconds.update(reading.at, counter, own), event)
     }
@@ -473,11 +552,15 @@ mod tests {
         );
     }
 
+    /// A reading by a poller alone on its host:port (its count is the
+    /// gate's), or with `seq` set apart.
     fn ok(at: f64, counter: u64, sent: u64) -> Reading {
         Reading {
             at,
             counter: Ok(counter),
             sent,
+            seq: sent,
+            took: 0.001,
         }
     }
 
@@ -486,7 +569,42 @@ mod tests {
             at,
             counter: Err(DropReason::PollFailed),
             sent,
+            seq: sent,
+            took: 0.5,
         }
+    }
+
+    #[test]
+    fn a_round_trip_far_above_the_fastest_recent_one_is_not_tight() {
+        let mut t = RoundTrips::default();
+        assert!(t.is_tight(0.050), "nothing to compare with yet");
+        for took in [0.002, 0.003, 0.0025] {
+            t.record(took);
+        }
+        assert!(t.is_tight(0.004));
+        assert!(t.is_tight(0.005), "2 x 2 ms + 1 ms");
+        assert!(!t.is_tight(0.0051));
+        // The fastest is forgotten after 16 more.
+        for _ in 0..16 {
+            t.record(0.010);
+        }
+        assert!(t.is_tight(0.021));
+    }
+
+    #[test]
+    fn php_fpm_counts_every_poll_of_its_own_since_the_last_reading() {
+        let second = Duration::from_secs(1);
+        let mut p = PollState::default();
+        // php-fpm shares nginx's host:port: the gate counts both pages'
+        // polls, the poller its own (two retries before 102's reading).
+        let read = |at, counter, sent, seq| Reading {
+            seq,
+            ..ok(at, counter, sent)
+        };
+        p.on_reading(StatusKind::PhpFpm, second, read(100.0, 0, 2, 1));
+        p.on_reading(StatusKind::PhpFpm, second, read(101.0, 101, 4, 2));
+        let (got, _) = p.on_reading(StatusKind::PhpFpm, second, read(102.0, 204, 9, 5));
+        assert_eq!(got, vec![(101, 100.0)]);
     }
 
     #[test]
