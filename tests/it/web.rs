@@ -405,21 +405,54 @@ read = {{ target = 0.7, min = 5, max = 40000, metric = "ddb.consumed{{table:post
             total * 100.0,
             if gap.is_empty() { String::new() } else { format!(", {} seconds in poll gaps", gap.len()) }
         );
-        // Every second within 1 %, but for at most one boundary where this
-        // host's timing moved (the two seconds beside it, each within 3 %):
-        // nginx stamps $time_local when its event loop wakes, and
-        // rapidscale a datagram when it reads it, so a process descheduled
-        // for some ms on a busy VM moves requests that ended just after a
-        // boundary into the second before. The whole run within 0.2 %.
-        let off: Vec<usize> = (0..seconds.len())
-            .filter(|i| by_second[*i] > 0.01)
-            .collect();
-        assert!(
-            off.len() <= 2
-                && off.windows(2).all(|w| seconds[w[1]] == seconds[w[0]] + 1)
-                && worst <= 0.03,
-            "{name}: {by_second:?} (seconds {seconds:?})"
-        );
+        // The access log and StatsD: every second within 1 %, but for at
+        // most one boundary where this host's timing moved (the two
+        // seconds beside it, each within 3 %): nginx stamps $time_local
+        // when its event loop wakes, so a worker descheduled for some ms
+        // on a busy VM stamps requests that ended just after a boundary
+        // with the second before (StatsD is stamped by the kernel).
+        //
+        // The status pages are counters read by rapidscale twice around
+        // each boundary and dated by its clock: on a VM with 45-50 % steal
+        // time a reading is now and then dated tens of ms off even after
+        // the round-trip retries, moving that many ms of requests across
+        // one boundary (1.5 to 6.7 % of a second at ~1,500/s), the pair's
+        // sum unchanged. For them: most seconds within 1 % (the median);
+        // a second beyond it only beside a neighbour with which it sums
+        // within 1 %; each second within 10 %.
+        // The whole run within 0.2 % for every source.
+        if name.ends_with("_status") {
+            // Off by the requests of a moved boundary: the second and a
+            // neighbour together within 1 %.
+            let pair = |a: i64, b: i64| {
+                let got2 = got.get(&a).zip(got.get(&b)).map(|(x, y)| x.0 + y.0);
+                let log2 = truth(&a) + truth(&b);
+                got2.map_or(f64::INFINITY, |g| (g - log2).abs() / log2.max(1.0))
+            };
+            let unexplained: Vec<i64> = (0..seconds.len())
+                .filter(|i| by_second[*i] > 0.01)
+                .map(|i| seconds[i])
+                .filter(|s| {
+                    [s - 1, s + 1]
+                        .iter()
+                        .all(|n| !seconds.contains(n) || pair(*s.min(n), *s.max(n)) > 0.01)
+                })
+                .collect();
+            assert!(
+                median <= 0.01 && worst <= 0.10 && unexplained.is_empty(),
+                "{name}: {by_second:?} (seconds {seconds:?}; off alone: {unexplained:?})"
+            );
+        } else {
+            let off: Vec<usize> = (0..seconds.len())
+                .filter(|i| by_second[*i] > 0.01)
+                .collect();
+            assert!(
+                off.len() <= 2
+                    && off.windows(2).all(|w| seconds[w[1]] == seconds[w[0]] + 1)
+                    && worst <= 0.03,
+                "{name}: {by_second:?} (seconds {seconds:?})"
+            );
+        }
         assert!(total.abs() <= 0.002, "{name}: total off by {total}");
         // The seconds of a poll gap are known (but those sealed before the
         // answer), and together right.
