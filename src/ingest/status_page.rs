@@ -123,6 +123,11 @@ impl CounterSeconds {
         out
     }
 
+    /// When the latest reading was taken, if there is one.
+    pub fn last_at(&self) -> Option<f64> {
+        self.last.map(|(at, _, _)| at)
+    }
+
     /// Forget the baseline (after a failed poll the gap is unknown).
     pub fn reset(&mut self) {
         *self = CounterSeconds::default();
@@ -153,6 +158,13 @@ pub struct StatusPoller {
     pub timeout: Duration,
     /// Shared by every poller of the same host:port.
     pub gate: PollGate,
+}
+
+impl StatusPoller {
+    /// The polling step: the interval, at least a second.
+    fn step(&self) -> Duration {
+        self.interval.max(Duration::from_secs(1))
+    }
 }
 
 /// One poll: the counter, when it was read, the gate's count of polls sent
@@ -302,7 +314,7 @@ pub async fn run(poller: StatusPoller, sink: Sink, shutdown: CancellationToken) 
     let mut state = PollState::default();
     let mut trips = RoundTrips::default();
     let mut seq = 0;
-    let step = poller.interval.max(Duration::from_secs(1));
+    let step = poller.step();
     loop {
         // One reading just before the boundary and one just after: the
         // counter at the boundary is interpolated over a few ms, so a surge
@@ -335,8 +347,6 @@ struct PollState {
     seconds: CounterSeconds,
     /// The gate's and the poller's counts at the previous successful reading.
     prev_sent: Option<(u64, u64)>,
-    /// When the previous successful reading was taken.
-    prev_at: Option<f64>,
     /// Polls failed since the previous successful reading.
     failed: u64,
 }
@@ -382,7 +392,7 @@ impl PollState {
         };
         let mut event = None;
         if self.failed > 0 {
-            let from = self.prev_at.unwrap_or(reading.at);
+            let from = self.seconds.last_at().unwrap_or(reading.at);
             let split = reading.at - from <= Self::max_gap(step);
             if !split {
                 self.seconds.reset();
@@ -408,12 +418,11 @@ impl PollState {
         };
         self.failed = 0;
         self.prev_sent = Some((reading.sent, reading.seq));
-        self.prev_at = Some(reading.at);
         (self.seconds.update(reading.at, counter, own), event)
     }
 
     fn take(&mut self, poller: &StatusPoller, reading: Reading, sink: &Sink) {
-        let step = poller.interval.max(Duration::from_secs(1));
+        let step = poller.step();
         let ok = reading.counter.is_ok();
         if let Err(reason) = reading.counter {
             sink.counters.dropped(reason);
