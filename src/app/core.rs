@@ -221,8 +221,16 @@ impl<C: CloudBackend> Core<C> {
     }
 
     /// The trackers and the deciders (with the group's own resolution, which
-    /// may ask instance metadata and AWS, in a task of its own).
-    pub(crate) fn spawn_deciding(&self, tasks: &TaskTracker, stop: &CancellationToken) {
+    /// may ask instance metadata and AWS, in a task of its own). The
+    /// trackers run until `stop`; the decide loop makes no new decision
+    /// after `decisions_stop` (the daemon's: ingestion has stopped, and a
+    /// stopped source's silence is not low demand).
+    pub(crate) fn spawn_deciding(
+        &self,
+        tasks: &TaskTracker,
+        stop: &CancellationToken,
+        decisions_stop: &CancellationToken,
+    ) {
         let (Some(cloud), Some(actuator)) = (self.cloud.clone(), self.actuator.clone()) else {
             return;
         };
@@ -315,7 +323,7 @@ impl<C: CloudBackend> Core<C> {
         };
         tasks.spawn(
             decide
-                .run(stop.clone())
+                .run(decisions_stop.clone())
                 .instrument(tracing::info_span!("decide")),
         );
     }

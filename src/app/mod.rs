@@ -101,7 +101,7 @@ async fn run_reloadable<C: CloudBackend>(
 
     let (stop, tasks) = &stages.deciding;
     core.spawn_coordination(tasks, stop);
-    core.spawn_deciding(tasks, stop);
+    core.spawn_deciding(tasks, stop, &stages.decisions_stop());
     core.spawn_cloudwatch(tasks, stop);
     tasks.spawn(save_history_every(
         config.clone(),

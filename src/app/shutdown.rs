@@ -1,7 +1,9 @@
-//! Stopping in stages: ingest first (no new samples), then the deciding
-//! parts (no new decisions; a change already sent to AWS finishes and is
-//! audited), then the API (it answered until then), then the audit log is
-//! flushed. Each stage is bounded.
+//! Stopping in stages: ingest first (no new samples, and with it no new
+//! decisions: the seconds after it are silent because rapidscale stopped
+//! listening, not because traffic stopped), then the deciding parts (a
+//! change already sent to AWS finishes and is audited; the trackers stop),
+//! then the API (it answered until then), then the audit log is flushed.
+//! Each stage is bounded.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -43,6 +45,14 @@ pub(crate) struct Stages {
     pub ingest: (CancellationToken, TaskTracker),
     pub deciding: (CancellationToken, TaskTracker),
     pub api: (CancellationToken, TaskTracker),
+}
+
+impl Stages {
+    /// The decide loop's stop signal: fires with ingest's, before the
+    /// deciding stage (whose changes in flight still finish).
+    pub(crate) fn decisions_stop(&self) -> CancellationToken {
+        self.ingest.0.child_token()
+    }
 }
 
 async fn drain(tracker: &TaskTracker, within: Duration) -> bool {
@@ -162,6 +172,22 @@ mod tests {
         );
         assert!(!api_up.load(Ordering::SeqCst));
         assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+
+    /// No decision is made on the silence of stopped ingestion.
+    #[tokio::test(start_paused = true)]
+    async fn decisions_stop_with_ingest_before_the_deciding_stage() {
+        let stages = Stages::default();
+        let decisions = stages.decisions_stop();
+        let (deciding, _) = &stages.deciding;
+        let (d, stop) = (deciding.clone(), decisions.clone());
+        let seen = tokio::spawn(async move {
+            stop.cancelled().await;
+            d.is_cancelled()
+        });
+        stages.ingest.0.cancel();
+        assert!(!seen.await.unwrap(), "the deciding stage was still running");
+        assert!(decisions.is_cancelled());
     }
 
     /// Tasks that ignore their signal cost each stage its grace, no more.

@@ -82,7 +82,7 @@ async fn start(read: u64, rate: u64, faults: Vec<Fault>) -> World {
     let stream = core.config.ingest.requests_stream.clone().unwrap();
     let id = lock(&core.store).register(&stream, StreamKind::Push);
     let shutdown = CancellationToken::new();
-    core.spawn_deciding(&TaskTracker::new(), &shutdown);
+    core.spawn_deciding(&TaskTracker::new(), &shutdown, &shutdown);
     let (store, token) = (core.store.clone(), shutdown.clone());
     let rate = Arc::new(AtomicU64::new(rate));
     tokio::spawn(async move {

@@ -340,7 +340,7 @@ async fn drive(
         counters: SourceCounters::new("trace"),
     };
     let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
-    core.spawn_deciding(&tasks, &stop);
+    core.spawn_deciding(&tasks, &stop, &stop);
 
     let t0 = tokio::time::Instant::now();
     for s in 0..requests.len() {

@@ -9,7 +9,10 @@
 //! - no data is not zero traffic. A sealed second of a push stream (StatsD,
 //!   logs) with no sample is 0 only while the stream is alive: once it has
 //!   been silent for more than `silence_after_s` seconds (or before its
-//!   first sample) its seconds are unknown (NaN). A sealed second of a poll
+//!   first sample), or for long enough that its recent sample rate would
+//!   have put `SILENT_EXPECTED_SAMPLES` samples into the silence, its
+//!   seconds are unknown (NaN): a stream of 20 samples a second that stops
+//!   dead has been cut off, not gone quiet. A sealed second of a poll
 //!   stream (status pages) with no successful poll is unknown. Every window
 //!   skips unknown seconds.
 
@@ -165,9 +168,19 @@ const MAX_FUTURE_S: i64 = 2;
 /// counted (`set_full`).
 pub const MAX_SET_MEMBERS: usize = 100_000;
 
+/// A push stream silent for as long as its recent sample rate needs to put
+/// this many samples into the silence is cut off, not quiet: its empty
+/// seconds are unknown. Requests arriving independently at that rate leave
+/// such a gap with probability e^-6 (0.25 %).
+pub const SILENT_EXPECTED_SAMPLES: f64 = 6.0;
+/// Seconds over which a push stream's sample rate is measured.
+const RATE_WINDOW_S: usize = 10;
+
 #[derive(Default)]
 struct OpenSecond {
     observed: bool,
+    /// Samples taken for this second.
+    samples: u32,
     /// Of the current second only: what arrived in each quarter, and how many samples.
     quarters: [f64; 4],
     quarter_samples: [u32; 4],
@@ -196,6 +209,42 @@ struct Stream {
     spare_histograms: Vec<Histogram<u32>>,
     /// The newest sealed second that had a sample.
     last_observed_sealed: Option<i64>,
+    /// Samples of the newest sealed seconds: slot `second mod RATE_WINDOW_S`
+    /// holds (second, samples).
+    sample_slots: [(i64, u32); RATE_WINDOW_S],
+    /// Samples per second over the `RATE_WINDOW_S` seconds up to
+    /// `last_observed_sealed`: how fast the stream was sending before any
+    /// silence that follows.
+    rate_before_silence: f64,
+}
+
+impl Stream {
+    /// Whether `second`, in which nothing arrived, is quiet (zero) rather
+    /// than unknown, `last` being the newest second that had a sample: only
+    /// in a push stream, while the silence is shorter than
+    /// `silence_after_s` and than the stream's recent rate makes plausible.
+    fn quiet(&self, last: Option<i64>, second: i64, silence_after_s: i64) -> bool {
+        self.kind == StreamKind::Push
+            && last.is_some_and(|last| {
+                let silent_for = second - last;
+                silent_for <= silence_after_s
+                    && self.rate_before_silence * (silent_for as f64) < SILENT_EXPECTED_SAMPLES
+            })
+    }
+
+    fn count_samples(&mut self, second: i64, samples: u32) {
+        self.sample_slots[second.rem_euclid(RATE_WINDOW_S as i64) as usize] = (second, samples);
+        if samples > 0 {
+            let from = second - RATE_WINDOW_S as i64;
+            let total: u32 = self
+                .sample_slots
+                .iter()
+                .filter(|(s, _)| *s > from && *s <= second)
+                .map(|(_, n)| n)
+                .sum();
+            self.rate_before_silence = total as f64 / RATE_WINDOW_S as f64;
+        }
+    }
 }
 
 /// What the API and the periodic log show about a stream.
@@ -281,6 +330,8 @@ impl SeriesStore {
             samples_total: 0,
             spare_histograms: Vec::new(),
             last_observed_sealed: None,
+            sample_slots: [(i64::MIN, 0); RATE_WINDOW_S],
+            rate_before_silence: 0.0,
         });
         self.by_name.insert(name.to_string(), id);
         id
@@ -326,6 +377,7 @@ impl SeriesStore {
         s.last_sample_second = Some(s.last_sample_second.map_or(second, |l| l.max(second)));
         let open = s.open.entry(second).or_default();
         open.observed = true;
+        open.samples = open.samples.saturating_add(1);
         if second == now_s {
             let q = (arrival.millis / 250).min(3) as usize;
             open.quarter_samples[q] += 1;
@@ -380,6 +432,7 @@ impl SeriesStore {
         };
         // After a long pause (a suspended process) fill at most one ring of history.
         let from = from.max(horizon - self.config.seconds_kept as i64);
+        let silence_after_s = self.config.silence_after_s;
         for s in &mut self.streams {
             for second in from..horizon {
                 let point = match s.open.remove(&second) {
@@ -387,6 +440,7 @@ impl SeriesStore {
                         if open.observed {
                             s.last_observed_sealed = Some(second);
                         }
+                        s.count_samples(second, open.samples);
                         let point = seal_second(&open, s.kind);
                         if let Some(mut h) = open.latency.take() {
                             h.reset();
@@ -397,12 +451,11 @@ impl SeriesStore {
                         point
                     }
                     None => {
-                        let alive = s
-                            .last_observed_sealed
-                            .is_some_and(|last| second - last <= self.config.silence_after_s);
-                        match s.kind {
-                            StreamKind::Push if alive => SecondPoint::ZERO,
-                            StreamKind::Push | StreamKind::Poll => SecondPoint::GAP,
+                        s.count_samples(second, 0);
+                        if s.quiet(s.last_observed_sealed, second, silence_after_s) {
+                            SecondPoint::ZERO
+                        } else {
+                            SecondPoint::GAP
                         }
                     }
                 };
@@ -479,12 +532,10 @@ impl SeriesStore {
             if let Some(open) = s.open.get(&second) {
                 return open.value();
             }
-            let alive = s
-                .last_sample_second
-                .is_some_and(|l| second - l <= self.config.silence_after_s);
-            match s.kind {
-                StreamKind::Push if alive => 0.0,
-                _ => f64::NAN,
+            if s.quiet(s.last_sample_second, second, self.config.silence_after_s) {
+                0.0
+            } else {
+                f64::NAN
             }
         }));
         out

@@ -229,6 +229,73 @@ fn silence_is_unknown_not_zero() {
     );
 }
 
+/// The sealed seconds from T0 on, "?" for unknown.
+fn shown(s: &SeriesStore, stream: StreamId) -> Vec<String> {
+    s.seconds(stream, 100)
+        .into_iter()
+        .filter(|(sec, _)| *sec >= T0)
+        .map(|(_, p)| {
+            if p.is_gap() {
+                "?".to_string()
+            } else {
+                p.value.to_string()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_busy_stream_that_stops_dead_is_cut_off_not_quiet() {
+    let (mut s, web, _) = store();
+    // 10 samples a second (2 units each) for 12 s, then nothing.
+    for t in T0..T0 + 12 {
+        for _ in 0..10 {
+            s.observe(web, t, Observation::Count(2.0), t).unwrap();
+        }
+        s.seal(t);
+    }
+    // Mid-second: what the open seconds read before they are sealed.
+    let recent = s.recent(web, T0 + 14, 4);
+    assert_eq!(recent[..2], [20.0, 20.0]);
+    assert!(recent[2..].iter().all(|v| v.is_nan()), "{recent:?}");
+    s.seal(T0 + 16);
+    let values = shown(&s, web);
+    assert_eq!(values[10..], ["20", "20", "?", "?"]);
+    // The rate is measured again once samples come back.
+    for t in T0 + 16..T0 + 30 {
+        s.observe(web, t, Observation::Count(2.0), t).unwrap();
+        s.seal(t);
+    }
+    s.seal(T0 + 34);
+    let values = shown(&s, web);
+    // One sample a second: a silence of up to 5 s is quiet.
+    assert_eq!(values[28..], ["2", "2", "0", "0"]);
+}
+
+#[test]
+fn a_sparse_stream_keeps_its_quiet_seconds() {
+    // 3 samples every 2 s (1.5 a second over the 10 s the rate is measured
+    // on): one silent second is quiet, 3 still are; 4 would have needed 6
+    // samples: the fourth is unknown.
+    let (mut s, web, _) = store();
+    let mut t = T0;
+    let pattern = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 1];
+    for on in pattern {
+        if on == 1 {
+            for _ in 0..3 {
+                s.observe(web, t, Observation::Count(1.0), t).unwrap();
+            }
+        }
+        s.seal(t);
+        t += 1;
+    }
+    s.seal(t + 2);
+    assert_eq!(
+        shown(&s, web)[8..],
+        ["3", "0", "3", "0", "0", "0", "?", "3"]
+    );
+}
+
 #[test]
 fn recent_rate_shows_a_mid_second_step_at_full_height() {
     let (mut s, web, _) = store();
@@ -266,12 +333,10 @@ fn recent_second_by_second(s: &SeriesStore, stream: StreamId, now_s: i64, n: usi
             if s.sealed_below.is_some_and(|b| second < b) {
                 return st.seconds.get(second).map_or(f64::NAN, |p| p.value as f64);
             }
-            let alive = st
-                .last_sample_second
-                .is_some_and(|l| second - l <= s.config.silence_after_s);
-            match st.kind {
-                StreamKind::Push if alive => 0.0,
-                _ => f64::NAN,
+            if st.quiet(st.last_sample_second, second, s.config.silence_after_s) {
+                0.0
+            } else {
+                f64::NAN
             }
         })
         .collect()
