@@ -602,12 +602,21 @@ fn read_from(path: &Path, offset: &mut u64) -> Vec<AuditRecord> {
     out
 }
 
-/// One line per decision: time, resource, changes with their rule, outcome.
+/// One line per decision: time, resource, changes with their rule (and
+/// their member, when a call covers an index as well), outcome.
 pub fn describe(r: &AuditRecord) -> String {
     let changes = r
         .changes
         .iter()
-        .map(|c| format!("{} {} -> {} ({})", c.op, c.from, c.to, c.rule))
+        .map(|c| {
+            let member = c
+                .resource
+                .as_deref()
+                .filter(|m| *m != r.resource)
+                .map(|m| format!("{m} "))
+                .unwrap_or_default();
+            format!("{member}{} {} -> {} ({})", c.op, c.from, c.to, c.rule)
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let outcome = serde_json::to_value(r.outcome)
@@ -625,4 +634,51 @@ pub fn describe(r: &AuditRecord) -> String {
         r.time.format("%H:%M:%S"),
         r.resource
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditChange, Outcome};
+
+    fn change(resource: Option<&str>, op: &str, from: u64, to: u64) -> AuditChange {
+        AuditChange {
+            resource: resource.map(str::to_string),
+            op: op.into(),
+            from,
+            to,
+            rule: "surge".into(),
+            demand: Some(100.0),
+            threshold: None,
+            window_s: 2,
+        }
+    }
+
+    #[test]
+    fn a_call_for_a_table_and_its_index_names_the_index() {
+        let r = AuditRecord {
+            id: "d-1".into(),
+            time: chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap(),
+            phase: Phase::Completed,
+            service: "dynamodb".into(),
+            resource: "posts".into(),
+            mode: crate::config::Mode::Apply,
+            outcome: Outcome::Applied,
+            changes: vec![
+                change(Some("posts"), "read", 50, 258),
+                change(None, "write", 10, 52),
+                change(Some("posts/by_user"), "read", 20, 103),
+            ],
+            decrease: false,
+            reason: None,
+            error: None,
+            fencing: None,
+            observed: None,
+        };
+        assert_eq!(
+            describe(&r),
+            "16:00:00 posts            read 50 -> 258 (surge), write 10 -> 52 (surge), \
+             posts/by_user read 20 -> 103 (surge) [applied]"
+        );
+    }
 }
