@@ -238,7 +238,14 @@ async fn a_restart_keeps_the_decrease_budget() {
         s["dynamodb"][0]["decreases_used_today"] == 1
     })
     .await;
+    // The sender stops dead, for less than `stale_after` (5 s): its 10
+    // packets a second make the silence unknown, not zero demand, so no
+    // second decrease follows.
     drop(traffic);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(capacity(&table).await, (read, write));
+    let status = d.get_json("/api/v1/status").await;
+    assert_eq!(status["dynamodb"][0]["decreases_used_today"], 1);
     d.terminate().await;
 
     let d = Daemon::start(&cfg).await;
