@@ -231,7 +231,11 @@ fn age_at(received: Option<SystemTime>, now: SystemTime) -> Duration {
         .min(Duration::from_secs(60))
 }
 
-/// Kernel receive timestamps (`SO_TIMESTAMPNS`), on Linux.
+/// Kernel receive timestamps (`SO_TIMESTAMPNS`), on Linux. The kernel
+/// switches stamping on for the host from a work item after the first
+/// socket asks; datagrams that arrive before it has run are stamped when
+/// read, as on other systems (a moment after start, on a host where no
+/// other process stamps).
 #[cfg(target_os = "linux")]
 mod stamps {
     use std::io;

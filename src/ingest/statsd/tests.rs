@@ -217,13 +217,40 @@ async fn the_kernel_stamps_a_datagram_when_it_arrives_not_when_it_is_read() {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     stamps::enable(&socket).unwrap();
     let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut buf = [0u8; 64];
+    let mut control = stamps::control_buffer();
+    // Linux turns receive stamps on for the whole host from a work item
+    // after the first socket asks (the `netstamp_needed` static key); until
+    // it has run, which on a loaded host takes a while, a datagram is
+    // stamped when it is read. Probe until stamps are taken on arrival.
+    let mut on = false;
+    for _ in 0..100 {
+        let probe_sent = SystemTime::now();
+        sender
+            .send_to(b"probe:1|c", socket.local_addr().unwrap())
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (_, stamp) = socket
+            .async_io(Interest::READABLE, || {
+                stamps::recv(&socket, &mut buf, &mut control)
+            })
+            .await
+            .unwrap();
+        let stamp = stamp.expect("a kernel stamp");
+        if stamp
+            .duration_since(probe_sent)
+            .is_ok_and(|d| d < Duration::from_millis(25))
+        {
+            on = true;
+            break;
+        }
+    }
+    assert!(on, "the kernel never stamped a datagram on arrival");
     let sent = SystemTime::now();
     sender
         .send_to(b"http.requests:1|c", socket.local_addr().unwrap())
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut buf = [0u8; 64];
-    let mut control = stamps::control_buffer();
     let (len, received) = socket
         .async_io(Interest::READABLE, || {
             stamps::recv(&socket, &mut buf, &mut control)
