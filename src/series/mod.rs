@@ -665,7 +665,14 @@ fn roll_minute(s: &mut Stream, second: i64, point: SecondPoint) {
         Some((m, acc)) if *m == minute => add_to_minute(acc, point),
         current => {
             if let Some((m, acc)) = current.take() {
-                s.minutes.push_after_gap(m, acc, MinutePoint::EMPTY);
+                // A minute the ring already holds (restored after a restart
+                // that came back within `grace` of a minute boundary, so the
+                // first sealed seconds fall in the last saved minute) keeps
+                // its saved point: pushing it again would restart the ring
+                // and lose the whole history.
+                if s.minutes.last_key().is_none_or(|last| m > last) {
+                    s.minutes.push_after_gap(m, acc, MinutePoint::EMPTY);
+                }
             }
             let mut acc = MinutePoint::EMPTY;
             add_to_minute(&mut acc, point);

@@ -66,6 +66,11 @@ impl<T> Ring<T> {
         self.push(key, item);
     }
 
+    /// The key of the newest item.
+    pub fn last_key(&self) -> Option<i64> {
+        self.last_key
+    }
+
     fn first_key(&self) -> Option<i64> {
         self.last_key.map(|l| l - self.items.len() as i64 + 1)
     }

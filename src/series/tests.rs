@@ -376,3 +376,33 @@ fn recent_reads_sealed_and_open_seconds_as_it_did_second_by_second() {
         }
     }
 }
+
+#[test]
+fn a_restart_within_grace_of_a_minute_boundary_keeps_the_restored_minutes() {
+    // Saved before the restart: the 5 minutes up to the one that began at
+    // `boundary - 60`. Back 1 s after `boundary`, a sample of the second
+    // before it arrives (within the 2 s grace): the first sealed second
+    // falls in that last saved minute.
+    let (mut s, web, _) = store();
+    let boundary = (T0 / 60 + 1) * 60;
+    let point = MinutePoint {
+        sum: 600.0,
+        peak: 12.0,
+        known_seconds: 60,
+    };
+    let saved: Vec<(i64, MinutePoint)> =
+        (1..=5).rev().map(|k| (boundary - 60 * k, point)).collect();
+    s.restore_minutes(web, &saved);
+    s.observe(web, boundary - 1, Observation::Count(5.0), boundary + 1)
+        .unwrap();
+    for t in boundary + 1..boundary + 130 {
+        s.observe(web, t, Observation::Count(5.0), t).unwrap();
+        s.seal(t);
+    }
+    let minutes = s.minutes(web, 100);
+    assert_eq!(minutes.len(), 7, "5 restored and 2 new: {minutes:?}");
+    assert_eq!(minutes[..5], saved[..], "the saved minute keeps its point");
+    assert_eq!(minutes[5].0, boundary);
+    assert_eq!(minutes[6].0, boundary + 60);
+    assert_eq!(minutes[6].1.sum, 300.0);
+}
