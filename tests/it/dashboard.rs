@@ -120,6 +120,17 @@ impl Driver {
         self.post(&format!("element/{id}/click"), json!({})).await;
     }
 
+    /// Clicks the element `css` selects; WebDriver's error when the page
+    /// replaced it between finding and clicking (a stale element).
+    async fn try_click(&self, css: &str) -> Result<(), Value> {
+        let id = self.find(css).await;
+        let r = self.post(&format!("element/{id}/click"), json!({})).await;
+        match r.get("error") {
+            Some(_) => Err(r),
+            None => Ok(()),
+        }
+    }
+
     /// Types `text` into the element `css` selects.
     async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await;
@@ -476,7 +487,10 @@ read = {{ target = 0.5, min = 1, max = 5000, per_request = 1 }}
     // Pressing Apply asks for the token once (kept in the page), then
     // applies; a recommendation that moved gets the API's 409 and the
     // operator presses the new one.
-    let mut presses = 0;
+    // A button replaced by a newer recommendation between finding and
+    // clicking is not pressed (WebDriver says the element is stale): the
+    // test looks for the newest one again.
+    let (mut presses, mut stale) = (0, 0);
     let applied = loop {
         until(
             &browser,
@@ -485,7 +499,11 @@ read = {{ target = 0.5, min = 1, max = 5000, per_request = 1 }}
             "return document.querySelectorAll('#pending button').length",
         )
         .await;
-        browser.click("#pending button").await;
+        if let Err(e) = browser.try_click("#pending button").await {
+            stale += 1;
+            assert!(stale < 10, "the Apply button cannot be clicked: {e}");
+            continue;
+        }
         presses += 1;
         if presses == 1 {
             until(
