@@ -208,20 +208,8 @@ fn silence_is_unknown_not_zero() {
     s.observe(web, T0 + 14, Observation::Count(2.0), T0 + 14)
         .unwrap();
     s.seal(T0 + 20);
-    let values: Vec<String> = s
-        .seconds(web, 100)
-        .into_iter()
-        .filter(|(sec, _)| *sec >= T0)
-        .map(|(_, p)| {
-            if p.is_gap() {
-                "?".to_string()
-            } else {
-                p.value.to_string()
-            }
-        })
-        .collect();
     assert_eq!(
-        values,
+        shown(&s, web),
         [
             "?", "?", "?", "2", "0", "0", "0", "0", "0", "?", "?", "?", "?", "?", "2", "0", "0",
             "0"

@@ -211,6 +211,19 @@ fn a_datagrams_age_is_from_the_kernels_stamp_bounded() {
     );
 }
 
+/// One datagram and its kernel stamp, read when the socket is readable.
+#[cfg(target_os = "linux")]
+async fn recv_stamped(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    control: &mut [u8],
+) -> (usize, Option<SystemTime>) {
+    socket
+        .async_io(Interest::READABLE, || stamps::recv(socket, buf, control))
+        .await
+        .unwrap()
+}
+
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn the_kernel_stamps_a_datagram_when_it_arrives_not_when_it_is_read() {
@@ -230,12 +243,7 @@ async fn the_kernel_stamps_a_datagram_when_it_arrives_not_when_it_is_read() {
             .send_to(b"probe:1|c", socket.local_addr().unwrap())
             .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let (_, stamp) = socket
-            .async_io(Interest::READABLE, || {
-                stamps::recv(&socket, &mut buf, &mut control)
-            })
-            .await
-            .unwrap();
+        let (_, stamp) = recv_stamped(&socket, &mut buf, &mut control).await;
         let stamp = stamp.expect("a kernel stamp");
         if stamp
             .duration_since(probe_sent)
@@ -251,12 +259,7 @@ async fn the_kernel_stamps_a_datagram_when_it_arrives_not_when_it_is_read() {
         .send_to(b"http.requests:1|c", socket.local_addr().unwrap())
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (len, received) = socket
-        .async_io(Interest::READABLE, || {
-            stamps::recv(&socket, &mut buf, &mut control)
-        })
-        .await
-        .unwrap();
+    let (len, received) = recv_stamped(&socket, &mut buf, &mut control).await;
     assert_eq!(&buf[..len], b"http.requests:1|c");
     let received = received.expect("a kernel stamp");
     let after_send = received
